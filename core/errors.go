@@ -1,0 +1,115 @@
+package core
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Sentinel errors. Match them with errors.Is: the errors the package returns
+// wrap them together with the details.
+var (
+	// ErrStartup matches every error Start returns after the service left
+	// StateNew: a part failed to start, the start timed out or was cancelled,
+	// or the service's options were invalid. See *StartupError.
+	ErrStartup = errors.New("service failed to start")
+	// ErrUnhealthy matches the errors of Healthcheck and the monitor.
+	ErrUnhealthy = errors.New("service unhealthy")
+	// ErrAlreadyStarted is returned by a second Start, and by Start after Stop.
+	ErrAlreadyStarted = errors.New("service already started")
+	// ErrStopTimeout matches a *StopTimeoutError.
+	ErrStopTimeout = errors.New("service stop timed out")
+	// ErrCycle matches a *CycleError: requirements that require each other.
+	ErrCycle = errors.New("dependency cycle")
+	// ErrInvalidOption matches errors caused by a bad option value, such as
+	// a negative duration or a nil function. Start returns them wrapped in a
+	// *StartupError.
+	ErrInvalidOption = errors.New("invalid option")
+)
+
+// StartupError is the error Start returns when the start failed: it names
+// the service and the part that failed ("requirement db", "OnStart hook 2",
+// "task fetch", "check ping", "options") and wraps the cause. It matches
+// ErrStartup.
+type StartupError struct {
+	Service string // the service being started
+	Part    string // what failed; empty when the whole start timed out
+	Err     error  // the cause
+}
+
+func (e *StartupError) Error() string {
+	if e.Part == "" {
+		return fmt.Sprintf("start %s: %v", e.Service, e.Err)
+	}
+	return fmt.Sprintf("start %s: %s: %v", e.Service, e.Part, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *StartupError) Unwrap() error { return e.Err }
+
+// Is reports whether target is ErrStartup.
+func (e *StartupError) Is(target error) bool { return target == ErrStartup }
+
+// StopTimeoutError names the units of work still running when a service's
+// StopTimeout ran out. They were told to stop (their context is cancelled)
+// but did not return; the service went on with its stop sequence without
+// them. It matches ErrStopTimeout.
+type StopTimeoutError struct {
+	Service string
+	Timeout time.Duration
+	Units   []string // names as given to Host.Go, such as "task fetch#2"
+}
+
+func (e *StopTimeoutError) Error() string {
+	return fmt.Sprintf("stop %s: %s still running after %v", e.Service, strings.Join(e.Units, ", "), e.Timeout)
+}
+
+// Is reports whether target is ErrStopTimeout.
+func (e *StopTimeoutError) Is(target error) bool { return target == ErrStopTimeout }
+
+// CycleError is a chain of requirements that leads back to its start. Path
+// lists the names from the first to the repeated one, so its message reads
+// "dependency cycle: a -> b -> a". It matches ErrCycle.
+type CycleError struct {
+	Path []string
+}
+
+func (e *CycleError) Error() string {
+	return "dependency cycle: " + strings.Join(e.Path, " -> ")
+}
+
+// Is reports whether target is ErrCycle.
+func (e *CycleError) Is(target error) bool { return target == ErrCycle }
+
+// TaskError is a failed run of a task worker (package task): the error the
+// service fails with when a task's failure is not retried.
+type TaskError struct {
+	Service string
+	Task    string
+	Worker  int // from 1
+	Err     error
+}
+
+func (e *TaskError) Error() string {
+	return fmt.Sprintf("task %s/%s worker %d: %v", e.Service, e.Task, e.Worker, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *TaskError) Unwrap() error { return e.Err }
+
+// PanicError is a recovered panic. Value is what was passed to panic and
+// Stack the goroutine's stack at the panic.
+type PanicError struct {
+	Value any
+	Stack []byte
+}
+
+func (e *PanicError) Error() string { return fmt.Sprintf("panic: %v", e.Value) }
+
+// Unwrap returns Value when it is an error, so errors.Is sees through
+// panic(err).
+func (e *PanicError) Unwrap() error {
+	err, _ := e.Value.(error)
+	return err
+}

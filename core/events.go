@@ -1,0 +1,21 @@
+package core
+
+import (
+	"context"
+	"log/slog"
+)
+
+// raise is the one place where lifecycle events are raised: every state
+// change of a service goes through it. Today it logs them; a typed event
+// stream will hang off it too.
+func (b *Base) raise(ctx context.Context, from, to State, err error) {
+	level := slog.LevelInfo
+	attrs := []slog.Attr{slog.String("from", from.String()), slog.String("state", to.String())}
+	if err != nil {
+		attrs = append(attrs, slog.Any("error", err))
+		if to == StateFailed || to == StateStopping {
+			level = slog.LevelError
+		}
+	}
+	b.log.LogAttrs(ctx, level, "service "+to.String(), attrs...)
+}

@@ -1,0 +1,147 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/coreservice/coreservice/internal/telemetry"
+)
+
+// Check is a named health check hosted by a service. Package health builds
+// them (health.Check); register one with Config.AddCheck.
+//
+// The service runs every check once at start (a failure fails the start),
+// on every Healthcheck, and on every monitor tick while Running; the monitor
+// fails the service once a check has failed Threshold times in a row.
+type Check interface {
+	// Name identifies the check within its service; it must be non-empty
+	// and unique there.
+	Name() string
+	// Check returns nil when healthy. ctx carries the check's deadline.
+	Check(ctx context.Context) error
+	// Timeout is the deadline of one run, given the service's
+	// MonitorInterval. It must be positive.
+	Timeout(monitorInterval time.Duration) time.Duration
+	// Threshold is how many consecutive failures on monitor ticks fail the
+	// service. It must be at least 1.
+	Threshold() int
+}
+
+func (b *Base) validateChecks() error {
+	var errs []error
+	seen := make(map[string]bool, len(b.cfg.checks))
+	for _, c := range b.cfg.checks {
+		name := c.Name()
+		switch {
+		case name == "":
+			errs = append(errs, errors.New("check with an empty name"))
+		case seen[name]:
+			errs = append(errs, fmt.Errorf("check %q registered twice", name))
+		}
+		seen[name] = true
+		if d := c.Timeout(b.cfg.monitorInterval); d <= 0 {
+			errs = append(errs, fmt.Errorf("check %q: timeout %v, want > 0", name, d))
+		}
+		if n := c.Threshold(); n < 1 {
+			errs = append(errs, fmt.Errorf("check %q: threshold %d, want >= 1", name, n))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: %w", ErrInvalidOption, errors.Join(errs...))
+	}
+	return nil
+}
+
+// runCheck runs one check under its timeout.
+func (b *Base) runCheck(ctx context.Context, c Check) error {
+	ctx, cancel := context.WithTimeout(ctx, c.Timeout(b.cfg.monitorInterval))
+	defer cancel()
+	if err := c.Check(ctx); err != nil {
+		return fmt.Errorf("check %s: %w", c.Name(), err)
+	}
+	return nil
+}
+
+// Healthcheck returns nil if the service is Running, every requirement it
+// holds is Running, and every check passes; otherwise an error matching
+// ErrUnhealthy that names the service and each failing part. It runs the
+// checks (each under its own timeout) and waits for them. It is safe for
+// concurrent use and changes nothing: failures here count towards no
+// threshold, only the monitor's do.
+//
+// A type that embeds *Base and defines its own Healthcheck shadows this one
+// for its callers, but not for the monitor, which runs Base's: add checks
+// with package health instead.
+func (b *Base) Healthcheck(ctx context.Context) error {
+	b.mu.Lock()
+	state, reqs := b.state, b.reqs
+	b.mu.Unlock()
+	if state != StateRunning {
+		return fmt.Errorf("%w: %s is %s", ErrUnhealthy, b.name, state)
+	}
+	var errs []error
+	for _, r := range reqs {
+		if st := r.svc.State(); st != StateRunning {
+			errs = append(errs, fmt.Errorf("requirement %s is %s", r.name, st))
+		}
+	}
+	for _, c := range b.cfg.checks {
+		if err := b.runCheck(ctx, c); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: %s: %w", ErrUnhealthy, b.name, errors.Join(errs...))
+	}
+	return nil
+}
+
+// monitor runs the checks every MonitorInterval, each run a new trace
+// "healthcheck <name>" linked to the start span, and fails the service once
+// a check has failed Threshold times in a row.
+func (b *Base) monitor(ctx context.Context) error {
+	checks := b.cfg.checks
+	failures := make([]int, len(checks))
+	link := trace.Link{SpanContext: b.host.StartSpanContext()}
+	t := time.NewTimer(b.cfg.monitorInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		cctx, span := b.tracer.Start(ctx, telemetry.SpanName(telemetry.SpanHealthcheck, b.name),
+			trace.WithNewRoot(), trace.WithLinks(link),
+			trace.WithSpanKind(trace.SpanKindInternal),
+			trace.WithAttributes(telemetry.AttrService.String(b.name)))
+		var failed, fatal []error
+		for i, c := range checks {
+			err := b.runCheck(cctx, c)
+			if err == nil {
+				failures[i] = 0
+				continue
+			}
+			failures[i]++
+			failed = append(failed, err)
+			if failures[i] >= c.Threshold() {
+				fatal = append(fatal, err)
+			} else {
+				b.log.WarnContext(cctx, "health check failed", "check", c.Name(),
+					"failures", failures[i], "threshold", c.Threshold(), "error", err)
+			}
+		}
+		telemetry.End(span, errors.Join(failed...))
+		if ctx.Err() != nil {
+			return nil // stopping: failures caused by the cancellation don't count
+		}
+		if len(fatal) > 0 {
+			return fmt.Errorf("%w: %s: %w", ErrUnhealthy, b.name, errors.Join(fatal...))
+		}
+		t.Reset(b.cfg.monitorInterval)
+	}
+}

@@ -1,0 +1,172 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"slices"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Unit is work a service hosts, such as a task (package task). Register one
+// with Config.AddUnit. Start launches the units in the order they were
+// registered, after the OnStart hooks.
+type Unit interface {
+	// Name names the unit in errors, such as "task fetch".
+	Name() string
+	// Launch is called once per start with Start's context. It validates
+	// the unit's settings and calls h.Go for every goroutine the unit
+	// needs; it must not block. An error aborts and rolls back the start.
+	Launch(ctx context.Context, h *Host) error
+}
+
+// Host is a started service as its units see it: its name, logger and
+// telemetry, and the goroutines it owns. Its methods are safe for
+// concurrent use.
+type Host struct {
+	b *Base
+}
+
+// Name returns the service's name.
+func (h *Host) Name() string { return h.b.name }
+
+// Log returns the service's logger (with service=<name>).
+func (h *Host) Log() *slog.Logger { return h.b.log }
+
+// Tracer returns the service's tracer, from its TracerProvider, with the
+// module path as instrumentation scope.
+func (h *Host) Tracer() trace.Tracer { return h.b.tracer }
+
+// Meter returns the service's meter, from its MeterProvider, with the module
+// path as instrumentation scope.
+func (h *Host) Meter() metric.Meter { return h.b.meter }
+
+// StartSpanContext returns the span context of the service's current
+// "start <name>" span, for spans that link to it.
+func (h *Host) StartSpanContext() trace.SpanContext {
+	h.b.mu.Lock()
+	defer h.b.mu.Unlock()
+	return h.b.startSpan
+}
+
+// Go runs fn in a goroutine the service owns. fn's context is the service's
+// lifetime context, cancelled when the service begins to stop; Stop waits
+// for fn to return, for at most StopTimeout, and names it (by name) in a
+// *StopTimeoutError if it does not.
+//
+// If fn returns a non-nil error, or panics (the panic is recovered into a
+// *PanicError), the service fails with that error at once. An error that
+// matches context.Canceled, returned while the service stops, is not a
+// failure. Returning nil ends fn quietly: the service keeps running.
+//
+// Go called once the service has begun to stop does not run fn.
+func (h *Host) Go(name string, fn func(ctx context.Context) error) {
+	h.b.workers.start(h.b, name, fn)
+}
+
+// Fail makes the service fail with err, as a unit returning err from a Go
+// function does. It does not wait for the stop.
+func (h *Host) Fail(err error) {
+	if err == nil {
+		err = errors.New("Host.Fail called with a nil error")
+	}
+	h.b.fail(err)
+}
+
+// workerSet is the goroutines a service owns: launched by units and the
+// monitor, waited for by the stop sequence.
+type workerSet struct {
+	mu      sync.Mutex
+	ctx     context.Context // the service's lifetime; nil until open
+	closed  bool
+	next    int
+	running map[int]string
+	wg      sync.WaitGroup
+}
+
+// open sets the context the goroutines get.
+func (w *workerSet) open(ctx context.Context) {
+	w.mu.Lock()
+	w.ctx = ctx
+	w.mu.Unlock()
+}
+
+func (w *workerSet) start(b *Base, name string, fn func(context.Context) error) {
+	w.mu.Lock()
+	if w.closed || w.ctx == nil {
+		w.mu.Unlock()
+		return
+	}
+	if w.running == nil {
+		w.running = make(map[int]string)
+	}
+	id := w.next
+	w.next++
+	w.running[id] = name
+	w.wg.Add(1)
+	ctx := w.ctx
+	w.mu.Unlock()
+	go func() {
+		defer w.wg.Done()
+		defer func() {
+			w.mu.Lock()
+			delete(w.running, id)
+			w.mu.Unlock()
+		}()
+		if err := callRecover(ctx, name, fn); err != nil {
+			if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+				return
+			}
+			b.fail(err)
+		}
+	}()
+}
+
+// callRecover calls fn, turning a panic into a *PanicError.
+func callRecover(ctx context.Context, name string, fn func(context.Context) error) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("%s: %w", name, &PanicError{Value: v, Stack: debug.Stack()})
+		}
+	}()
+	return fn(ctx)
+}
+
+// wait closes the set to new goroutines and waits for the running ones
+// until ctx ends; then it names those still running.
+func (w *workerSet) wait(ctx context.Context, service string, timeout time.Duration) error {
+	w.mu.Lock()
+	w.closed = true
+	w.mu.Unlock()
+	idle := make(chan struct{})
+	go func() {
+		w.wg.Wait()
+		close(idle)
+	}()
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.running) == 0 {
+		return nil
+	}
+	ids := make([]int, 0, len(w.running))
+	for id := range w.running {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	units := make([]string, len(ids))
+	for i, id := range ids {
+		units[i] = w.running[id]
+	}
+	return &StopTimeoutError{Service: service, Timeout: timeout, Units: units}
+}

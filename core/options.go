@@ -1,0 +1,253 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Option configures a service built by NewService. Options of this package,
+// and tasks (package task), requirements (package deps) and checks (package
+// health), are all Options, so they are passed to NewService side by side.
+//
+// A package outside this module implements Option the same way, with public
+// API only: ApplyTo calls the methods of *Config.
+type Option interface {
+	// ApplyTo records the option in c. It is called once, by NewService, in
+	// the order the options were given. It must not keep c.
+	ApplyTo(c *Config)
+}
+
+// Config is the settings of one service while NewService applies its
+// options. Its fields are private; options record themselves with its
+// methods. It is valid only during ApplyTo.
+type Config struct {
+	name            string
+	onStart         []hook
+	onStop          []hook
+	monitorInterval time.Duration
+	startTimeout    time.Duration
+	stopTimeout     time.Duration
+	logger          *slog.Logger
+	tracerProvider  trace.TracerProvider
+	meterProvider   metric.MeterProvider
+	units           []Unit
+	requirements    []Requirement
+	checks          []Check
+	errs            []error
+}
+
+type hook struct {
+	index int
+	fn    func(context.Context) error
+}
+
+// Defaults.
+const (
+	DefaultMonitorInterval = 100 * time.Millisecond
+	DefaultStartTimeout    = 15 * time.Second
+	DefaultStopTimeout     = 15 * time.Second
+)
+
+// AddUnit registers work that the service launches on Start, after its
+// OnStart hooks, and stops and waits for on Stop. See Unit.
+func (c *Config) AddUnit(u Unit) {
+	if isNil(u) {
+		c.AddError(errors.New("nil Unit"))
+		return
+	}
+	c.units = append(c.units, u)
+}
+
+// AddRequirement registers a service the service needs Running before its
+// OnStart hooks. See Requirement.
+func (c *Config) AddRequirement(r Requirement) {
+	if isNil(r) {
+		c.AddError(errors.New("nil Requirement"))
+		return
+	}
+	c.requirements = append(c.requirements, r)
+}
+
+// AddCheck registers a health check, run at start, by Healthcheck and by the
+// monitor. See Check.
+func (c *Config) AddCheck(ch Check) {
+	if isNil(ch) {
+		c.AddError(errors.New("nil Check"))
+		return
+	}
+	c.checks = append(c.checks, ch)
+}
+
+// AddError records that an option was invalid. Start then fails with a
+// *StartupError wrapping err and ErrInvalidOption, before anything starts.
+func (c *Config) AddError(err error) {
+	if err != nil {
+		c.errs = append(c.errs, err)
+	}
+}
+
+func newConfig(opts []Option) *Config {
+	c := &Config{
+		monitorInterval: DefaultMonitorInterval,
+		startTimeout:    DefaultStartTimeout,
+		stopTimeout:     DefaultStopTimeout,
+	}
+	for i, o := range opts {
+		if isNil(o) {
+			c.AddError(fmt.Errorf("option %d is nil", i))
+			continue
+		}
+		o.ApplyTo(c)
+	}
+	return c
+}
+
+// err is all the invalid-option errors joined, wrapped in ErrInvalidOption.
+func (c *Config) err() error {
+	if len(c.errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", ErrInvalidOption, errors.Join(c.errs...))
+}
+
+// Name sets the service's name, used in logs (service=<name>), spans, errors
+// and probes. The default is derived from the code that called NewService and
+// made unique with a sequence number, such as "main.main#1". An empty name
+// is invalid. Repeats replace.
+func Name(name string) Option { return nameOption(name) }
+
+type nameOption string
+
+func (o nameOption) ApplyTo(c *Config) {
+	if o == "" {
+		c.AddError(errors.New("core.Name: empty name"))
+		return
+	}
+	c.name = string(o)
+}
+
+func (o nameOption) String() string { return fmt.Sprintf("core.Name(%q)", string(o)) }
+
+// OnStart adds a hook run by Start after the requirements are Running and
+// before the tasks are launched. Hooks run in the order given, each with
+// Start's context (bounded by StartTimeout); the first error aborts and rolls
+// back the start. A nil fn is invalid. Repeats append.
+func OnStart(fn func(context.Context) error) Option { return &hookOption{fn: fn} }
+
+// OnStop adds a hook run by Stop after the tasks and the monitor have
+// returned and before the requirements are stopped. Hooks run in the reverse
+// of the order given, each with the stop context (bounded by StopTimeout);
+// every hook runs even when an earlier one fails, and their errors are
+// joined. On a rolled-back start they run too, once any OnStart hook ran, so
+// they must cope with a partial start. A nil fn is invalid. Repeats append.
+func OnStop(fn func(context.Context) error) Option { return &hookOption{fn: fn, stop: true} }
+
+type hookOption struct {
+	fn   func(context.Context) error
+	stop bool
+}
+
+func (o *hookOption) ApplyTo(c *Config) {
+	if o.fn == nil {
+		c.AddError(fmt.Errorf("%s: nil function", o))
+		return
+	}
+	if o.stop {
+		c.onStop = append(c.onStop, hook{index: len(c.onStop) + 1, fn: o.fn})
+	} else {
+		c.onStart = append(c.onStart, hook{index: len(c.onStart) + 1, fn: o.fn})
+	}
+}
+
+func (o *hookOption) String() string {
+	if o.stop {
+		return "core.OnStop(...)"
+	}
+	return "core.OnStart(...)"
+}
+
+// MonitorInterval sets how often the monitor runs the service's health
+// checks once it is Running. Default DefaultMonitorInterval (100 ms, as in
+// core-service). Zero or negative is invalid. Repeats replace.
+func MonitorInterval(d time.Duration) Option { return durationOption{kind: "MonitorInterval", d: d} }
+
+// StartTimeout bounds the whole Start: requirements, hooks, launching tasks
+// and the first health checks. Default DefaultStartTimeout (15 s). Zero or
+// negative is invalid. Repeats replace.
+func StartTimeout(d time.Duration) Option { return durationOption{kind: "StartTimeout", d: d} }
+
+// StopTimeout bounds how long Stop waits for the service's tasks and runs its
+// OnStop hooks; units still running then are named in a *StopTimeoutError.
+// Each requirement's stop is bounded by its own StopTimeout. Default
+// DefaultStopTimeout (15 s). Zero or negative is invalid. Repeats replace.
+func StopTimeout(d time.Duration) Option { return durationOption{kind: "StopTimeout", d: d} }
+
+type durationOption struct {
+	kind string
+	d    time.Duration
+}
+
+func (o durationOption) ApplyTo(c *Config) {
+	if o.d <= 0 {
+		c.AddError(fmt.Errorf("core.%s: got %v, want > 0", o.kind, o.d))
+		return
+	}
+	switch o.kind {
+	case "MonitorInterval":
+		c.monitorInterval = o.d
+	case "StartTimeout":
+		c.startTimeout = o.d
+	case "StopTimeout":
+		c.stopTimeout = o.d
+	}
+}
+
+func (o durationOption) String() string { return fmt.Sprintf("core.%s(%v)", o.kind, o.d) }
+
+// Logger sets the logger the service and its tasks, requirements and checks
+// log to; Log adds service=<name> to it. Nil means slog.Default(), looked up
+// at NewService. Repeats replace.
+func Logger(l *slog.Logger) Option { return loggerOption{l} }
+
+type loggerOption struct{ l *slog.Logger }
+
+func (o loggerOption) ApplyTo(c *Config) { c.logger = o.l }
+func (o loggerOption) String() string    { return "core.Logger(...)" }
+
+// TracerProvider sets where the service's spans go. The default is the
+// OpenTelemetry global provider (otel.GetTracerProvider), which records
+// nothing until a program installs one. Nil is invalid. Repeats replace.
+func TracerProvider(tp trace.TracerProvider) Option { return tracerProviderOption{tp} }
+
+type tracerProviderOption struct{ tp trace.TracerProvider }
+
+func (o tracerProviderOption) ApplyTo(c *Config) {
+	if isNil(o.tp) {
+		c.AddError(errors.New("core.TracerProvider: nil provider"))
+		return
+	}
+	c.tracerProvider = o.tp
+}
+func (o tracerProviderOption) String() string { return "core.TracerProvider(...)" }
+
+// MeterProvider sets where the service's metrics go. The default is the
+// OpenTelemetry global provider (otel.GetMeterProvider). Nil is invalid.
+// Repeats replace.
+func MeterProvider(mp metric.MeterProvider) Option { return meterProviderOption{mp} }
+
+type meterProviderOption struct{ mp metric.MeterProvider }
+
+func (o meterProviderOption) ApplyTo(c *Config) {
+	if isNil(o.mp) {
+		c.AddError(errors.New("core.MeterProvider: nil provider"))
+		return
+	}
+	c.meterProvider = o.mp
+}
+func (o meterProviderOption) String() string { return "core.MeterProvider(...)" }

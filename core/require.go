@@ -1,0 +1,393 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/coreservice/coreservice/internal/telemetry"
+)
+
+// Requirement is a service another service needs Running before its own
+// OnStart hooks, tasks and checks. Package deps builds them
+// (deps.Requires, deps.Lazy, deps.Await); register one with
+// Config.AddRequirement.
+//
+// The parent starts its requirements in dependency order, independent ones
+// concurrently; each is followed by one Healthcheck of the required
+// service. While the parent runs, a required service reaching a final state
+// fails the parent. The parent's Stop releases its requirements after its
+// tasks and hooks, in reverse dependency order.
+//
+// An owned requirement whose service is (or embeds) a *Base is shared: every
+// parent acquires it, the first starts it, the others wait for it to be
+// Running, and it is stopped when its last parent releases it. An owned
+// service of another type is started and stopped by each parent.
+type Requirement interface {
+	// Name names the requirement in errors, spans and graphs, also before
+	// it is resolved.
+	Name() string
+	// Resolve returns the required service. The parent calls it once per
+	// start, after the requirements listed by After are Running; a lazy
+	// requirement builds its service here. A nil service is an error.
+	Resolve(ctx context.Context) (Service, error)
+	// Owned reports whether the parent starts and stops the service (true),
+	// or only waits for it to be Running and watches it (false).
+	Owned() bool
+	// After lists requirements of the same parent that must be Running
+	// before this one is resolved.
+	After() []Requirement
+}
+
+// reqState is one requirement during one start and the following stop.
+type reqState struct {
+	r         Requirement
+	name      string
+	after     []int         // indexes of the requirements it waits for
+	started   chan struct{} // closed when it is Running and checked
+	released  chan struct{} // closed once released (or never acquired)
+	svc       Service       // set once resolved
+	attempted bool          // acquire was called: release must follow
+	ok        bool          // Running and checked
+}
+
+// startRequirements starts b's requirements. On failure it returns the part
+// ("requirement <name>") and the cause; what started is released by the
+// rollback.
+func (b *Base) startRequirements(ctx context.Context) (string, error) {
+	reqs := b.cfg.requirements
+	if len(reqs) == 0 {
+		return "", nil
+	}
+	states := make([]*reqState, len(reqs))
+	for i, r := range reqs {
+		states[i] = &reqState{r: r, name: r.Name(), started: make(chan struct{}), released: make(chan struct{})}
+	}
+	b.mu.Lock()
+	b.reqs = states
+	b.mu.Unlock()
+	for i, st := range states {
+		for _, a := range st.r.After() {
+			j := slices.IndexFunc(reqs, func(r Requirement) bool { return sameValue(r, a) })
+			if j < 0 {
+				name := "<nil>"
+				if !isNil(a) {
+					name = a.Name()
+				}
+				return "requirement " + st.name, fmt.Errorf("%w: After(%s): not a requirement of %s", ErrInvalidOption, name, b.name)
+			}
+			states[i].after = append(states[i].after, j)
+		}
+	}
+	if path := afterCycle(states); path != nil {
+		return "requirement " + path[0], &CycleError{Path: path}
+	}
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		failed   *reqState
+		firstErr error
+	)
+	for _, st := range states {
+		wg.Go(func() {
+			err := b.startRequirement(ctx, st, states)
+			if err == nil {
+				return
+			}
+			if errors.Is(err, errSkipped) {
+				err = context.Cause(ctx)
+			}
+			mu.Lock()
+			if failed == nil {
+				failed, firstErr = st, err
+				cancel(err)
+			}
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if failed != nil {
+		return "requirement " + failed.name, firstErr
+	}
+	return "", nil
+}
+
+var errSkipped = errors.New("skipped")
+
+// startRequirement starts one requirement once those it comes after are up.
+func (b *Base) startRequirement(ctx context.Context, st *reqState, states []*reqState) error {
+	for _, j := range st.after {
+		select {
+		case <-states[j].started:
+		case <-ctx.Done():
+			return errSkipped
+		}
+	}
+	if ctx.Err() != nil {
+		return errSkipped
+	}
+	svc, err := st.r.Resolve(ctx)
+	if err != nil {
+		return err
+	}
+	if isNil(svc) {
+		return errors.New("resolved to a nil service")
+	}
+	b.mu.Lock()
+	for _, other := range states {
+		if other != st && other.svc != nil && sameValue(other.svc, svc) {
+			b.mu.Unlock()
+			return fmt.Errorf("%w: service %s is required twice by %s", ErrInvalidOption, svc.Name(), b.name)
+		}
+	}
+	st.svc = svc
+	st.attempted = true
+	b.mu.Unlock()
+
+	if st.r.Owned() {
+		err = b.require(ctx, svc)
+	} else {
+		err = await(ctx, svc)
+	}
+	if err != nil {
+		return err
+	}
+	if err := svc.Healthcheck(ctx); err != nil {
+		return err
+	}
+	st.ok = true
+	close(st.started)
+	b.workers.start(b, "requirement "+st.name, func(ctx context.Context) error {
+		select {
+		case <-svc.Done():
+			if err := svc.Err(); err != nil {
+				return fmt.Errorf("requirement %s failed: %w", st.name, err)
+			}
+			return fmt.Errorf("requirement %s stopped", st.name)
+		case <-ctx.Done():
+			return nil
+		}
+	})
+	return nil
+}
+
+// releaseRequirements releases what startRequirements acquired, each after
+// the requirements that came after it, independent ones concurrently.
+func (b *Base) releaseRequirements(ctx context.Context) []error {
+	b.mu.Lock()
+	states := b.reqs
+	b.mu.Unlock()
+	if len(states) == 0 {
+		return nil
+	}
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for i, st := range states {
+		wg.Go(func() {
+			defer close(st.released)
+			for _, later := range states {
+				if slices.Contains(later.after, i) {
+					<-later.released
+				}
+			}
+			b.mu.Lock()
+			svc, attempted := st.svc, st.attempted
+			b.mu.Unlock()
+			if !attempted || !st.r.Owned() {
+				return
+			}
+			if err := release(ctx, svc); err != nil {
+				mu.Lock()
+				errs = append(errs, fmt.Errorf("requirement %s: %w", st.name, err))
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return errs
+}
+
+// require starts svc for b, or joins the parents already holding it.
+func (b *Base) require(ctx context.Context, svc Service) error {
+	if bb, ok := svc.(baser); ok {
+		return bb.coreBase().acquire(ctx)
+	}
+	ctx, span := b.tracer.Start(ctx, telemetry.SpanName(telemetry.SpanStart, svc.Name()),
+		trace.WithSpanKind(trace.SpanKindInternal),
+		trace.WithAttributes(telemetry.AttrService.String(svc.Name())))
+	err := svc.Start(ctx)
+	telemetry.End(span, err)
+	return err
+}
+
+// acquire starts b, held by one more parent; if b is already starting or
+// running it waits until b is Running.
+func (b *Base) acquire(ctx context.Context) error {
+	if err := checkCycle(ctx, b); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	b.holders++
+	if b.state == StateNew {
+		startCtx := b.begin(ctx)
+		b.mu.Unlock()
+		return b.startup(startCtx)
+	}
+	b.mu.Unlock()
+	return b.awaitRunning(ctx)
+}
+
+// awaitRunning waits until b's start has finished and reports whether b is
+// Running.
+func (b *Base) awaitRunning(ctx context.Context) error {
+	select {
+	case <-b.settled:
+	case <-b.done:
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for %s to start: %w", b.name, context.Cause(ctx))
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.state == StateRunning {
+		return nil
+	}
+	if b.cause != nil {
+		return fmt.Errorf("%s is %s: %w", b.name, b.state, b.cause)
+	}
+	return fmt.Errorf("%s is %s", b.name, b.state)
+}
+
+// release drops one parent's hold on svc, stopping it when no parent holds
+// it any more.
+func release(ctx context.Context, svc Service) error {
+	if bb, ok := svc.(baser); ok {
+		b := bb.coreBase()
+		b.mu.Lock()
+		b.holders = max(b.holders-1, 0)
+		last := b.holders == 0
+		b.mu.Unlock()
+		if !last {
+			return nil
+		}
+	}
+	return svc.Stop(ctx)
+}
+
+// awaitPoll is how often await looks at the state of a service that is not
+// a *Base (which has no channel to wait on).
+const awaitPoll = 10 * time.Millisecond
+
+// await waits, bounded by ctx, for a service that someone else starts.
+func await(ctx context.Context, svc Service) error {
+	if bb, ok := svc.(baser); ok {
+		return bb.coreBase().awaitRunning(ctx)
+	}
+	t := time.NewTicker(awaitPoll)
+	defer t.Stop()
+	for {
+		switch st := svc.State(); {
+		case st == StateRunning:
+			return nil
+		case st.final():
+			if err := svc.Err(); err != nil {
+				return fmt.Errorf("%s is %s: %w", svc.Name(), st, err)
+			}
+			return fmt.Errorf("%s is %s", svc.Name(), st)
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s to start: %w", svc.Name(), context.Cause(ctx))
+		}
+	}
+}
+
+// pathKey is the context key of the chain of services being started, used
+// to find requirement cycles: a service acquired while its own start is
+// under way further up the chain.
+type pathKey struct{}
+
+func withPath(ctx context.Context, b *Base) context.Context {
+	path, _ := ctx.Value(pathKey{}).([]*Base)
+	return context.WithValue(ctx, pathKey{}, append(slices.Clip(path), b))
+}
+
+func checkCycle(ctx context.Context, b *Base) error {
+	path, _ := ctx.Value(pathKey{}).([]*Base)
+	i := slices.Index(path, b)
+	if i < 0 {
+		return nil
+	}
+	names := make([]string, 0, len(path)-i+1)
+	for _, p := range path[i:] {
+		names = append(names, p.name)
+	}
+	return &CycleError{Path: append(names, b.name)}
+}
+
+// afterCycle returns the names along a cycle of After edges, or nil.
+func afterCycle(states []*reqState) []string {
+	const (
+		unseen = iota
+		onPath
+		doneVisit
+	)
+	mark := make([]int, len(states))
+	var stack []int
+	var visit func(i int) []string
+	visit = func(i int) []string {
+		mark[i] = onPath
+		stack = append(stack, i)
+		for _, j := range states[i].after {
+			switch mark[j] {
+			case onPath:
+				k := slices.Index(stack, j)
+				var names []string
+				for _, n := range stack[k:] {
+					names = append(names, states[n].name)
+				}
+				return append(names, states[j].name)
+			case unseen:
+				if p := visit(j); p != nil {
+					return p
+				}
+			}
+		}
+		stack = stack[:len(stack)-1]
+		mark[i] = doneVisit
+		return nil
+	}
+	for i := range states {
+		if mark[i] == unseen {
+			if p := visit(i); p != nil {
+				return p
+			}
+		}
+	}
+	return nil
+}
+
+// sameValue reports whether a and b are the same comparable value, without
+// panicking on values of types that cannot be compared.
+func sameValue(a, b any) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	ta := reflect.TypeOf(a)
+	if ta != reflect.TypeOf(b) || !ta.Comparable() {
+		return false
+	}
+	return a == b
+}

@@ -1,0 +1,498 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/coreservice/coreservice/internal/telemetry"
+)
+
+// Service is the contract between a service and whoever starts it: Run, a
+// parent that requires it (package deps), a probe (package health). *Base
+// implements it; so does any type that embeds *Base, and any other type with
+// these methods can be required by a service too.
+//
+// Implementations must be safe for concurrent use, must move through the
+// states of State only forward, and must close Done exactly once, on
+// reaching StateTerminated or StateFailed.
+type Service interface {
+	// Name identifies the service in logs, spans, errors and probes.
+	Name() string
+	// Start brings the service to StateRunning, or fails and leaves nothing
+	// running. It is called once.
+	Start(ctx context.Context) error
+	// Stop brings the service to a final state and releases what it holds.
+	// It is idempotent and safe for concurrent use.
+	Stop(ctx context.Context) error
+	// Healthcheck returns nil if the service is Running and healthy, else an
+	// error matching ErrUnhealthy.
+	Healthcheck(ctx context.Context) error
+	// State is the current state.
+	State() State
+	// Done is closed on reaching StateTerminated or StateFailed.
+	Done() <-chan struct{}
+	// Err is nil until Done is closed; then it is the cause of the failure,
+	// or nil after a clean stop.
+	Err() error
+}
+
+// Base is the standard Service, built by NewService from options. Embed it
+// (as *core.Base) in a struct of your own to give that struct the Service
+// methods; a struct that embeds *Base shares its requirements' bookkeeping,
+// so it can be required by several parents (package deps).
+//
+// The zero Base is not usable: always build one with NewService.
+type Base struct {
+	name   string
+	cfg    *Config
+	log    *slog.Logger
+	tracer trace.Tracer
+	meter  metric.Meter
+	host   *Host
+
+	mu           sync.Mutex
+	state        State
+	holders      int   // parents (and direct Starts) holding the service
+	cause        error // why the service failed; nil for a clean stop
+	stopReq      bool  // Stop was called while Starting
+	stopErr      error // what stopping met; returned by every Stop
+	lateErrs     []error
+	startCancel  context.CancelCauseFunc
+	startSpan    trace.SpanContext
+	hooksStarted bool
+	reqs         []*reqState
+	settled      chan struct{} // closed when Start has finished, either way
+	done         chan struct{} // closed on reaching a final state
+
+	cancel  context.CancelFunc // cancels the service's lifetime context
+	workers workerSet
+}
+
+// serviceSeq numbers the services whose name is derived from their caller,
+// so that two services built by the same function get different names.
+var serviceSeq atomic.Uint64
+
+// NewService builds a service from options. It never fails: an invalid
+// option is reported by Start, as a *StartupError wrapping ErrInvalidOption,
+// before anything is started.
+func NewService(opts ...Option) *Base {
+	cfg := newConfig(opts)
+	name := cfg.name
+	if name == "" {
+		name = callerName(2) + "#" + fmt.Sprint(serviceSeq.Add(1))
+	}
+	logger := cfg.logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	tp := cfg.tracerProvider
+	if tp == nil {
+		tp = otel.GetTracerProvider()
+	}
+	mp := cfg.meterProvider
+	if mp == nil {
+		mp = otel.GetMeterProvider()
+	}
+	b := &Base{
+		name:    name,
+		cfg:     cfg,
+		log:     logger.With("service", name),
+		tracer:  tp.Tracer(telemetry.ScopeName),
+		meter:   mp.Meter(telemetry.ScopeName),
+		settled: make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	b.host = &Host{b: b}
+	return b
+}
+
+// callerName returns the package-qualified name of the function skip frames
+// up, such as "main.main" or "store.NewPostgres".
+func callerName(skip int) string {
+	pc, _, _, ok := runtime.Caller(skip)
+	if !ok {
+		return "service"
+	}
+	fn := runtime.FuncForPC(pc)
+	if fn == nil {
+		return "service"
+	}
+	name := fn.Name()
+	if i := strings.LastIndex(name, "/"); i >= 0 {
+		name = name[i+1:]
+	}
+	return name
+}
+
+// Name returns the service's name.
+func (b *Base) Name() string { return b.name }
+
+// Log returns the service's logger: every record carries service=<name>.
+func (b *Base) Log() *slog.Logger { return b.log }
+
+// State returns the current state.
+func (b *Base) State() State {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.state
+}
+
+// Running reports whether the state is StateRunning.
+func (b *Base) Running() bool { return b.State() == StateRunning }
+
+// Done returns a channel closed when the service reaches StateTerminated or
+// StateFailed, after its whole stop sequence has finished.
+func (b *Base) Done() <-chan struct{} { return b.done }
+
+// Err returns nil until Done is closed. Then it returns the cause of the
+// failure when the state is StateFailed (for a failed start, the
+// *StartupError that Start returned), or nil after a clean stop.
+func (b *Base) Err() error {
+	select {
+	case <-b.done:
+	default:
+		return nil
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.cause
+}
+
+// coreBase gives package core the *Base inside any type embedding one.
+func (b *Base) coreBase() *Base { return b }
+
+type baser interface{ coreBase() *Base }
+
+// Start starts the service and returns once it is Running, or once its
+// start failed and was rolled back.
+//
+// In order, Start moves the service to StateStarting; starts its
+// requirements in dependency order, independent ones concurrently, each
+// followed by one health check; runs the OnStart hooks; launches the units
+// (task workers); runs every health check once; launches the monitor; and
+// moves the service to StateRunning. All of it runs under a span
+// "start <name>" and is bounded by StartTimeout and by ctx.
+//
+// If any of it fails, or ctx ends, or a unit already launched fails, Start
+// rolls back everything started so far, the failing part included, in
+// reverse order, moves the service to StateFailed and returns a
+// *StartupError (matching ErrStartup) that names the failing part and wraps
+// the cause. Stop called during Start ends it the same way, but the service
+// ends in StateTerminated.
+//
+// Start is meant to be called once. A second call, concurrent or not, or a
+// call after Stop, returns an error matching ErrAlreadyStarted and changes
+// nothing. Requirements are not started with Start but acquired by their
+// parents, which share a service started once (package deps).
+func (b *Base) Start(ctx context.Context) error {
+	if err := checkCycle(ctx, b); err != nil {
+		return &StartupError{Service: b.name, Err: err}
+	}
+	b.mu.Lock()
+	if b.state != StateNew {
+		b.mu.Unlock()
+		return fmt.Errorf("start %s: %w", b.name, ErrAlreadyStarted)
+	}
+	b.holders++
+	startCtx := b.begin(ctx)
+	b.mu.Unlock()
+	return b.startup(startCtx)
+}
+
+// begin moves the service from New to Starting. b.mu is held.
+func (b *Base) begin(ctx context.Context) context.Context {
+	b.state = StateStarting
+	ctx, b.startCancel = context.WithCancelCause(ctx)
+	return ctx
+}
+
+var errStopRequested = errors.New("stopped while starting")
+
+// startup runs the start sequence and, if it fails, the rollback.
+func (b *Base) startup(ctx context.Context) error {
+	defer b.startCancel(nil)
+	b.raise(ctx, StateNew, StateStarting, nil)
+	ctx, cancel := context.WithTimeoutCause(ctx, b.cfg.startTimeout,
+		fmt.Errorf("%w: StartTimeout %v exceeded", context.DeadlineExceeded, b.cfg.startTimeout))
+	defer cancel()
+	ctx, span := b.tracer.Start(withPath(ctx, b), telemetry.SpanName(telemetry.SpanStart, b.name),
+		trace.WithSpanKind(trace.SpanKindInternal),
+		trace.WithAttributes(telemetry.AttrService.String(b.name)))
+	b.mu.Lock()
+	b.startSpan = span.SpanContext()
+	b.mu.Unlock()
+
+	err := b.startSteps(ctx)
+
+	b.mu.Lock()
+	if err == nil && (b.cause != nil || b.stopReq) {
+		// A launched unit failed, or Stop was called, after the last step.
+		err = &StartupError{Service: b.name, Err: b.startAbort(ctx)}
+	}
+	if err == nil {
+		b.state = StateRunning
+		close(b.settled)
+		b.mu.Unlock()
+		telemetry.End(span, nil)
+		b.raise(ctx, StateStarting, StateRunning, nil)
+		return nil
+	}
+	if se := (*StartupError)(nil); errors.As(err, &se) && b.cause != nil && !errors.Is(se.Err, b.cause) {
+		// The step failed because a unit's failure cancelled the start:
+		// the unit's failure is the cause worth reporting.
+		se.Err = b.cause
+	}
+	if !b.stopReq {
+		b.cause = err
+	}
+	b.state = StateStopping
+	close(b.settled)
+	b.mu.Unlock()
+	telemetry.End(span, err)
+	b.raise(ctx, StateStarting, StateStopping, err)
+
+	// Roll back under the stop budget, whatever is left of the start's.
+	b.finish(b.shutdown(context.WithoutCancel(ctx)))
+	return err
+}
+
+// startAbort is the reason the start was aborted from outside: a unit's
+// failure, or Stop. b.mu is held.
+func (b *Base) startAbort(ctx context.Context) error {
+	if b.cause != nil {
+		return b.cause
+	}
+	if b.stopReq {
+		return errStopRequested
+	}
+	return context.Cause(ctx)
+}
+
+// startSteps runs the start sequence, returning a *StartupError naming the
+// part that failed.
+func (b *Base) startSteps(ctx context.Context) error {
+	fail := func(part string, err error) error {
+		if ctx.Err() != nil {
+			b.mu.Lock()
+			if cause := b.startAbort(ctx); cause != nil && errors.Is(err, ctx.Err()) {
+				err = cause
+			}
+			b.mu.Unlock()
+		}
+		return &StartupError{Service: b.name, Part: part, Err: err}
+	}
+	if err := b.cfg.err(); err != nil {
+		return fail("options", err)
+	}
+	if err := b.validateChecks(); err != nil {
+		return fail("options", err)
+	}
+	life, cancel := context.WithCancel(context.Background())
+	b.mu.Lock()
+	b.cancel = cancel
+	b.mu.Unlock()
+	b.workers.open(life)
+
+	if part, err := b.startRequirements(ctx); err != nil {
+		return fail(part, err)
+	}
+	b.mu.Lock()
+	b.hooksStarted = len(b.cfg.onStart) > 0
+	b.mu.Unlock()
+	for _, h := range b.cfg.onStart {
+		if err := ctx.Err(); err != nil {
+			return fail(fmt.Sprintf("OnStart hook %d", h.index), err)
+		}
+		if err := h.fn(ctx); err != nil {
+			return fail(fmt.Sprintf("OnStart hook %d", h.index), err)
+		}
+	}
+	for _, u := range b.cfg.units {
+		if err := ctx.Err(); err != nil {
+			return fail(u.Name(), err)
+		}
+		if err := u.Launch(ctx, b.host); err != nil {
+			return fail(u.Name(), err)
+		}
+	}
+	for _, c := range b.cfg.checks {
+		if err := ctx.Err(); err != nil {
+			return fail("check "+c.Name(), err)
+		}
+		if err := b.runCheck(ctx, c); err != nil {
+			return fail("check "+c.Name(), err)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return fail("", err)
+	}
+	b.workers.start(b, "monitor", b.monitor)
+	return nil
+}
+
+// Stop stops the service and returns once it has reached StateTerminated or
+// StateFailed, or once ctx ends, whichever is first.
+//
+// The stop sequence moves the service to StateStopping; cancels the
+// service's context, so that task workers and the monitor end; waits for
+// them, for at most StopTimeout; runs the OnStop hooks in reverse order;
+// stops the requirements this service holds in reverse dependency order,
+// independent ones concurrently (a requirement shared with other parents
+// only when its last parent releases it); and moves the service to
+// StateTerminated, or StateFailed if a failure caused the stop. It runs
+// under a span "stop <name>".
+//
+// Stop returns the errors met while stopping, joined with errors.Join and
+// logged: a *StopTimeoutError naming the units still running at
+// StopTimeout, failing OnStop hooks, requirements that failed to stop. It
+// does not return the failure that made the service stop itself: that is
+// Err. If ctx ends first, Stop returns ctx's error; the stop sequence goes
+// on, bounded by StopTimeout, and Done is closed when it ends.
+//
+// Stop is idempotent and safe for concurrent use: every call, concurrent or
+// later, waits for the same stop sequence and returns the same result. Stop
+// on a service that was never started does nothing and returns nil. Stop
+// during Start aborts the start, which rolls back, and returns the
+// rollback's result. Stop stops a shared service even while other parents
+// hold it; they then fail, as they would if it had failed.
+func (b *Base) Stop(ctx context.Context) error {
+	b.mu.Lock()
+	switch b.state {
+	case StateNew:
+		b.mu.Unlock()
+		return nil
+	case StateStarting:
+		b.stopReq = true
+		b.startCancel(errStopRequested)
+	case StateRunning:
+		b.state = StateStopping
+		go b.stopAsync(ctx, StateRunning)
+	}
+	b.holders = 0
+	b.mu.Unlock()
+	select {
+	case <-b.done:
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return b.stopErr
+	case <-ctx.Done():
+		return fmt.Errorf("stop %s: %w", b.name, context.Cause(ctx))
+	}
+}
+
+// fail makes the service stop itself with cause: at once when Running; by
+// aborting the start when Starting. During a stop, cause is kept with the
+// stop's errors, unless it is the cancellation the stop caused.
+func (b *Base) fail(cause error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	switch b.state {
+	case StateStarting:
+		if b.cause == nil {
+			b.cause = cause
+			b.startCancel(cause)
+		}
+	case StateRunning:
+		b.cause = cause
+		b.state = StateStopping
+		go b.stopAsync(context.Background(), StateRunning)
+	case StateStopping:
+		if !errors.Is(cause, context.Canceled) {
+			b.lateErrs = append(b.lateErrs, cause)
+		}
+	default:
+		b.log.Error("failure after the service stopped", "error", cause)
+	}
+}
+
+// stopAsync runs the stop sequence of a Running service. It is started
+// once, by the Stop or fail that moved the service to Stopping.
+func (b *Base) stopAsync(ctx context.Context, from State) {
+	b.mu.Lock()
+	cause := b.cause
+	b.mu.Unlock()
+	b.raise(ctx, from, StateStopping, cause)
+	b.finish(b.shutdown(context.WithoutCancel(ctx)))
+}
+
+// shutdown is the stop sequence, shared by Stop, self-failure and the
+// rollback of a failed start. It returns the errors it met.
+func (b *Base) shutdown(ctx context.Context) error {
+	ctx, span := b.tracer.Start(ctx, telemetry.SpanName(telemetry.SpanStop, b.name),
+		trace.WithSpanKind(trace.SpanKindInternal),
+		trace.WithAttributes(telemetry.AttrService.String(b.name)))
+	var errs []error
+	b.mu.Lock()
+	cancelLife := b.cancel
+	b.mu.Unlock()
+	if cancelLife != nil {
+		cancelLife()
+	}
+	hookCtx, cancel := context.WithTimeout(ctx, b.cfg.stopTimeout)
+	defer cancel()
+	if err := b.workers.wait(hookCtx, b.name, b.cfg.stopTimeout); err != nil {
+		errs = append(errs, err)
+	}
+	b.mu.Lock()
+	errs = append(errs, b.lateErrs...)
+	hooks := b.hooksStarted
+	b.mu.Unlock()
+	if hooks {
+		for i := len(b.cfg.onStop) - 1; i >= 0; i-- {
+			h := b.cfg.onStop[i]
+			if err := h.fn(hookCtx); err != nil {
+				errs = append(errs, fmt.Errorf("OnStop hook %d: %w", h.index, err))
+			}
+		}
+	}
+	errs = append(errs, b.releaseRequirements(ctx)...)
+	err := errors.Join(errs...)
+	if err != nil {
+		err = fmt.Errorf("stop %s: %w", b.name, err)
+	}
+	telemetry.End(span, err)
+	return err
+}
+
+// finish records the stop's result and moves to the final state.
+func (b *Base) finish(stopErr error) {
+	b.mu.Lock()
+	final := StateTerminated
+	if b.cause != nil {
+		final = StateFailed
+	}
+	b.state = final
+	b.stopErr = stopErr
+	cause := b.cause
+	b.mu.Unlock()
+	if stopErr != nil {
+		b.log.Error("stop met errors", "error", stopErr)
+	}
+	b.raise(context.Background(), StateStopping, final, cause)
+	close(b.done)
+}
+
+// isNil reports whether v is nil or a typed nil pointer, map, slice, func,
+// channel or interface: a value whose methods would panic.
+func isNil(v any) bool {
+	if v == nil {
+		return true
+	}
+	rv := reflect.ValueOf(v)
+	switch rv.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Func, reflect.Chan, reflect.Interface:
+		return rv.IsNil()
+	}
+	return false
+}

@@ -1,0 +1,45 @@
+package core
+
+import "strconv"
+
+// State is a point in a service's lifecycle. A service moves only forward:
+//
+//	New -> Starting -> Running -> Stopping -> Terminated | Failed
+//	New -> Starting -> Failed (start rolled back) | Terminated (stopped while starting)
+//
+// Terminated and Failed are final: a service is never restarted.
+type State int32
+
+const (
+	// StateNew is a service that was never started. It leads to
+	// StateStarting (Start) and stays New on Stop, which is a no-op.
+	StateNew State = iota
+	// StateStarting is a service whose Start is under way. It leads to
+	// StateRunning, or to StateFailed when the start is rolled back, or to
+	// StateTerminated when Stop was called during the start.
+	StateStarting
+	// StateRunning is a started service doing its work. It leads to
+	// StateStopping, on Stop or on a failure.
+	StateRunning
+	// StateStopping is a service whose stop sequence is under way. It leads
+	// to StateTerminated, or StateFailed when a failure caused the stop.
+	StateStopping
+	// StateTerminated is a service that stopped cleanly. Final.
+	StateTerminated
+	// StateFailed is a service that failed to start, or stopped because of a
+	// failure; Err returns the cause. Final.
+	StateFailed
+)
+
+var stateNames = [...]string{"new", "starting", "running", "stopping", "terminated", "failed"}
+
+// String returns the lower-case name of the state, such as "running".
+func (s State) String() string {
+	if s >= 0 && int(s) < len(stateNames) {
+		return stateNames[s]
+	}
+	return "State(" + strconv.Itoa(int(s)) + ")"
+}
+
+// final reports whether the state is Terminated or Failed.
+func (s State) final() bool { return s == StateTerminated || s == StateFailed }
