@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -145,3 +146,9 @@ func (b *Base) monitor(ctx context.Context) error {
 		t.Reset(b.cfg.monitorInterval)
 	}
 }
+
+// Checks returns the service's health checks in registration order.
+func (b *Base) Checks() []Check { return slices.Clone(b.cfg.checks) }
+
+// MonitorInterval returns how often the monitor runs the checks.
+func (b *Base) MonitorInterval() time.Duration { return b.cfg.monitorInterval }

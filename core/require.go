@@ -69,9 +69,6 @@ func (b *Base) startRequirements(ctx context.Context) (string, error) {
 	for i, r := range reqs {
 		states[i] = &reqState{r: r, name: r.Name(), started: make(chan struct{}), released: make(chan struct{})}
 	}
-	b.mu.Lock()
-	b.reqs = states
-	b.mu.Unlock()
 	for i, st := range states {
 		for _, a := range st.r.After() {
 			j := slices.IndexFunc(reqs, func(r Requirement) bool { return sameValue(r, a) })
@@ -88,6 +85,10 @@ func (b *Base) startRequirements(ctx context.Context) (string, error) {
 	if path := afterCycle(states); path != nil {
 		return "requirement " + path[0], &CycleError{Path: path}
 	}
+	// Only a valid graph is kept for the release: it waits along After edges.
+	b.mu.Lock()
+	b.reqs = states
+	b.mu.Unlock()
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -141,6 +142,13 @@ func (b *Base) startRequirement(ctx context.Context, st *reqState, states []*req
 	}
 	if isNil(svc) {
 		return errors.New("resolved to a nil service")
+	}
+	if bb, ok := svc.(baser); ok && st.r.Owned() {
+		// Before attempted is set: a service further up the chain must not
+		// be released (stopped) by this rollback.
+		if err := checkCycle(ctx, bb.coreBase()); err != nil {
+			return err
+		}
 	}
 	b.mu.Lock()
 	for _, other := range states {
@@ -390,4 +398,30 @@ func sameValue(a, b any) bool {
 		return false
 	}
 	return a == b
+}
+
+// Dependency is a snapshot of one requirement of a service, for tools that
+// show or walk a tree of services (package deps draws graphs, package health
+// serves nested probes).
+type Dependency struct {
+	// Requirement is the requirement as registered.
+	Requirement Requirement
+	// Service is what it resolved to in the service's start; nil before
+	// that start resolved it.
+	Service Service
+}
+
+// Dependencies returns the service's requirements in registration order,
+// with the services they resolved to so far. It is safe for concurrent use.
+func (b *Base) Dependencies() []Dependency {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	deps := make([]Dependency, len(b.cfg.requirements))
+	for i, r := range b.cfg.requirements {
+		deps[i].Requirement = r
+		if i < len(b.reqs) {
+			deps[i].Service = b.reqs[i].svc
+		}
+	}
+	return deps
 }

@@ -18,12 +18,13 @@ var ErrForcedExit = errors.New("second signal: gave up waiting for the stop")
 // SIGTERM arrives, or any of them reaches a final state, then stops them
 // all in reverse order, each within its own StopTimeout, and returns.
 //
-// Run returns nil after a clean stop caused by ctx or a signal. Otherwise
+// Run returns nil after a clean stop caused by ctx or a signal, also when
+// they end a start under way (the start is rolled back). Otherwise
 // it returns, joined: the start error when a service failed to start (the
 // ones started before it are stopped), the Err of every service that
-// failed, and the errors their Stop met. A second signal during the stop
-// makes Run return at once with ErrForcedExit; the stop sequences go on
-// without it.
+// failed, and the errors their Stop met. A second signal makes Run return
+// at once with ErrForcedExit; the start or stop sequences under way go on,
+// each bounded by its service's timeouts, in a goroutine that ends with them.
 //
 // Run catches SIGINT and SIGTERM while it runs (signal.Notify) and lets go
 // of them (signal.Stop) before it returns.
@@ -45,81 +46,48 @@ func run(ctx context.Context, sig <-chan os.Signal, svcs []Service) error {
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-	force := make(chan struct{})
-	quit := make(chan struct{})
-	listening := make(chan struct{})
-	go func() { // the signal listener: first signal stops, second forces
-		defer close(listening)
-		signals := 0
-		for {
-			select {
-			case s := <-sig:
-				signals++
-				if signals == 1 {
-					cancel(fmt.Errorf("received %v", s))
-				} else {
-					close(force)
-					return
-				}
-			case <-quit:
-				return
+	stopCtx, stopCancel := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopCancel()
+	result := make(chan error, 1)
+	go func() { result <- runAll(ctx, stopCtx, svcs) }()
+	for signals := 0; ; {
+		select {
+		case err := <-result:
+			return err
+		case s := <-sig:
+			if signals++; signals == 1 {
+				cancel(fmt.Errorf("%w: received %v", context.Canceled, s))
+				continue
 			}
+			// Stop waiting: Stop calls under way return at once, and the
+			// goroutine running them ends with the services' stop sequences.
+			stopCancel()
+			return ErrForcedExit
 		}
-	}()
-	defer func() {
-		close(quit)
-		<-listening
-	}()
+	}
+}
 
+// runAll starts svcs, waits until ctx ends or one of them ends, and stops
+// the started ones in reverse order under stopCtx.
+func runAll(ctx, stopCtx context.Context, svcs []Service) error {
 	var errs []error
 	started := 0
 	for _, s := range svcs {
 		if err := s.Start(ctx); err != nil {
-			errs = append(errs, err)
+			if ctx.Err() == nil || !errors.Is(err, ctx.Err()) {
+				errs = append(errs, err) // not a start aborted by ctx or a signal
+			}
 			break
 		}
 		started++
 	}
 	if started == len(svcs) {
-		ended := make(chan struct{}, len(svcs))
-		waitEnded, stopWatching := context.WithCancel(ctx)
-		var wg sync.WaitGroup
-		for _, s := range svcs {
-			wg.Go(func() {
-				select {
-				case <-s.Done():
-					ended <- struct{}{}
-				case <-waitEnded.Done():
-				}
-			})
-		}
-		select {
-		case <-ctx.Done():
-		case <-ended:
-		}
-		stopWatching()
-		wg.Wait()
+		waitAny(ctx, svcs)
 	}
-
-	stopCtx, stopCancel := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopCancel()
-	stopped := make(chan []error, 1)
-	go func() {
-		var errs []error
-		for i := started - 1; i >= 0; i-- {
-			if err := svcs[i].Stop(stopCtx); err != nil {
-				errs = append(errs, err)
-			}
+	for i := started - 1; i >= 0; i-- {
+		if err := svcs[i].Stop(stopCtx); err != nil {
+			errs = append(errs, err)
 		}
-		stopped <- errs
-	}()
-	select {
-	case stopErrs := <-stopped:
-		errs = append(errs, stopErrs...)
-	case <-force:
-		stopCancel()
-		<-stopped
-		errs = append(errs, ErrForcedExit)
 	}
 	for _, s := range svcs[:started] {
 		if err := s.Err(); err != nil {
@@ -127,4 +95,26 @@ func run(ctx context.Context, sig <-chan os.Signal, svcs []Service) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// waitAny returns when ctx ends or any of svcs is done.
+func waitAny(ctx context.Context, svcs []Service) {
+	ended := make(chan struct{}, len(svcs))
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for _, s := range svcs {
+		wg.Go(func() {
+			select {
+			case <-s.Done():
+				ended <- struct{}{}
+			case <-ctx.Done():
+			}
+		})
+	}
+	select {
+	case <-ctx.Done():
+	case <-ended:
+	}
+	cancel()
+	wg.Wait()
 }

@@ -70,7 +70,7 @@ type Base struct {
 	lateErrs     []error
 	startCancel  context.CancelCauseFunc
 	startSpan    trace.SpanContext
-	hooksStarted bool
+	hooksStarted bool // the start got past the requirements: OnStop hooks run
 	reqs         []*reqState
 	settled      chan struct{} // closed when Start has finished, either way
 	done         chan struct{} // closed on reaching a final state
@@ -308,7 +308,7 @@ func (b *Base) startSteps(ctx context.Context) error {
 		return fail(part, err)
 	}
 	b.mu.Lock()
-	b.hooksStarted = len(b.cfg.onStart) > 0
+	b.hooksStarted = true
 	b.mu.Unlock()
 	for _, h := range b.cfg.onStart {
 		if err := ctx.Err(); err != nil {

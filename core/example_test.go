@@ -1,0 +1,70 @@
+package core_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/coreservice/coreservice/core"
+)
+
+func ExampleNewService() {
+	svc := core.NewService(
+		core.Name("api"),
+		core.Logger(slog.New(slog.DiscardHandler)),
+		core.OnStart(func(context.Context) error { fmt.Println("open"); return nil }),
+		core.OnStop(func(context.Context) error { fmt.Println("close"); return nil }),
+	)
+	if err := svc.Start(context.Background()); err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(svc.Name(), svc.State())
+	if err := svc.Stop(context.Background()); err != nil {
+		fmt.Println(err)
+	}
+	fmt.Println(svc.Name(), svc.State(), svc.Err())
+	// Output:
+	// open
+	// api running
+	// close
+	// api terminated <nil>
+}
+
+func ExampleRun() {
+	svc := core.NewService(core.Name("worker"), core.Logger(slog.New(slog.DiscardHandler)),
+		core.OnStart(func(context.Context) error { fmt.Println("started"); return nil }),
+		core.OnStop(func(context.Context) error { fmt.Println("stopped"); return nil }))
+
+	// In main, Run usually gets context.Background() and returns on Ctrl-C.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	err := core.Run(ctx, svc)
+	fmt.Println("err:", err)
+	// Output:
+	// started
+	// stopped
+	// err: <nil>
+}
+
+func ExampleBase_Start_rollback() {
+	db := errors.New("connection refused")
+	svc := core.NewService(core.Name("api"), core.Logger(slog.New(slog.DiscardHandler)),
+		core.OnStart(func(context.Context) error { fmt.Println("cache warmed"); return nil }),
+		core.OnStart(func(context.Context) error { return db }),
+		core.OnStop(func(context.Context) error { fmt.Println("cache dropped"); return nil }))
+
+	err := svc.Start(context.Background())
+	var se *core.StartupError
+	fmt.Println(errors.Is(err, core.ErrStartup), errors.Is(err, db), errors.As(err, &se) && se.Part == "OnStart hook 2")
+	fmt.Println(err)
+	fmt.Println(svc.State())
+	// Output:
+	// cache warmed
+	// cache dropped
+	// true true true
+	// start api: OnStart hook 2: connection refused
+	// failed
+}

@@ -1,0 +1,211 @@
+package core_test
+
+import (
+	"context"
+	"log/slog"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/coreservice/coreservice/core"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// recorder is an ordered, concurrency-safe event log.
+type recorder struct {
+	mu     sync.Mutex
+	events []string
+}
+
+func (r *recorder) add(e string) {
+	r.mu.Lock()
+	r.events = append(r.events, e)
+	r.mu.Unlock()
+}
+
+func (r *recorder) get() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.events)
+}
+
+// hook returns a hook function that records e and returns err.
+func (r *recorder) hook(e string, err error) func(context.Context) error {
+	return func(context.Context) error {
+		r.add(e)
+		return err
+	}
+}
+
+// unit is a core.Option and core.Unit running fn in one goroutine.
+type unit struct {
+	name   string
+	launch error // returned by Launch, after fn is started when fn != nil
+	fn     func(ctx context.Context) error
+}
+
+func (u *unit) ApplyTo(c *core.Config) { c.AddUnit(u) }
+func (u *unit) Name() string           { return u.name }
+func (u *unit) Launch(_ context.Context, h *core.Host) error {
+	if u.fn != nil {
+		h.Go(u.name, u.fn)
+	}
+	return u.launch
+}
+
+// req is a core.Option and core.Requirement for a fixed service.
+type req struct {
+	name    string
+	svc     core.Service
+	awaited bool
+	after   []core.Requirement
+	resolve func(context.Context) (core.Service, error)
+}
+
+func (r *req) ApplyTo(c *core.Config) { c.AddRequirement(r) }
+func (r *req) Name() string {
+	if r.name == "" && r.svc != nil {
+		return r.svc.Name()
+	}
+	return r.name
+}
+func (r *req) Owned() bool               { return !r.awaited }
+func (r *req) After() []core.Requirement { return r.after }
+func (r *req) Resolve(ctx context.Context) (core.Service, error) {
+	if r.resolve != nil {
+		return r.resolve(ctx)
+	}
+	return r.svc, nil
+}
+
+func requires(s core.Service, after ...core.Requirement) *req {
+	return &req{svc: s, after: after}
+}
+
+// check is a core.Option and core.Check.
+type check struct {
+	name      string
+	fn        func(context.Context) error
+	timeout   func(time.Duration) time.Duration
+	threshold int
+}
+
+func (c *check) ApplyTo(cfg *core.Config) { cfg.AddCheck(c) }
+func (c *check) Name() string             { return c.name }
+func (c *check) Check(ctx context.Context) error {
+	return c.fn(ctx)
+}
+func (c *check) Timeout(interval time.Duration) time.Duration {
+	if c.timeout != nil {
+		return c.timeout(interval)
+	}
+	return interval
+}
+func (c *check) Threshold() int {
+	if c.threshold == 0 {
+		return 1
+	}
+	return c.threshold
+}
+
+// fake is a core.Service that is not a *core.Base, recording its calls.
+type fake struct {
+	name     string
+	rec      *recorder
+	startErr error
+	stopErr  error
+	block    chan struct{} // Start waits on it (or ctx) when not nil
+
+	mu    sync.Mutex
+	state core.State
+	err   error
+	done  chan struct{}
+	once  sync.Once
+}
+
+func newFake(name string, rec *recorder) *fake {
+	return &fake{name: name, rec: rec, done: make(chan struct{})}
+}
+
+func (f *fake) Name() string { return f.name }
+func (f *fake) Start(ctx context.Context) error {
+	f.rec.add(f.name + " start")
+	if f.block != nil {
+		select {
+		case <-f.block:
+		case <-ctx.Done():
+			f.setFinal(core.StateFailed, ctx.Err())
+			return ctx.Err()
+		}
+	}
+	if f.startErr != nil {
+		f.setFinal(core.StateFailed, f.startErr)
+		return f.startErr
+	}
+	f.mu.Lock()
+	f.state = core.StateRunning
+	f.mu.Unlock()
+	return nil
+}
+func (f *fake) Stop(context.Context) error {
+	f.rec.add(f.name + " stop")
+	f.setFinal(core.StateTerminated, nil)
+	return f.stopErr
+}
+
+// crash makes the fake fail on its own while running.
+func (f *fake) crash(err error) { f.setFinal(core.StateFailed, err) }
+
+func (f *fake) setFinal(s core.State, err error) {
+	f.once.Do(func() {
+		f.mu.Lock()
+		f.state, f.err = s, err
+		f.mu.Unlock()
+		close(f.done)
+	})
+}
+func (f *fake) Healthcheck(context.Context) error {
+	if f.State() != core.StateRunning {
+		return core.ErrUnhealthy
+	}
+	return nil
+}
+func (f *fake) State() core.State {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.state
+}
+func (f *fake) Done() <-chan struct{} { return f.done }
+func (f *fake) Err() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.err
+}
+
+// quiet is a logger that drops everything, for services whose logs are noise.
+var quiet = slog.New(slog.DiscardHandler)
+
+func mustStart(t *testing.T, s core.Service) {
+	t.Helper()
+	if err := s.Start(t.Context()); err != nil {
+		t.Fatalf("Start: got %v, want nil", err)
+	}
+}
+
+func mustStop(t *testing.T, s core.Service) {
+	t.Helper()
+	if err := s.Stop(context.Background()); err != nil {
+		t.Fatalf("Stop: got %v, want nil", err)
+	}
+}
+
+func wantEvents(t *testing.T, got, want []string) {
+	t.Helper()
+	if !slices.Equal(got, want) {
+		t.Fatalf("events:\n got %q\nwant %q", got, want)
+	}
+}

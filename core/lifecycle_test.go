@@ -1,0 +1,595 @@
+package core_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/coreservice/coreservice/core"
+)
+
+func TestStateString(t *testing.T) {
+	want := map[core.State]string{
+		core.StateNew: "new", core.StateStarting: "starting", core.StateRunning: "running",
+		core.StateStopping: "stopping", core.StateTerminated: "terminated", core.StateFailed: "failed",
+		core.State(42): "State(42)",
+	}
+	for s, w := range want {
+		if got := s.String(); got != w {
+			t.Errorf("State(%d).String(): got %q, want %q", int(s), got, w)
+		}
+	}
+}
+
+func TestStartStopStates(t *testing.T) {
+	rec := &recorder{}
+	var s *core.Base
+	s = core.NewService(core.Name("svc"), core.Logger(quiet),
+		core.OnStart(func(context.Context) error {
+			rec.add("hook sees " + s.State().String())
+			return nil
+		}),
+		core.OnStop(func(context.Context) error {
+			rec.add("stop hook sees " + s.State().String())
+			return nil
+		}))
+	if got := s.State(); got != core.StateNew {
+		t.Fatalf("new service: got %v, want new", got)
+	}
+	if s.Running() {
+		t.Fatal("Running() before Start: got true, want false")
+	}
+	mustStart(t, s)
+	if got := s.State(); got != core.StateRunning || !s.Running() {
+		t.Fatalf("after Start: got %v, want running", got)
+	}
+	select {
+	case <-s.Done():
+		t.Fatal("Done closed while running")
+	default:
+	}
+	mustStop(t, s)
+	if got := s.State(); got != core.StateTerminated {
+		t.Fatalf("after Stop: got %v, want terminated", got)
+	}
+	select {
+	case <-s.Done():
+	default:
+		t.Fatal("Done not closed after Stop")
+	}
+	if err := s.Err(); err != nil {
+		t.Fatalf("Err after clean stop: got %v, want nil", err)
+	}
+	wantEvents(t, rec.get(), []string{"hook sees starting", "stop hook sees stopping"})
+}
+
+func TestStartTwice(t *testing.T) {
+	s := core.NewService(core.Logger(quiet))
+	mustStart(t, s)
+	if err := s.Start(t.Context()); !errors.Is(err, core.ErrAlreadyStarted) {
+		t.Fatalf("second Start: got %v, want ErrAlreadyStarted", err)
+	}
+	if s.State() != core.StateRunning {
+		t.Fatalf("second Start changed the state to %v", s.State())
+	}
+	mustStop(t, s)
+	if err := s.Start(t.Context()); !errors.Is(err, core.ErrAlreadyStarted) {
+		t.Fatalf("Start after Stop: got %v, want ErrAlreadyStarted", err)
+	}
+}
+
+func TestStopBeforeStartIsNoop(t *testing.T) {
+	s := core.NewService(core.Logger(quiet))
+	if err := s.Stop(t.Context()); err != nil {
+		t.Fatalf("Stop before Start: got %v, want nil", err)
+	}
+	if s.State() != core.StateNew {
+		t.Fatalf("Stop before Start: state %v, want new", s.State())
+	}
+	mustStart(t, s) // still startable
+	mustStop(t, s)
+}
+
+func TestConcurrentStopSameResult(t *testing.T) {
+	hookErr := errors.New("close failed")
+	s := core.NewService(core.Logger(quiet), core.OnStop(func(context.Context) error { return hookErr }))
+	mustStart(t, s)
+	const n = 32
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { errs[i] = s.Stop(context.Background()) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if !errors.Is(err, hookErr) || err != errs[0] {
+			t.Fatalf("Stop #%d: got %v, want the same error %v as every other caller", i, err, errs[0])
+		}
+	}
+	if again := s.Stop(context.Background()); again != errs[0] {
+		t.Fatalf("later Stop: got %v, want %v", again, errs[0])
+	}
+}
+
+func TestConcurrentStartAndStop(t *testing.T) {
+	for range 20 {
+		s := core.NewService(core.Logger(quiet), &unit{name: "worker", fn: func(ctx context.Context) error {
+			<-ctx.Done()
+			return nil
+		}})
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		okStarts, alreadyStarts := 0, 0
+		for i := range 16 {
+			wg.Go(func() {
+				if i%2 == 0 {
+					err := s.Start(context.Background())
+					mu.Lock()
+					defer mu.Unlock()
+					switch {
+					case err == nil:
+						okStarts++
+					case errors.Is(err, core.ErrAlreadyStarted):
+						alreadyStarts++
+					case errors.Is(err, core.ErrStartup):
+						okStarts++ // the one start, aborted by a concurrent Stop
+					default:
+						t.Errorf("Start: unexpected error %v", err)
+					}
+				} else if err := s.Stop(context.Background()); err != nil {
+					t.Errorf("Stop: got %v, want nil", err)
+				}
+			})
+		}
+		wg.Wait()
+		if err := s.Stop(context.Background()); err != nil {
+			t.Fatalf("final Stop: %v", err)
+		}
+		if okStarts+alreadyStarts != 8 || okStarts > 1 {
+			t.Fatalf("starts: %d ran, %d already started; want at most 1 to run", okStarts, alreadyStarts)
+		}
+		if st := s.State(); st != core.StateNew && st != core.StateTerminated {
+			t.Fatalf("final state %v, want new or terminated", st)
+		}
+	}
+}
+
+func TestStartOrderAndStopOrder(t *testing.T) {
+	rec := &recorder{}
+	r1, r2 := newFake("r1", rec), newFake("r2", rec)
+	req1 := requires(r1)
+	s := core.NewService(core.Name("svc"), core.Logger(quiet),
+		req1, requires(r2, req1),
+		core.OnStart(rec.hook("start hook 1", nil)), core.OnStart(rec.hook("start hook 2", nil)),
+		core.OnStop(rec.hook("stop hook 1", nil)), core.OnStop(rec.hook("stop hook 2", nil)),
+		&unit{name: "u", fn: func(ctx context.Context) error {
+			<-ctx.Done()
+			rec.add("unit ends")
+			return nil
+		}},
+		&check{name: "c", fn: func(context.Context) error { rec.add("check"); return nil }},
+		core.MonitorInterval(time.Hour))
+	mustStart(t, s)
+	wantEvents(t, rec.get(), []string{"r1 start", "r2 start", "start hook 1", "start hook 2", "check"})
+	mustStop(t, s)
+	wantEvents(t, rec.get()[5:], []string{"unit ends", "stop hook 2", "stop hook 1", "r2 stop", "r1 stop"})
+}
+
+func TestRollbackIncludesFailingPart(t *testing.T) {
+	boom := errors.New("boom")
+	cases := []struct {
+		name     string
+		opts     func(rec *recorder) []core.Option
+		wantPart string
+		want     []string
+	}{{
+		name: "requirement",
+		opts: func(rec *recorder) []core.Option {
+			a, b := newFake("a", rec), newFake("b", rec)
+			b.startErr = boom
+			ra := requires(a)
+			return []core.Option{ra, requires(b, ra), core.OnStop(rec.hook("stop hook", nil))}
+		},
+		wantPart: "requirement b",
+		want:     []string{"a start", "b start", "b stop", "a stop"},
+	}, {
+		name: "OnStart hook",
+		opts: func(rec *recorder) []core.Option {
+			return []core.Option{requires(newFake("a", rec)),
+				core.OnStart(rec.hook("hook 1", nil)), core.OnStart(rec.hook("hook 2", boom)),
+				core.OnStop(rec.hook("stop hook", nil))}
+		},
+		wantPart: "OnStart hook 2",
+		want:     []string{"a start", "hook 1", "hook 2", "stop hook", "a stop"},
+	}, {
+		name: "unit",
+		opts: func(rec *recorder) []core.Option {
+			return []core.Option{requires(newFake("a", rec)), core.OnStop(rec.hook("stop hook", nil)),
+				&unit{name: "task t", launch: boom, fn: func(ctx context.Context) error {
+					<-ctx.Done()
+					rec.add("unit ended")
+					return nil
+				}}}
+		},
+		wantPart: "task t",
+		want:     []string{"a start", "unit ended", "stop hook", "a stop"},
+	}, {
+		name: "check",
+		opts: func(rec *recorder) []core.Option {
+			return []core.Option{requires(newFake("a", rec)), core.OnStart(rec.hook("hook", nil)),
+				core.OnStop(rec.hook("stop hook", nil)),
+				&check{name: "ping", fn: func(context.Context) error { rec.add("check"); return boom }}}
+		},
+		wantPart: "check ping",
+		want:     []string{"a start", "hook", "check", "stop hook", "a stop"},
+	}}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			rec := &recorder{}
+			s := core.NewService(append(tc.opts(rec), core.Name("svc"), core.Logger(quiet))...)
+			err := s.Start(t.Context())
+			var se *core.StartupError
+			if !errors.As(err, &se) || !errors.Is(err, core.ErrStartup) || !errors.Is(err, boom) {
+				t.Fatalf("Start: got %v, want a *StartupError wrapping boom", err)
+			}
+			if se.Service != "svc" || se.Part != tc.wantPart {
+				t.Fatalf("StartupError: got service %q part %q, want svc, %q", se.Service, se.Part, tc.wantPart)
+			}
+			if !strings.Contains(err.Error(), tc.wantPart) {
+				t.Fatalf("message %q does not name %q", err, tc.wantPart)
+			}
+			wantEvents(t, rec.get(), tc.want)
+			if s.State() != core.StateFailed || !errors.Is(s.Err(), boom) {
+				t.Fatalf("after failed start: state %v err %v, want failed with boom", s.State(), s.Err())
+			}
+			if err := s.Stop(t.Context()); err != nil {
+				t.Fatalf("Stop after a clean rollback: got %v, want nil", err)
+			}
+		})
+	}
+}
+
+func TestInvalidOptions(t *testing.T) {
+	cases := map[string]core.Option{
+		"empty name":               core.Name(""),
+		"zero MonitorInterval":     core.MonitorInterval(0),
+		"negative MonitorInterval": core.MonitorInterval(-time.Second),
+		"zero StartTimeout":        core.StartTimeout(0),
+		"negative StopTimeout":     core.StopTimeout(-1),
+		"nil OnStart":              core.OnStart(nil),
+		"nil OnStop":               core.OnStop(nil),
+		"nil TracerProvider":       core.TracerProvider(nil),
+		"nil MeterProvider":        core.MeterProvider(nil),
+		"nil option":               nil,
+		"duplicate check":          optionList{&check{name: "x", fn: okCheck}, &check{name: "x", fn: okCheck}},
+		"empty check name":         &check{name: "", fn: okCheck},
+		"zero threshold":           &check{name: "x", fn: okCheck, threshold: -1},
+		"zero check timeout": &check{name: "x", fn: okCheck,
+			timeout: func(time.Duration) time.Duration { return 0 }},
+	}
+	for name, opt := range cases {
+		t.Run(name, func(t *testing.T) {
+			ran := false
+			s := core.NewService(core.Logger(quiet), opt, core.OnStart(func(context.Context) error {
+				ran = true
+				return nil
+			}))
+			err := s.Start(t.Context())
+			if !errors.Is(err, core.ErrStartup) || !errors.Is(err, core.ErrInvalidOption) {
+				t.Fatalf("Start: got %v, want ErrStartup and ErrInvalidOption", err)
+			}
+			if ran {
+				t.Fatal("OnStart ran despite an invalid option")
+			}
+			if s.State() != core.StateFailed {
+				t.Fatalf("state: got %v, want failed", s.State())
+			}
+		})
+	}
+}
+
+// optionList applies several options as one.
+type optionList []core.Option
+
+func (l optionList) ApplyTo(c *core.Config) {
+	for _, o := range l {
+		o.ApplyTo(c)
+	}
+}
+
+func okCheck(context.Context) error { return nil }
+
+func TestOptionsPrint(t *testing.T) {
+	for _, tc := range []struct {
+		opt  core.Option
+		want string
+	}{
+		{core.Name("api"), `core.Name("api")`},
+		{core.MonitorInterval(time.Second), "core.MonitorInterval(1s)"},
+		{core.StopTimeout(3 * time.Second), "core.StopTimeout(3s)"},
+		{core.OnStart(okCheck), "core.OnStart(...)"},
+	} {
+		if got := fmt.Sprint(tc.opt); got != tc.want {
+			t.Errorf("got %q, want %q", got, tc.want)
+		}
+	}
+	if core.Name("a") != core.Name("a") || core.StartTimeout(time.Second) == core.StartTimeout(2*time.Second) {
+		t.Error("options of the same value should compare equal, and of different values unequal")
+	}
+}
+
+func TestDefaultNameFromCaller(t *testing.T) {
+	a, b := core.NewService(), core.NewService()
+	re := regexp.MustCompile(`^core_test\.TestDefaultNameFromCaller#\d+$`)
+	if !re.MatchString(a.Name()) || !re.MatchString(b.Name()) {
+		t.Fatalf("default names %q, %q: want core_test.TestDefaultNameFromCaller#N", a.Name(), b.Name())
+	}
+	if a.Name() == b.Name() {
+		t.Fatalf("two default names are both %q, want unique", a.Name())
+	}
+}
+
+func TestLogCarriesServiceName(t *testing.T) {
+	var buf bytes.Buffer
+	s := core.NewService(core.Name("ledger"), core.Logger(slog.New(slog.NewJSONHandler(&buf, nil))))
+	s.Log().Info("hello")
+	mustStart(t, s)
+	mustStop(t, s)
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) < 4 { // hello, starting, running, stopping, terminated
+		t.Fatalf("got %d records, want at least 4:\n%s", len(lines), buf.String())
+	}
+	for _, line := range lines {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatal(err)
+		}
+		if rec["service"] != "ledger" {
+			t.Errorf("record %s: got service=%v, want ledger", line, rec["service"])
+		}
+	}
+	if !strings.Contains(buf.String(), `"msg":"service running"`) {
+		t.Errorf("no 'service running' record in:\n%s", buf.String())
+	}
+}
+
+func TestLoggerNilMeansDefault(t *testing.T) {
+	s := core.NewService(core.Logger(nil))
+	if s.Log() == nil {
+		t.Fatal("Log() is nil with Logger(nil)")
+	}
+	if !s.Log().Handler().Enabled(context.Background(), slog.LevelInfo) {
+		t.Fatal("Logger(nil) logger is disabled at Info, want slog.Default's handler")
+	}
+}
+
+func TestSelfFailureIsImmediate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		boom := errors.New("boom")
+		rec := &recorder{}
+		dep := newFake("dep", rec)
+		s := core.NewService(core.Logger(quiet), core.MonitorInterval(time.Hour), requires(dep),
+			core.OnStop(rec.hook("stop hook", nil)),
+			&unit{name: "u", fn: func(ctx context.Context) error {
+				select {
+				case <-time.After(time.Second):
+					return boom
+				case <-ctx.Done():
+					return nil
+				}
+			}})
+		begin := time.Now()
+		mustStart(t, s)
+		<-s.Done()
+		if d := time.Since(begin); d != time.Second {
+			t.Fatalf("service failed after %v, want 1s (not at a monitor tick)", d)
+		}
+		if s.State() != core.StateFailed || !errors.Is(s.Err(), boom) {
+			t.Fatalf("got state %v err %v, want failed with boom", s.State(), s.Err())
+		}
+		wantEvents(t, rec.get(), []string{"dep start", "stop hook", "dep stop"})
+		if err := s.Stop(t.Context()); err != nil {
+			t.Fatalf("Stop after self-failure: got %v, want nil", err)
+		}
+	})
+}
+
+func TestUnitPanicIsRecovered(t *testing.T) {
+	s := core.NewService(core.Logger(quiet), &unit{name: "bad", fn: func(context.Context) error {
+		panic("oops")
+	}})
+	// The panic may come before or after Start returns: either way, it fails the service.
+	_ = s.Start(t.Context())
+	<-s.Done()
+	var pe *core.PanicError
+	if !errors.As(s.Err(), &pe) {
+		t.Fatalf("Err: got %v, want a *PanicError", s.Err())
+	}
+	if pe.Value != "oops" || !bytes.Contains(pe.Stack, []byte("core_test.TestUnitPanicIsRecovered")) {
+		t.Fatalf("PanicError: value %v, stack without the panicking function:\n%s", pe.Value, pe.Stack)
+	}
+	if !strings.Contains(s.Err().Error(), "bad") {
+		t.Fatalf("error %q does not name the unit", s.Err())
+	}
+}
+
+func TestStopTimeoutNamesStuckUnits(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		defer close(release)
+		rec := &recorder{}
+		s := core.NewService(core.Name("svc"), core.Logger(quiet), core.StopTimeout(2*time.Second),
+			core.OnStop(rec.hook("stop hook", nil)),
+			&unit{name: "stuck", fn: func(context.Context) error { <-release; return nil }},
+			&unit{name: "polite", fn: func(ctx context.Context) error { <-ctx.Done(); return nil }})
+		mustStart(t, s)
+		begin := time.Now()
+		err := s.Stop(context.Background())
+		if d := time.Since(begin); d != 2*time.Second {
+			t.Errorf("Stop took %v, want the 2s StopTimeout", d)
+		}
+		var te *core.StopTimeoutError
+		if !errors.As(err, &te) || !errors.Is(err, core.ErrStopTimeout) {
+			t.Fatalf("Stop: got %v, want a *StopTimeoutError", err)
+		}
+		if len(te.Units) != 1 || te.Units[0] != "stuck" || te.Service != "svc" {
+			t.Fatalf("StopTimeoutError: got %+v, want service svc, units [stuck]", te)
+		}
+		wantEvents(t, rec.get(), []string{"stop hook"}) // the stop went on without the stuck unit
+		if s.State() != core.StateTerminated {
+			t.Fatalf("state: got %v, want terminated", s.State())
+		}
+	})
+}
+
+func TestStopErrorsAreJoined(t *testing.T) {
+	e1, e2, e3 := errors.New("hook 1"), errors.New("hook 2"), errors.New("dep stop")
+	rec := &recorder{}
+	dep := newFake("dep", rec)
+	dep.stopErr = e3
+	var logs bytes.Buffer
+	s := core.NewService(core.Logger(slog.New(slog.NewTextHandler(&logs, nil))), requires(dep),
+		core.OnStop(rec.hook("stop 1", e1)), core.OnStop(rec.hook("stop 2", e2)))
+	mustStart(t, s)
+	err := s.Stop(t.Context())
+	for _, want := range []error{e1, e2, e3} {
+		if !errors.Is(err, want) {
+			t.Errorf("Stop: got %v, want it to wrap %v", err, want)
+		}
+	}
+	wantEvents(t, rec.get(), []string{"dep start", "stop 2", "stop 1", "dep stop"})
+	if !strings.Contains(logs.String(), "dep stop") {
+		t.Errorf("stop errors were not logged:\n%s", logs.String())
+	}
+}
+
+func TestStartTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{}
+		s := core.NewService(core.Logger(quiet), core.StartTimeout(time.Second),
+			core.OnStart(func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }),
+			core.OnStop(rec.hook("stop hook", nil)))
+		begin := time.Now()
+		err := s.Start(t.Context())
+		if d := time.Since(begin); d != time.Second {
+			t.Errorf("Start took %v, want 1s", d)
+		}
+		if !errors.Is(err, core.ErrStartup) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Start: got %v, want ErrStartup wrapping DeadlineExceeded", err)
+		}
+		if !strings.Contains(err.Error(), "StartTimeout 1s") {
+			t.Errorf("message %q does not say which timeout ran out", err)
+		}
+		wantEvents(t, rec.get(), []string{"stop hook"})
+		if s.State() != core.StateFailed {
+			t.Fatalf("state %v, want failed", s.State())
+		}
+	})
+}
+
+func TestStopDuringStart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		entered := make(chan struct{})
+		s := core.NewService(core.Logger(quiet),
+			core.OnStart(func(ctx context.Context) error {
+				close(entered)
+				<-ctx.Done()
+				return ctx.Err()
+			}))
+		startErr := make(chan error)
+		go func() { startErr <- s.Start(context.Background()) }()
+		<-entered
+		if err := s.Stop(context.Background()); err != nil {
+			t.Fatalf("Stop during Start: got %v, want nil", err)
+		}
+		if err := <-startErr; !errors.Is(err, core.ErrStartup) || !strings.Contains(err.Error(), "stopped while starting") {
+			t.Fatalf("Start: got %v, want ErrStartup saying it was stopped", err)
+		}
+		if s.State() != core.StateTerminated || s.Err() != nil {
+			t.Fatalf("got state %v err %v, want terminated with no error", s.State(), s.Err())
+		}
+	})
+}
+
+func TestUnitFailureDuringStartIsTheCause(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		boom := errors.New("first run failed")
+		s := core.NewService(core.Logger(quiet),
+			&unit{name: "u", fn: func(context.Context) error { return boom }},
+			&check{name: "slow", fn: func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }})
+		err := s.Start(t.Context())
+		if !errors.Is(err, core.ErrStartup) || !errors.Is(err, boom) {
+			t.Fatalf("Start: got %v, want ErrStartup wrapping the unit's error", err)
+		}
+		if !errors.Is(s.Err(), boom) {
+			t.Fatalf("Err: got %v, want boom", s.Err())
+		}
+	})
+}
+
+func TestStopCallerContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		s := core.NewService(core.Logger(quiet), core.StopTimeout(time.Minute),
+			core.OnStop(func(context.Context) error { <-release; return nil }))
+		mustStart(t, s)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if err := s.Stop(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Stop with an expiring context: got %v, want DeadlineExceeded", err)
+		}
+		if s.State() != core.StateStopping {
+			t.Fatalf("state: got %v, want stopping (the stop goes on)", s.State())
+		}
+		close(release)
+		<-s.Done()
+		if err := s.Stop(context.Background()); err != nil {
+			t.Fatalf("later Stop: got %v, want nil", err)
+		}
+	})
+}
+
+func TestHostGoAfterStopDoesNotRun(t *testing.T) {
+	var host *core.Host
+	s := core.NewService(core.Logger(quiet), &hostGrabber{h: &host})
+	mustStart(t, s)
+	mustStop(t, s)
+	ran := false
+	host.Go("late", func(context.Context) error { ran = true; return nil })
+	if ran {
+		t.Fatal("Go after Stop ran its function")
+	}
+	if host.Name() != s.Name() || host.Log() == nil || host.Tracer() == nil || host.Meter() == nil {
+		t.Fatal("Host accessors do not describe the service")
+	}
+}
+
+type hostGrabber struct{ h **core.Host }
+
+func (g *hostGrabber) ApplyTo(c *core.Config) { c.AddUnit(g) }
+func (g *hostGrabber) Name() string           { return "grabber" }
+func (g *hostGrabber) Launch(_ context.Context, h *core.Host) error {
+	*g.h = h
+	return nil
+}
+
+func TestHostFail(t *testing.T) {
+	var host *core.Host
+	s := core.NewService(core.Logger(quiet), &hostGrabber{h: &host})
+	mustStart(t, s)
+	boom := errors.New("external failure")
+	host.Fail(boom)
+	<-s.Done()
+	if !errors.Is(s.Err(), boom) || s.State() != core.StateFailed {
+		t.Fatalf("after Host.Fail: state %v err %v, want failed with the error", s.State(), s.Err())
+	}
+}

@@ -1,0 +1,145 @@
+package core_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/coreservice/coreservice/core"
+)
+
+// scripted is a check whose results follow a script, one per run; past the
+// end of the script it passes.
+type scripted struct {
+	results []bool // true = pass
+	runs    atomic.Int32
+}
+
+func (s *scripted) fn(context.Context) error {
+	i := int(s.runs.Add(1)) - 1
+	if i < len(s.results) && !s.results[i] {
+		return errors.New("scripted failure")
+	}
+	return nil
+}
+
+func TestMonitorThreshold(t *testing.T) {
+	cases := []struct {
+		name      string
+		results   []bool // run 0 is the start check
+		threshold int
+		failAt    time.Duration // 0: never, within the test
+	}{
+		{"first failure fails with threshold 1", []bool{true, true, true, false}, 1, 300 * time.Millisecond},
+		{"fail pass fail fail with threshold 2", []bool{true, false, true, false, false}, 2, 400 * time.Millisecond},
+		{"isolated failures never reach threshold 2", []bool{true, false, true, false, true, false, true}, 2, 0},
+		{"three in a row with threshold 3", []bool{true, false, false, false}, 3, 300 * time.Millisecond},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				sc := &scripted{results: tc.results}
+				s := core.NewService(core.Logger(quiet), core.MonitorInterval(100*time.Millisecond),
+					&check{name: "scripted", fn: sc.fn, threshold: tc.threshold})
+				begin := time.Now()
+				mustStart(t, s)
+				select {
+				case <-s.Done():
+					if tc.failAt == 0 {
+						t.Fatalf("service failed after %v, want it to keep running", time.Since(begin))
+					}
+					if d := time.Since(begin); d != tc.failAt {
+						t.Fatalf("service failed after %v, want %v", d, tc.failAt)
+					}
+					if !errors.Is(s.Err(), core.ErrUnhealthy) || !strings.Contains(s.Err().Error(), "scripted") {
+						t.Fatalf("Err: got %v, want ErrUnhealthy naming the check", s.Err())
+					}
+				case <-time.After(time.Second):
+					if tc.failAt != 0 {
+						t.Fatalf("service still running after 1s, want it failed at %v", tc.failAt)
+					}
+					mustStop(t, s)
+				}
+			})
+		})
+	}
+}
+
+func TestMonitorCutsHangingCheck(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var hang atomic.Bool
+		s := core.NewService(core.Logger(quiet), core.MonitorInterval(time.Second),
+			&check{name: "hangs", timeout: func(time.Duration) time.Duration { return 200 * time.Millisecond },
+				fn: func(ctx context.Context) error {
+					if hang.Load() {
+						<-ctx.Done()
+						return ctx.Err()
+					}
+					return nil
+				}})
+		mustStart(t, s)
+		hang.Store(true)
+		begin := time.Now()
+		<-s.Done()
+		if d := time.Since(begin); d != 1200*time.Millisecond {
+			t.Fatalf("failed after %v, want 1.2s (tick at 1s + 200ms check timeout)", d)
+		}
+		if !errors.Is(s.Err(), context.DeadlineExceeded) {
+			t.Fatalf("Err: got %v, want the check's DeadlineExceeded", s.Err())
+		}
+	})
+}
+
+func TestMonitorIntervalDefault(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sc := &scripted{}
+		s := core.NewService(core.Logger(quiet), &check{name: "count", fn: sc.fn})
+		mustStart(t, s)
+		<-time.After(time.Second + time.Millisecond) // fake time: ten ticks of the default 100 ms
+		mustStop(t, s)
+		if got := sc.runs.Load(); got != 11 {
+			t.Fatalf("check ran %d times in 1s, want 11 (start + 10 ticks of 100ms)", got)
+		}
+	})
+}
+
+func TestHealthcheck(t *testing.T) {
+	var failing atomic.Bool
+	rec := &recorder{}
+	dep := newFake("dep", rec)
+	s := core.NewService(core.Name("api"), core.Logger(quiet), core.MonitorInterval(time.Hour), requires(dep),
+		&check{name: "ping", fn: func(context.Context) error {
+			if failing.Load() {
+				return errors.New("no pong")
+			}
+			return nil
+		}})
+	if err := s.Healthcheck(t.Context()); !errors.Is(err, core.ErrUnhealthy) || !strings.Contains(err.Error(), "new") {
+		t.Fatalf("Healthcheck before Start: got %v, want ErrUnhealthy saying new", err)
+	}
+	mustStart(t, s)
+	if err := s.Healthcheck(t.Context()); err != nil {
+		t.Fatalf("Healthcheck while healthy: got %v, want nil", err)
+	}
+	failing.Store(true)
+	err := s.Healthcheck(t.Context())
+	if !errors.Is(err, core.ErrUnhealthy) || !strings.Contains(err.Error(), "ping") || !strings.Contains(err.Error(), "no pong") {
+		t.Fatalf("Healthcheck with a failing check: got %v, want ErrUnhealthy naming ping", err)
+	}
+	if s.State() != core.StateRunning {
+		t.Fatal("a failing Healthcheck call changed the state: only the monitor may fail the service")
+	}
+	failing.Store(false)
+	dep.setFinal(core.StateTerminated, nil) // stopped behind our back; the watcher fails api too
+	if err := s.Healthcheck(t.Context()); !errors.Is(err, core.ErrUnhealthy) {
+		t.Fatalf("Healthcheck with a stopped requirement: got %v, want ErrUnhealthy", err)
+	}
+	<-s.Done()
+	if !strings.Contains(s.Err().Error(), "requirement dep stopped") {
+		t.Fatalf("Err: got %v, want it to say the requirement stopped", s.Err())
+	}
+}

@@ -1,0 +1,326 @@
+package core_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/coreservice/coreservice/core"
+)
+
+// node is a *core.Base that records its start and stop.
+func node(name string, rec *recorder, opts ...core.Option) *core.Base {
+	return core.NewService(append([]core.Option{core.Name(name), core.Logger(quiet),
+		core.MonitorInterval(time.Hour),
+		core.OnStart(rec.hook(name+" start", nil)), core.OnStop(rec.hook(name+" stop", nil))}, opts...)...)
+}
+
+func TestNestedOrder(t *testing.T) {
+	rec := &recorder{}
+	c := node("c", rec)
+	b := node("b", rec, requires(c))
+	a := node("a", rec, requires(b))
+	mustStart(t, a)
+	if b.State() != core.StateRunning || c.State() != core.StateRunning {
+		t.Fatalf("requirements: b %v, c %v, want running", b.State(), c.State())
+	}
+	mustStop(t, a)
+	wantEvents(t, rec.get(), []string{"c start", "b start", "a start", "a stop", "b stop", "c stop"})
+	if b.State() != core.StateTerminated || c.State() != core.StateTerminated {
+		t.Fatalf("after Stop: b %v, c %v, want terminated", b.State(), c.State())
+	}
+}
+
+func TestIndependentRequirementsStartConcurrently(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{}
+		var mu sync.Mutex
+		inside, most := 0, 0
+		slow := func(name string) *core.Base {
+			return core.NewService(core.Name(name), core.Logger(quiet), core.MonitorInterval(time.Hour),
+				core.OnStart(func(context.Context) error {
+					mu.Lock()
+					inside++
+					most = max(most, inside)
+					mu.Unlock()
+					<-time.After(time.Second) // fake time; overlapping starts take 1s in all
+					mu.Lock()
+					inside--
+					mu.Unlock()
+					return nil
+				}))
+		}
+		x, y, z := slow("x"), slow("y"), slow("z")
+		p := node("p", rec, requires(x), requires(y), requires(z))
+		begin := time.Now()
+		mustStart(t, p)
+		if d := time.Since(begin); d != time.Second || most != 3 {
+			t.Fatalf("three independent 1s starts took %v with at most %d at once, want 1s and 3", d, most)
+		}
+		mustStop(t, p)
+	})
+}
+
+func TestAfterOrdersSiblings(t *testing.T) {
+	rec := &recorder{}
+	x, y, z := node("x", rec), node("y", rec), node("z", rec)
+	rz := requires(z)
+	ry := requires(y, rz)
+	p := node("p", rec, requires(x, ry), ry, rz)
+	mustStart(t, p)
+	mustStop(t, p)
+	wantEvents(t, rec.get(), []string{"z start", "y start", "x start", "p start", "p stop", "x stop", "y stop", "z stop"})
+}
+
+func TestSharedRequirementStartsOnceStopsAfterLast(t *testing.T) {
+	orders := [][]int{{0, 1}, {1, 0}, {0, 1, 2}, {2, 0, 1}, {1, 2, 0}}
+	for _, order := range orders {
+		rec := &recorder{}
+		db := node("db", rec)
+		parents := make([]*core.Base, len(order))
+		for i := range parents {
+			parents[i] = core.NewService(core.Logger(quiet), requires(db))
+		}
+		var wg sync.WaitGroup
+		for _, p := range parents { // concurrent parents starting at once
+			wg.Go(func() { mustStart(t, p) })
+		}
+		wg.Wait()
+		wantEvents(t, rec.get(), []string{"db start"})
+		for n, i := range order {
+			mustStop(t, parents[i])
+			if last := n == len(order)-1; last != (db.State() == core.StateTerminated) {
+				t.Fatalf("order %v: after stopping %d parents db is %v", order, n+1, db.State())
+			}
+		}
+		wantEvents(t, rec.get(), []string{"db start", "db stop"})
+	}
+}
+
+func TestSharedWithDirectStart(t *testing.T) {
+	rec := &recorder{}
+	db := node("db", rec)
+	api := node("api", rec, requires(db))
+	mustStart(t, db)
+	mustStart(t, api)
+	mustStop(t, api)
+	if db.State() != core.StateRunning {
+		t.Fatalf("db started directly was stopped by its dependent: %v", db.State())
+	}
+	mustStop(t, db)
+	wantEvents(t, rec.get(), []string{"db start", "api start", "api stop", "db stop"})
+}
+
+// late is a requirement whose service is set after construction, to build cycles.
+func late(target **core.Base) *req {
+	return &req{name: "late", resolve: func(context.Context) (core.Service, error) { return *target, nil }}
+}
+
+func TestCycles(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{}
+		var a, b, c *core.Base
+		a = node("a", rec, late(&a))
+		assertCycle(t, a, "a -> a")
+
+		var d, e *core.Base
+		d = node("d", rec, late(&e))
+		e = node("e", rec, late(&d))
+		assertCycle(t, d, "d -> e -> d")
+
+		var f *core.Base
+		b = node("b", rec, late(&c))
+		c = node("c", rec, late(&f))
+		f = node("f", rec, late(&b))
+		assertCycle(t, b, "b -> c -> f -> b")
+		wantEvents(t, rec.get(), nil) // nothing ran: no hook of any service in a cycle
+	})
+}
+
+func assertCycle(t *testing.T, s *core.Base, path string) {
+	t.Helper()
+	err := s.Start(t.Context())
+	var ce *core.CycleError
+	if !errors.Is(err, core.ErrStartup) || !errors.As(err, &ce) || !errors.Is(err, core.ErrCycle) {
+		t.Fatalf("Start: got %v, want ErrStartup wrapping a *CycleError", err)
+	}
+	if got := strings.Join(ce.Path, " -> "); got != path {
+		t.Fatalf("cycle path: got %q, want %q", got, path)
+	}
+	if !strings.Contains(err.Error(), "dependency cycle: "+path) {
+		t.Fatalf("message %q does not show the path", err)
+	}
+}
+
+func TestAfterCycle(t *testing.T) {
+	rec := &recorder{}
+	r1 := requires(node("x", rec))
+	r2 := requires(node("y", rec), r1)
+	r1.after = []core.Requirement{r2}
+	err := node("p", rec, r1, r2).Start(t.Context())
+	if !errors.Is(err, core.ErrCycle) || !strings.Contains(err.Error(), "x -> y -> x") {
+		t.Fatalf("Start: got %v, want a cycle x -> y -> x", err)
+	}
+}
+
+func TestRequirementBadInput(t *testing.T) {
+	rec := &recorder{}
+	var typedNil *fake
+	shared := node("shared", rec)
+	outsider := requires(node("outsider", rec))
+	cases := map[string]core.Option{
+		"nil service":       &req{name: "nothing"},
+		"typed nil service": &req{name: "typed", svc: typedNil},
+		"required twice":    optionList{requires(shared), requires(shared)},
+		"After unknown":     requires(node("y", rec), outsider),
+		"resolve error": &req{name: "lazy", resolve: func(context.Context) (core.Service, error) {
+			return nil, errors.New("cannot build")
+		}},
+	}
+	for name, opt := range cases {
+		t.Run(name, func(t *testing.T) {
+			err := node("p", rec, opt).Start(t.Context())
+			var se *core.StartupError
+			if !errors.As(err, &se) || !strings.HasPrefix(se.Part, "requirement ") {
+				t.Fatalf("Start: got %v, want a *StartupError naming a requirement", err)
+			}
+		})
+	}
+	// The duplicate may be found before or while shared starts: either way
+	// it must not be left running.
+	if st := shared.State(); st != core.StateTerminated && st != core.StateFailed && st != core.StateNew {
+		t.Fatalf("shared after the rollback: %v, want not running", st)
+	}
+}
+
+func TestRollbackStopsStartedSiblings(t *testing.T) {
+	boom := errors.New("third fails")
+	rec := &recorder{}
+	x, y := node("x", rec), node("y", rec)
+	z := core.NewService(core.Name("z"), core.Logger(quiet), core.OnStart(func(context.Context) error {
+		rec.add("z start")
+		return boom
+	}), core.OnStop(rec.hook("z stop", nil)))
+	rx := requires(x)
+	ry := requires(y, rx)
+	p := node("p", rec, rx, ry, requires(z, ry))
+	if err := p.Start(t.Context()); !errors.Is(err, boom) || !strings.Contains(err.Error(), "requirement z") {
+		t.Fatalf("Start: got %v, want it to name requirement z and wrap its error", err)
+	}
+	// z's own rollback runs its OnStop hook (it got past its requirements).
+	wantEvents(t, rec.get(), []string{"x start", "y start", "z start", "z stop", "y stop", "x stop"})
+	for _, s := range []*core.Base{x, y} {
+		if s.State() != core.StateTerminated {
+			t.Fatalf("%s after rollback: %v, want terminated", s.Name(), s.State())
+		}
+	}
+}
+
+func TestRollbackStopsFailedForeignRequirement(t *testing.T) {
+	rec := &recorder{}
+	f := newFake("foreign", rec)
+	f.startErr = errors.New("half started")
+	err := node("p", rec, requires(f)).Start(t.Context())
+	if !errors.Is(err, f.startErr) {
+		t.Fatalf("Start: got %v", err)
+	}
+	wantEvents(t, rec.get(), []string{"foreign start", "foreign stop"})
+}
+
+func TestFailurePropagatesThroughThreeLevels(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		boom := errors.New("disk full")
+		rec := &recorder{}
+		c := node("c", rec, &unit{name: "writer", fn: func(ctx context.Context) error {
+			select {
+			case <-time.After(time.Second):
+				return boom
+			case <-ctx.Done():
+				return nil
+			}
+		}})
+		b := node("b", rec, requires(c))
+		a := node("a", rec, requires(b))
+		begin := time.Now()
+		mustStart(t, a)
+		<-a.Done()
+		if d := time.Since(begin); d != time.Second {
+			t.Fatalf("a failed %v after start, want 1s (promptly)", d)
+		}
+		for _, s := range []*core.Base{a, b, c} {
+			if s.State() != core.StateFailed || !errors.Is(s.Err(), boom) {
+				t.Fatalf("%s: state %v err %v, want failed wrapping the cause", s.Name(), s.State(), s.Err())
+			}
+		}
+		if msg := a.Err().Error(); !strings.Contains(msg, "requirement b failed: requirement c failed") {
+			t.Fatalf("a's error %q does not name the chain", msg)
+		}
+		wantEvents(t, rec.get(), []string{"c start", "b start", "a start", "c stop", "b stop", "a stop"})
+	})
+}
+
+func TestAwait(t *testing.T) {
+	t.Run("never starts", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			rec := &recorder{}
+			ext := node("ext", rec)
+			p := node("p", rec, core.StartTimeout(3*time.Second), &req{svc: ext, awaited: true})
+			begin := time.Now()
+			err := p.Start(t.Context())
+			if !errors.Is(err, context.DeadlineExceeded) || time.Since(begin) != 3*time.Second {
+				t.Fatalf("Start: got %v after %v, want DeadlineExceeded after 3s", err, time.Since(begin))
+			}
+			if ext.State() != core.StateNew {
+				t.Fatalf("awaited service was touched: %v", ext.State())
+			}
+		})
+	})
+	t.Run("started by someone else, fails later", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			rec := &recorder{}
+			ext := newFake("ext", rec)
+			p := node("p", rec, &req{svc: ext, awaited: true})
+			go func() {
+				<-time.After(time.Second)
+				_ = ext.Start(context.Background())
+			}()
+			mustStart(t, p)
+			boom := errors.New("ext crashed")
+			ext.crash(boom)
+			<-p.Done()
+			if !errors.Is(p.Err(), boom) {
+				t.Fatalf("p: got %v, want it to fail with the awaited service's error", p.Err())
+			}
+			wantEvents(t, rec.get(), []string{"ext start", "p start", "p stop"}) // p never stops ext
+		})
+	})
+}
+
+func TestDependencies(t *testing.T) {
+	rec := &recorder{}
+	db := node("db", rec)
+	lazyDB := node("lazy", rec)
+	rdb := requires(db)
+	rlazy := &req{name: "lazy", resolve: func(context.Context) (core.Service, error) { return lazyDB, nil }}
+	api := node("api", rec, rdb, rlazy, &check{name: "c", fn: okCheck}, core.MonitorInterval(time.Minute))
+	deps := api.Dependencies()
+	if len(deps) != 2 || deps[0].Requirement != rdb || deps[1].Requirement != rlazy || deps[0].Service != nil || deps[1].Service != nil {
+		t.Fatalf("before start: got %+v, want both requirements, unresolved", deps)
+	}
+	mustStart(t, api)
+	deps = api.Dependencies()
+	if deps[0].Service != db || deps[1].Service != lazyDB {
+		t.Fatalf("after start: got %+v, want the resolved services", deps)
+	}
+	if cs := api.Checks(); len(cs) != 1 || cs[0].Name() != "c" {
+		t.Fatalf("Checks: got %v, want [c]", cs)
+	}
+	if got := api.MonitorInterval(); got != time.Minute {
+		t.Fatalf("MonitorInterval: got %v, want 1m", got)
+	}
+	mustStop(t, api)
+}

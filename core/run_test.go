@@ -1,0 +1,166 @@
+package core_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"syscall"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/coreservice/coreservice/core"
+)
+
+func TestRunStopsOnContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{}
+		a, b := node("a", rec), node("b", rec)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if err := core.RunSignals(ctx, nil, a, b); err != nil {
+			t.Fatalf("Run: got %v, want nil after a clean stop", err)
+		}
+		wantEvents(t, rec.get(), []string{"a start", "b start", "b stop", "a stop"})
+	})
+}
+
+func TestRunReturnsFailure(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		boom := errors.New("boom")
+		rec := &recorder{}
+		a := node("a", rec)
+		b := node("b", rec, &unit{name: "u", fn: func(ctx context.Context) error {
+			select {
+			case <-time.After(time.Second):
+				return boom
+			case <-ctx.Done():
+				return nil
+			}
+		}})
+		err := core.RunSignals(context.Background(), nil, a, b)
+		if !errors.Is(err, boom) {
+			t.Fatalf("Run: got %v, want the failure", err)
+		}
+		if a.State() != core.StateTerminated {
+			t.Fatalf("a: %v, want terminated (stopped by Run)", a.State())
+		}
+		wantEvents(t, rec.get(), []string{"a start", "b start", "b stop", "a stop"})
+	})
+}
+
+func TestRunStartFailureStopsStarted(t *testing.T) {
+	boom := errors.New("boom")
+	rec := &recorder{}
+	a := node("a", rec)
+	b := core.NewService(core.Logger(quiet), core.OnStart(func(context.Context) error { return boom }))
+	c := node("c", rec)
+	err := core.Run(context.Background(), a, b, c)
+	if !errors.Is(err, core.ErrStartup) || !errors.Is(err, boom) {
+		t.Fatalf("Run: got %v, want the startup error", err)
+	}
+	wantEvents(t, rec.get(), []string{"a start", "a stop"})
+	if c.State() != core.StateNew {
+		t.Fatalf("c: %v, want never started", c.State())
+	}
+}
+
+func TestRunBadInput(t *testing.T) {
+	if err := core.Run(context.Background()); err == nil {
+		t.Fatal("Run with no services: got nil, want an error")
+	}
+	var typedNil *core.Base
+	if err := core.Run(context.Background(), core.NewService(), typedNil); err == nil {
+		t.Fatal("Run with a nil service: got nil, want an error")
+	}
+}
+
+func TestRunSignal(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{}
+		sig := make(chan os.Signal, 2)
+		a := node("a", rec)
+		go func() {
+			<-time.After(time.Second)
+			sig <- syscall.SIGTERM
+		}()
+		if err := core.RunSignals(context.Background(), sig, a); err != nil {
+			t.Fatalf("Run: got %v, want nil after SIGTERM", err)
+		}
+		wantEvents(t, rec.get(), []string{"a start", "a stop"})
+	})
+}
+
+func TestRunSecondSignalForcesExit(t *testing.T) {
+	for _, during := range []string{"stop", "start"} {
+		t.Run("during "+during, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				sig := make(chan os.Signal, 2)
+				release := make(chan struct{})
+				stopping := make(chan struct{})
+				a := core.NewService(core.Logger(quiet), core.OnStop(func(context.Context) error {
+					close(stopping)
+					<-release
+					return nil
+				}), core.OnStart(func(ctx context.Context) error {
+					if during == "start" {
+						<-ctx.Done() // the first signal aborts the start
+						return ctx.Err()
+					}
+					return nil
+				}))
+				go func() {
+					<-time.After(time.Second)
+					sig <- os.Interrupt
+					<-stopping
+					sig <- os.Interrupt
+				}()
+				err := core.RunSignals(context.Background(), sig, a)
+				if !errors.Is(err, core.ErrForcedExit) {
+					t.Fatalf("Run: got %v, want ErrForcedExit", err)
+				}
+				if a.State() != core.StateStopping {
+					t.Fatalf("state: got %v, want stopping (Run gave up waiting)", a.State())
+				}
+				close(release)
+				<-a.Done()
+			})
+		})
+	}
+}
+
+// TestRunRealSignal sends SIGINT to the test process: Run catches it.
+func TestRunRealSignal(t *testing.T) {
+	running := make(chan struct{})
+	a := core.NewService(core.Logger(quiet), core.OnStart(func(context.Context) error {
+		close(running)
+		return nil
+	}))
+	go func() {
+		<-running
+		_ = syscall.Kill(os.Getpid(), syscall.SIGINT)
+	}()
+	if err := core.Run(context.Background(), a); err != nil {
+		t.Fatalf("Run: got %v, want nil after SIGINT", err)
+	}
+	if a.State() != core.StateTerminated {
+		t.Fatalf("state: got %v, want terminated", a.State())
+	}
+}
+
+func TestRunSignalDuringStartIsClean(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sig := make(chan os.Signal, 1)
+		rec := &recorder{}
+		a := node("a", rec)
+		b := core.NewService(core.Logger(quiet), core.OnStart(func(ctx context.Context) error {
+			sig <- os.Interrupt
+			<-ctx.Done()
+			return ctx.Err()
+		}))
+		if err := core.RunSignals(context.Background(), sig, a, b); err != nil {
+			t.Fatalf("Run: got %v, want nil: the start was ended by a signal", err)
+		}
+		wantEvents(t, rec.get(), []string{"a start", "a stop"})
+	})
+}
