@@ -45,6 +45,17 @@ type Requirement interface {
 	After() []Requirement
 }
 
+// StaticRequirement is a Requirement whose service is fixed before Start
+// (deps.Requires and deps.Await are). Start walks the static requirements of
+// the whole tree before starting anything, so that a cycle among them is a
+// *CycleError even when two roots of the cycle are started concurrently.
+// Cycles through lazily built services are found as they are built.
+type StaticRequirement interface {
+	Requirement
+	// Known returns the service that Resolve will return.
+	Known() Service
+}
+
 // reqState is one requirement during one start and the following stop.
 type reqState struct {
 	r         Requirement
@@ -84,6 +95,9 @@ func (b *Base) startRequirements(ctx context.Context) (string, error) {
 	}
 	if path := afterCycle(states); path != nil {
 		return "requirement " + path[0], &CycleError{Path: path}
+	}
+	if path := staticCycle(b); path != nil {
+		return "requirement " + path[1], &CycleError{Path: path}
 	}
 	// Only a valid graph is kept for the release: it waits along After edges.
 	b.mu.Lock()
@@ -343,6 +357,42 @@ func checkCycle(ctx context.Context, b *Base) error {
 		names = append(names, p.name)
 	}
 	return &CycleError{Path: append(names, b.name)}
+}
+
+// staticCycle returns the names along a cycle of static requirements
+// reachable from b, or nil.
+func staticCycle(b *Base) []string {
+	var path []*Base
+	seen := make(map[*Base]bool)
+	var visit func(n *Base) []string
+	visit = func(n *Base) []string {
+		if i := slices.Index(path, n); i >= 0 {
+			names := make([]string, 0, len(path)-i+1)
+			for _, p := range path[i:] {
+				names = append(names, p.name)
+			}
+			return append(names, n.name)
+		}
+		if seen[n] {
+			return nil
+		}
+		seen[n] = true
+		path = append(path, n)
+		for _, r := range n.cfg.requirements {
+			sr, ok := r.(StaticRequirement)
+			if !ok || !sr.Owned() {
+				continue
+			}
+			if child, ok := sr.Known().(baser); ok && !isNil(child) {
+				if p := visit(child.coreBase()); p != nil {
+					return p
+				}
+			}
+		}
+		path = path[:len(path)-1]
+		return nil
+	}
+	return visit(b)
 }
 
 // afterCycle returns the names along a cycle of After edges, or nil.

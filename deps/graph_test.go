@@ -1,0 +1,85 @@
+package deps_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/coreservice/coreservice/core"
+	"github.com/coreservice/coreservice/deps"
+)
+
+func TestGraph(t *testing.T) {
+	rec := &recorder{}
+	db := node("db", rec)
+	auth := node("auth", rec)
+	rdb := deps.Requires(db)
+	cache := deps.Lazy(func(context.Context) (*core.Base, error) { return node("cache", rec), nil },
+		deps.Name("cache"), deps.After(rdb))
+	api := node("api", rec, rdb, cache, deps.Await(auth))
+	worker := node("worker", rec, deps.Requires(db))
+
+	before := `digraph coreservice {
+	rankdir=LR;
+	node [shape=box, style=filled, fontname="Helvetica"];
+	n1 [label="api\nnew", fillcolor=white];
+	n2 [label="db\nnew", fillcolor=white];
+	n1 -> n2;
+	n3 [label="cache\nnot built", style=dashed, fillcolor=white];
+	n1 -> n3;
+	n4 [label="auth\nnew", fillcolor=white];
+	n1 -> n4 [style=dashed, label="awaits"];
+	n3 -> n2 [style=dotted, label="after"];
+	n5 [label="worker\nnew", fillcolor=white];
+	n5 -> n2;
+}
+`
+	if got := deps.Graph(api, worker); got != before {
+		t.Fatalf("graph before start:\n got:\n%s\nwant:\n%s", got, before)
+	}
+
+	mustStart(t, auth)
+	mustStart(t, api)
+	after := `digraph coreservice {
+	rankdir=LR;
+	node [shape=box, style=filled, fontname="Helvetica"];
+	n1 [label="api\nrunning", fillcolor=palegreen];
+	n2 [label="db\nrunning", fillcolor=palegreen];
+	n1 -> n2;
+	n3 [label="cache\nrunning", fillcolor=palegreen];
+	n1 -> n3;
+	n4 [label="auth\nrunning", fillcolor=palegreen];
+	n1 -> n4 [style=dashed, label="awaits"];
+	n3 -> n2 [style=dotted, label="after"];
+	n5 [label="worker\nnew", fillcolor=white];
+	n5 -> n2;
+}
+`
+	if got := deps.Graph(api, worker); got != after {
+		t.Fatalf("graph while running:\n got:\n%s\nwant:\n%s", got, after)
+	}
+	mustStop(t, api)
+	mustStop(t, auth)
+	if got := deps.Graph(api); got == after {
+		t.Fatal("graph after stop still shows running services")
+	}
+}
+
+func TestGraphOfForeignService(t *testing.T) {
+	// A core.Service that is not a *core.Base is drawn without requirements.
+	var s core.Service = foreign{}
+	want := "digraph coreservice {\n\trankdir=LR;\n\tnode [shape=box, style=filled, fontname=\"Helvetica\"];\n" +
+		"\tn1 [label=\"ext\\nrunning\", fillcolor=palegreen];\n}\n"
+	if got := deps.Graph(s, nil); got != want {
+		t.Fatalf("got:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+type foreign struct{}
+
+func (foreign) Name() string                      { return "ext" }
+func (foreign) Start(context.Context) error       { return nil }
+func (foreign) Stop(context.Context) error        { return nil }
+func (foreign) Healthcheck(context.Context) error { return nil }
+func (foreign) State() core.State                 { return core.StateRunning }
+func (foreign) Done() <-chan struct{}             { return nil }
+func (foreign) Err() error                        { return nil }

@@ -1,0 +1,75 @@
+package deps
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Option configures a requirement.
+type Option interface {
+	apply(*config)
+	fmt.Stringer
+}
+
+type config struct {
+	name  string
+	after []AnyRequirement
+	errs  []error
+}
+
+func newConfig(opts []Option) config {
+	var c config
+	for i, o := range opts {
+		if o == nil {
+			c.errs = append(c.errs, fmt.Errorf("option %d is nil", i))
+			continue
+		}
+		o.apply(&c)
+	}
+	return c
+}
+
+// After makes the requirement wait, in its parent's start, until the named
+// requirements of the same parent are Running; a Lazy one is built only
+// then. The parent stops it before them. Naming a requirement of another
+// service is reported by the parent's Start; so is a cycle of After.
+// Repeats append.
+func After(reqs ...AnyRequirement) Option { return afterOption(reqs) }
+
+type afterOption []AnyRequirement
+
+func (o afterOption) apply(c *config) {
+	for _, r := range o {
+		if isNil(r) {
+			c.errs = append(c.errs, errors.New("deps.After: nil requirement"))
+			continue
+		}
+		c.after = append(c.after, r)
+	}
+}
+
+func (o afterOption) String() string {
+	names := make([]string, len(o))
+	for i, r := range o {
+		names[i] = fmt.Sprint(r)
+	}
+	return "deps.After(" + strings.Join(names, ", ") + ")"
+}
+
+// Name names the requirement in errors, spans and graphs. The default is
+// the service's name; for Lazy, before the service is built, its type.
+// Empty is invalid. Repeats replace.
+func Name(name string) Option { return nameOption(name) }
+
+type nameOption string
+
+func (o nameOption) apply(c *config) {
+	if o == "" {
+		c.errs = append(c.errs, errors.New("deps.Name: empty name"))
+		return
+	}
+	c.name = string(o)
+}
+
+func (o nameOption) String() string { return fmt.Sprintf("deps.Name(%q)", string(o)) }

@@ -1,0 +1,194 @@
+package deps
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+	"sync/atomic"
+
+	"github.com/coreservice/coreservice/core"
+)
+
+// Requirement is a service that a parent service needs Running, with typed
+// access to it. It is a core.Option: pass it to core.NewService. Build one
+// with Requires, Lazy or Await. A Requirement belongs to one parent.
+type Requirement[S core.Service] struct {
+	kind    kind
+	svc     S                                // Requires, Await
+	build   func(context.Context) (S, error) // Lazy
+	cfg     config
+	adapter *adapter[S]
+	applied atomic.Bool
+
+	mu    sync.Mutex
+	built S
+}
+
+type kind int
+
+const (
+	kindRequires kind = iota
+	kindLazy
+	kindAwait
+)
+
+var kindNames = [...]string{"deps.Requires", "deps.Lazy", "deps.Await"}
+
+// Requires returns a requirement on s: the parent starts s before its own
+// hooks and tasks and stops it after them (or, when s is shared with other
+// parents and built on *core.Base, after the last of them). S is inferred
+// from s.
+func Requires[S core.Service](s S, opts ...Option) *Requirement[S] {
+	return newRequirement(kindRequires, s, nil, opts)
+}
+
+// Lazy returns a requirement on a service that fn builds when the parent
+// starts, once the requirements named with After are Running; fn runs with
+// the parent's start context. Get returns the zero S until then. An error
+// from fn aborts the parent's start and is wrapped, not replaced; a nil
+// service from fn is an error too. Name the requirement with Name for
+// errors and graphs; the default is the service type, such as
+// "lazy *store.Postgres".
+func Lazy[S core.Service](fn func(context.Context) (S, error), opts ...Option) *Requirement[S] {
+	var zero S
+	return newRequirement(kindLazy, zero, fn, opts)
+}
+
+// Await returns a requirement on a service that someone else starts and
+// stops: the parent waits, bounded by its StartTimeout, for s to be
+// Running, fails when s fails or stops, and never starts or stops s.
+func Await[S core.Service](s S, opts ...Option) *Requirement[S] {
+	return newRequirement(kindAwait, s, nil, opts)
+}
+
+func newRequirement[S core.Service](k kind, s S, fn func(context.Context) (S, error), opts []Option) *Requirement[S] {
+	r := &Requirement[S]{kind: k, svc: s, build: fn, cfg: newConfig(opts)}
+	r.adapter = &adapter[S]{r: r}
+	return r
+}
+
+// Get returns the required service: for Requires and Await the one given;
+// for Lazy the one built, or the zero S before the parent's start built it.
+// It is safe for concurrent use.
+func (r *Requirement[S]) Get() S {
+	if r.kind != kindLazy {
+		return r.svc
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.built
+}
+
+// ApplyTo registers the requirement with the parent being built. It
+// implements core.Option; NewService calls it.
+func (r *Requirement[S]) ApplyTo(c *core.Config) {
+	if !r.applied.CompareAndSwap(false, true) {
+		c.AddError(fmt.Errorf("%s: a Requirement belongs to one service; build one per parent", r))
+		return
+	}
+	if r.build == nil && r.kind == kindLazy {
+		c.AddError(fmt.Errorf("%s: nil function", r))
+		return
+	}
+	if r.kind != kindLazy && isNil(r.svc) {
+		c.AddError(fmt.Errorf("%s: nil service", r))
+		return
+	}
+	for _, err := range r.cfg.errs {
+		c.AddError(fmt.Errorf("%s: %w", r, err))
+	}
+	if r.kind == kindLazy {
+		c.AddRequirement(r.adapter)
+	} else {
+		c.AddRequirement(staticAdapter[S]{r.adapter})
+	}
+}
+
+// String describes the requirement, such as `deps.Requires(db)`.
+func (r *Requirement[S]) String() string {
+	return fmt.Sprintf("%s(%s)", kindNames[r.kind], r.name())
+}
+
+func (r *Requirement[S]) name() string {
+	if r.cfg.name != "" {
+		return r.cfg.name
+	}
+	if r.kind != kindLazy {
+		if isNil(r.svc) {
+			return "<nil>"
+		}
+		return r.svc.Name()
+	}
+	if s := r.Get(); !isNil(s) {
+		return s.Name()
+	}
+	return "lazy " + reflect.TypeFor[S]().String()
+}
+
+func (r *Requirement[S]) coreRequirement() core.Requirement {
+	if r.kind == kindLazy {
+		return r.adapter
+	}
+	return staticAdapter[S]{r.adapter}
+}
+
+// AnyRequirement is a *Requirement[S] of any S, as After takes them.
+type AnyRequirement interface {
+	coreRequirement() core.Requirement
+}
+
+// adapter is the core.Requirement of a Requirement.
+type adapter[S core.Service] struct{ r *Requirement[S] }
+
+func (a *adapter[S]) Name() string { return a.r.name() }
+func (a *adapter[S]) Owned() bool  { return a.r.kind != kindAwait }
+func (a *adapter[S]) After() []core.Requirement {
+	after := make([]core.Requirement, len(a.r.cfg.after))
+	for i, o := range a.r.cfg.after {
+		after[i] = o.coreRequirement()
+	}
+	return after
+}
+
+func (a *adapter[S]) Resolve(ctx context.Context) (core.Service, error) {
+	r := a.r
+	if r.kind != kindLazy {
+		return r.svc, nil
+	}
+	s, err := r.build(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", r, err)
+	}
+	if isNil(s) {
+		return nil, fmt.Errorf("%s: %w", r, errNilBuilt)
+	}
+	r.mu.Lock()
+	r.built = s
+	r.mu.Unlock()
+	return s, nil
+}
+
+var errNilBuilt = errors.New("function returned a nil service")
+
+// staticAdapter is the core.Requirement of a Requires or an Await: its
+// service is known before start, so core can look for cycles first. It is
+// comparable (one pointer), so After finds it among the parent's.
+type staticAdapter[S core.Service] struct{ *adapter[S] }
+
+func (a staticAdapter[S]) Known() core.Service { return a.r.svc }
+
+// isNil reports whether v is nil or a typed nil pointer, map, slice, func,
+// channel or interface.
+func isNil(v any) bool {
+	if v == nil {
+		return true
+	}
+	rv := reflect.ValueOf(v)
+	switch rv.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Func, reflect.Chan, reflect.Interface:
+		return rv.IsNil()
+	}
+	return false
+}

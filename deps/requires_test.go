@@ -1,0 +1,330 @@
+package deps_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/coreservice/coreservice/core"
+	"github.com/coreservice/coreservice/deps"
+)
+
+func TestRequiresOrderAndTypedGet(t *testing.T) {
+	rec := &recorder{}
+	c := newStore("c", rec)
+	rc := deps.Requires(c)
+	b := node("b", rec, rc)
+	a := node("a", rec, deps.Requires(b))
+	var got *Store = rc.Get() // typed: no assertion
+	if got != c {
+		t.Fatalf("Get: got %p, want the required *Store %p", got, c)
+	}
+	mustStart(t, a)
+	if rc.Get().Rows() != 42 {
+		t.Fatalf("Get().Rows(): got %d, want 42 (the running store)", rc.Get().Rows())
+	}
+	mustStop(t, a)
+	wantEvents(t, rec.get(), []string{"c start", "b start", "a start", "a stop", "b stop", "c stop"})
+	for _, s := range []core.Service{a, b, c} {
+		wantState(t, s, core.StateTerminated)
+	}
+}
+
+func TestSiblingsStartConcurrently(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		inside, most := 0, 0
+		slow := func(name string) *core.Base {
+			return core.NewService(core.Name(name), core.Logger(quiet), core.OnStart(func(context.Context) error {
+				mu.Lock()
+				inside++
+				most = max(most, inside)
+				mu.Unlock()
+				<-time.After(time.Second)
+				mu.Lock()
+				inside--
+				mu.Unlock()
+				return nil
+			}))
+		}
+		p := core.NewService(core.Logger(quiet),
+			deps.Requires(slow("x")), deps.Requires(slow("y")), deps.Requires(slow("z")))
+		begin := time.Now()
+		mustStart(t, p)
+		if d := time.Since(begin); d != time.Second || most != 3 {
+			t.Fatalf("3 independent 1s starts: took %v, %d at once; want 1s, 3", d, most)
+		}
+		mustStop(t, p)
+	})
+}
+
+func TestSharedDependency(t *testing.T) {
+	for _, order := range [][]int{{0, 1}, {1, 0}, {0, 1, 2}, {0, 2, 1}, {1, 0, 2}, {1, 2, 0}, {2, 0, 1}, {2, 1, 0}} {
+		rec := &recorder{}
+		db := newStore("db", rec)
+		parents := make([]*core.Base, len(order))
+		for i := range parents {
+			parents[i] = node("p"+string(rune('0'+i)), &recorder{}, deps.Requires(db))
+		}
+		var wg sync.WaitGroup
+		for _, p := range parents {
+			wg.Go(func() { mustStart(t, p) }) // concurrent parents
+		}
+		wg.Wait()
+		wantEvents(t, rec.get(), []string{"db start"})
+		for n, i := range order {
+			mustStop(t, parents[i])
+			want := core.StateRunning
+			if n == len(order)-1 {
+				want = core.StateTerminated
+			}
+			if got := db.State(); got != want {
+				t.Fatalf("order %v: after %d parents stopped, db is %v, want %v", order, n+1, got, want)
+			}
+		}
+		wantEvents(t, rec.get(), []string{"db start", "db stop"})
+	}
+}
+
+func TestRollbackWhenThirdSiblingFails(t *testing.T) {
+	boom := errors.New("z cannot start")
+	rec := &recorder{}
+	x, y := node("x", rec), node("y", rec)
+	z := core.NewService(core.Name("z"), core.Logger(quiet),
+		core.OnStart(func(context.Context) error { rec.add("z start"); return boom }),
+		core.OnStop(func(context.Context) error { rec.add("z stop"); return nil }))
+	rx := deps.Requires(x)
+	ry := deps.Requires(y, deps.After(rx))
+	p := node("p", rec, rx, ry, deps.Requires(z, deps.After(ry)))
+	err := p.Start(t.Context())
+	var se *core.StartupError
+	if !errors.As(err, &se) || se.Part != "requirement z" || !errors.Is(err, boom) {
+		t.Fatalf("Start: got %v, want a *StartupError for requirement z wrapping its cause", err)
+	}
+	wantEvents(t, rec.get(), []string{"x start", "y start", "z start", "z stop", "y stop", "x stop"})
+	wantState(t, x, core.StateTerminated)
+	wantState(t, y, core.StateTerminated)
+	wantState(t, z, core.StateFailed)
+	wantState(t, p, core.StateFailed)
+}
+
+func TestFailureCancelsSiblingsStart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		boom := errors.New("fast failure")
+		rec := &recorder{}
+		entered := make(chan struct{})
+		slow := core.NewService(core.Name("slow"), core.Logger(quiet),
+			core.OnStart(func(ctx context.Context) error {
+				close(entered)
+				select {
+				case <-time.After(time.Hour):
+					return nil
+				case <-ctx.Done():
+					rec.add("slow cancelled")
+					return ctx.Err()
+				}
+			}))
+		fast := core.NewService(core.Name("fast"), core.Logger(quiet),
+			core.OnStart(func(context.Context) error { <-entered; return boom }))
+		p := node("p", rec, deps.Requires(slow), deps.Requires(fast))
+		begin := time.Now()
+		if err := p.Start(t.Context()); !errors.Is(err, boom) {
+			t.Fatalf("Start: got %v, want boom", err)
+		}
+		if d := time.Since(begin); d != 0 {
+			t.Fatalf("Start failed after %v, want at once (sibling's start cancelled)", d)
+		}
+		wantEvents(t, rec.get(), []string{"slow cancelled"})
+	})
+}
+
+func TestLazyAfter(t *testing.T) {
+	rec := &recorder{}
+	cfg := newStore("config", rec)
+	rcfg := deps.Requires(cfg)
+	var sawRows int
+	lazy := deps.Lazy(func(context.Context) (*Store, error) {
+		sawRows = rcfg.Get().Rows() // config is Running: its OnStart ran
+		rec.add("build cache")
+		return newStore("cache", rec), nil
+	}, deps.After(rcfg), deps.Name("cache"))
+	p := node("p", rec, lazy, rcfg)
+	if lazy.Get() != nil {
+		t.Fatal("Lazy Get before start: got a service, want the zero value")
+	}
+	mustStart(t, p)
+	if sawRows != 42 {
+		t.Fatalf("lazy builder saw config rows %d, want 42 (After not honoured)", sawRows)
+	}
+	if lazy.Get() == nil || lazy.Get().State() != core.StateRunning {
+		t.Fatal("Lazy Get after start: want the built, running service")
+	}
+	mustStop(t, p)
+	wantEvents(t, rec.get(), []string{"config start", "build cache", "cache start", "p start",
+		"p stop", "cache stop", "config stop"})
+}
+
+func TestLazyErrorIsWrapped(t *testing.T) {
+	buildErr := errors.New("dial tcp: refused")
+	p := core.NewService(core.Logger(quiet), deps.Lazy(func(context.Context) (*core.Base, error) {
+		return nil, buildErr
+	}, deps.Name("pg")))
+	err := p.Start(t.Context())
+	if !errors.Is(err, core.ErrStartup) || !errors.Is(err, buildErr) || !strings.Contains(err.Error(), "requirement pg") {
+		t.Fatalf("Start: got %v, want ErrStartup naming pg and wrapping the builder's error", err)
+	}
+}
+
+func TestAwait(t *testing.T) {
+	t.Run("never starts: times out", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			rec := &recorder{}
+			ext := node("ext", rec)
+			p := node("p", rec, core.StartTimeout(5*time.Second), deps.Await(ext))
+			begin := time.Now()
+			err := p.Start(t.Context())
+			if !errors.Is(err, core.ErrStartup) || !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("Start: got %v, want ErrStartup wrapping DeadlineExceeded", err)
+			}
+			if d := time.Since(begin); d != 5*time.Second {
+				t.Fatalf("gave up after %v, want the 5s StartTimeout", d)
+			}
+			wantState(t, ext, core.StateNew)
+			wantEvents(t, rec.get(), nil)
+		})
+	})
+	t.Run("started by its owner later, fails later", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			rec := &recorder{}
+			boom := errors.New("ext crashed")
+			var host *core.Host
+			ext := node("ext", rec, &grab{h: &host})
+			p := node("p", rec, deps.Await(ext))
+			go func() {
+				<-time.After(time.Second)
+				mustStart(t, ext)
+			}()
+			begin := time.Now()
+			mustStart(t, p)
+			if d := time.Since(begin); d != time.Second {
+				t.Fatalf("p started after %v, want 1s (when ext was Running)", d)
+			}
+			host.Fail(boom)
+			<-p.Done()
+			if !errors.Is(p.Err(), boom) || !strings.Contains(p.Err().Error(), "requirement ext failed") {
+				t.Fatalf("p: got %v, want it to fail with ext's cause", p.Err())
+			}
+			wantEvents(t, rec.get(), []string{"ext start", "p start", "ext stop", "p stop"})
+		})
+	})
+	t.Run("never stopped by the awaiting service", func(t *testing.T) {
+		rec := &recorder{}
+		ext := node("ext", rec)
+		mustStart(t, ext)
+		p := node("p", rec, deps.Await(ext))
+		mustStart(t, p)
+		mustStop(t, p)
+		wantState(t, ext, core.StateRunning)
+		mustStop(t, ext)
+	})
+}
+
+// grab is a core unit that hands out the service's Host.
+type grab struct{ h **core.Host }
+
+func (g *grab) ApplyTo(c *core.Config) { c.AddUnit(g) }
+func (g *grab) Name() string           { return "grab" }
+func (g *grab) Launch(_ context.Context, h *core.Host) error {
+	*g.h = h
+	return nil
+}
+
+func TestPropagationThroughThreeLevels(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		boom := errors.New("disk full")
+		rec := &recorder{}
+		var host *core.Host
+		c := node("c", rec, &grab{h: &host})
+		b := node("b", rec, deps.Requires(c))
+		a := node("a", rec, deps.Requires(b))
+		mustStart(t, a)
+		begin := time.Now()
+		host.Fail(boom)
+		<-a.Done()
+		if d := time.Since(begin); d != 0 {
+			t.Fatalf("a failed %v after c, want at once", d)
+		}
+		for _, s := range []*core.Base{a, b, c} {
+			if s.State() != core.StateFailed || !errors.Is(s.Err(), boom) {
+				t.Fatalf("%s: state %v err %v, want failed wrapping disk full", s.Name(), s.State(), s.Err())
+			}
+		}
+		const chain = "requirement b failed: requirement c failed: disk full"
+		if msg := a.Err().Error(); msg != chain {
+			t.Fatalf("a's error: got %q, want %q", msg, chain)
+		}
+	})
+}
+
+func TestBadInput(t *testing.T) {
+	rec := &recorder{}
+	var typedNil *Store
+	shared := node("shared", rec)
+	other := deps.Requires(node("other", rec))
+	_ = core.NewService(other) // other belongs to another parent
+	reused := deps.Requires(node("reused", rec))
+	_ = core.NewService(reused)
+	cases := []struct {
+		name string
+		opts []core.Option
+		want string
+	}{
+		{"nil service", []core.Option{deps.Requires[core.Service](nil)}, "nil service"},
+		{"typed nil pointer", []core.Option{deps.Requires(typedNil)}, "nil service"},
+		{"awaited nil", []core.Option{deps.Await(typedNil)}, "nil service"},
+		{"nil Lazy function", []core.Option{deps.Lazy[*Store](nil)}, "nil function"},
+		{"Lazy returns nil", []core.Option{deps.Lazy(func(context.Context) (*Store, error) { return nil, nil })},
+			"returned a nil service"},
+		{"required twice", []core.Option{deps.Requires(shared), deps.Requires(shared)}, "required twice"},
+		{"After a requirement of another service", []core.Option{deps.Requires(node("y", rec), deps.After(other))},
+			"not a requirement of"},
+		{"requirement used by two parents", []core.Option{reused}, "belongs to one service"},
+		{"empty name", []core.Option{deps.Requires(node("z", rec), deps.Name(""))}, "empty name"},
+		{"nil After", []core.Option{deps.Requires(node("w", rec), deps.After(nil))}, "nil requirement"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := core.NewService(append(tc.opts, core.Name("p"), core.Logger(quiet))...)
+			err := p.Start(t.Context())
+			if !errors.Is(err, core.ErrStartup) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Start: got %v, want ErrStartup saying %q", err, tc.want)
+			}
+			wantState(t, p, core.StateFailed)
+		})
+	}
+}
+
+func TestRequirementString(t *testing.T) {
+	rec := &recorder{}
+	db := node("db", rec)
+	for _, tc := range []struct {
+		opt  core.Option
+		want string
+	}{
+		{deps.Requires(db), "deps.Requires(db)"},
+		{deps.Await(db), "deps.Await(db)"},
+		{deps.Lazy(func(context.Context) (*Store, error) { return nil, nil }), "deps.Lazy(lazy *deps_test.Store)"},
+		{deps.Lazy(func(context.Context) (*Store, error) { return nil, nil }, deps.Name("pg")), "deps.Lazy(pg)"},
+	} {
+		if got := tc.opt.(interface{ String() string }).String(); got != tc.want {
+			t.Errorf("got %q, want %q", got, tc.want)
+		}
+	}
+	if got := deps.After(deps.Requires(db)).String(); got != "deps.After(deps.Requires(db))" {
+		t.Errorf("After: got %q", got)
+	}
+}
