@@ -62,7 +62,7 @@ type StopTimeoutError struct {
 }
 
 func (e *StopTimeoutError) Error() string {
-	return fmt.Sprintf("stop %s: %s still running after %v", e.Service, strings.Join(e.Units, ", "), e.Timeout)
+	return fmt.Sprintf("%s still running after StopTimeout %v", strings.Join(e.Units, ", "), e.Timeout)
 }
 
 // Is reports whether target is ErrStopTimeout.

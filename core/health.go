@@ -61,7 +61,7 @@ func (b *Base) validateChecks() error {
 func (b *Base) runCheck(ctx context.Context, c Check) error {
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout(b.cfg.monitorInterval))
 	defer cancel()
-	if err := c.Check(ctx); err != nil {
+	if err := protect(func() error { return c.Check(ctx) }); err != nil {
 		return fmt.Errorf("check %s: %w", c.Name(), err)
 	}
 	return nil

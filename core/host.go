@@ -90,10 +90,21 @@ type workerSet struct {
 	wg      sync.WaitGroup
 }
 
-// open sets the context the goroutines get.
-func (w *workerSet) open(ctx context.Context) {
+// unitKey marks the contexts of a service's own goroutines with the
+// service, so that Stop knows not to wait for its caller.
+type unitKey struct{}
+
+// open sets the context the goroutines of b get.
+func (w *workerSet) open(ctx context.Context, b *Base) {
 	w.mu.Lock()
-	w.ctx = ctx
+	w.ctx = context.WithValue(ctx, unitKey{}, b)
+	w.mu.Unlock()
+}
+
+// close makes Go a no-op from now on: the service has begun to stop.
+func (w *workerSet) close() {
+	w.mu.Lock()
+	w.closed = true
 	w.mu.Unlock()
 }
 
@@ -141,9 +152,7 @@ func callRecover(ctx context.Context, name string, fn func(context.Context) erro
 // wait closes the set to new goroutines and waits for the running ones
 // until ctx ends; then it names those still running.
 func (w *workerSet) wait(ctx context.Context, service string, timeout time.Duration) error {
-	w.mu.Lock()
-	w.closed = true
-	w.mu.Unlock()
+	w.close()
 	idle := make(chan struct{})
 	go func() {
 		w.wg.Wait()

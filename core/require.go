@@ -27,8 +27,15 @@ import (
 //
 // An owned requirement whose service is (or embeds) a *Base is shared: every
 // parent acquires it, the first starts it, the others wait for it to be
-// Running, and it is stopped when its last parent releases it. An owned
-// service of another type is started and stopped by each parent.
+// Running, and it is stopped when its last parent releases it. Its start
+// belongs to it, not to the first parent: it keeps that parent's trace but
+// not its cancellation, and is bounded by the service's own StartTimeout;
+// it is aborted only when every parent waiting for it has given up. An
+// owned service of another type is started and stopped by each parent.
+//
+// A cycle among requirements is a *CycleError: found before anything starts
+// for static requirements, and otherwise when a start would wait for a
+// service whose start waits, directly or not, for the waiting one.
 type Requirement interface {
 	// Name names the requirement in errors, spans and graphs, also before
 	// it is resolved.
@@ -150,14 +157,18 @@ func (b *Base) startRequirement(ctx context.Context, st *reqState, states []*req
 	if ctx.Err() != nil {
 		return errSkipped
 	}
-	svc, err := st.r.Resolve(ctx)
+	var svc Service
+	err := protect(func() (err error) {
+		svc, err = st.r.Resolve(ctx)
+		return err
+	})
 	if err != nil {
 		return err
 	}
 	if isNil(svc) {
 		return errors.New("resolved to a nil service")
 	}
-	if bb, ok := svc.(baser); ok && st.r.Owned() {
+	if bb, ok := svc.(baser); ok {
 		// Before attempted is set: a service further up the chain must not
 		// be released (stopped) by this rollback.
 		if err := checkCycle(ctx, bb.coreBase()); err != nil {
@@ -183,7 +194,7 @@ func (b *Base) startRequirement(ctx context.Context, st *reqState, states []*req
 	if err != nil {
 		return err
 	}
-	if err := svc.Healthcheck(ctx); err != nil {
+	if err := protect(func() error { return svc.Healthcheck(ctx) }); err != nil {
 		return err
 	}
 	st.ok = true
@@ -249,13 +260,18 @@ func (b *Base) require(ctx context.Context, svc Service) error {
 	ctx, span := b.tracer.Start(ctx, telemetry.SpanName(telemetry.SpanStart, svc.Name()),
 		trace.WithSpanKind(trace.SpanKindInternal),
 		trace.WithAttributes(telemetry.AttrService.String(svc.Name())))
-	err := svc.Start(ctx)
+	err := protect(func() error { return svc.Start(ctx) })
 	telemetry.End(span, err)
 	return err
 }
 
-// acquire starts b, held by one more parent; if b is already starting or
-// running it waits until b is Running.
+// acquire makes b held by one more parent, starts it if it is New, and
+// waits until it is Running. The start belongs to b, not to the parent that
+// happened to come first: it runs in its own goroutine, keeps the parent's
+// context values (trace, start chain) but not its cancellation, and is
+// bounded by b's StartTimeout. A parent that gives up waiting releases b
+// in its rollback; when no parent holds b any more, that Stop aborts b's
+// start.
 func (b *Base) acquire(ctx context.Context) error {
 	if err := checkCycle(ctx, b); err != nil {
 		return err
@@ -263,22 +279,35 @@ func (b *Base) acquire(ctx context.Context) error {
 	b.mu.Lock()
 	b.holders++
 	if b.state == StateNew {
-		startCtx := b.begin(ctx)
-		b.mu.Unlock()
-		return b.startup(startCtx)
+		startCtx := b.begin(context.WithoutCancel(ctx))
+		go func() { _ = b.startup(startCtx) }() // the result is b's state and Err
 	}
 	b.mu.Unlock()
 	return b.awaitRunning(ctx)
 }
 
 // awaitRunning waits until b's start has finished and reports whether b is
-// Running.
+// Running. While it waits, the parent at the end of ctx's start chain is
+// recorded as waiting for b, so that two chains waiting for each other are
+// a cycle, not a deadlock.
 func (b *Base) awaitRunning(ctx context.Context) error {
 	select {
 	case <-b.settled:
 	case <-b.done:
-	case <-ctx.Done():
-		return fmt.Errorf("waiting for %s to start: %w", b.name, context.Cause(ctx))
+	default:
+		if parent := lastInPath(ctx); parent != nil {
+			parent.addWait(b, 1)
+			defer parent.addWait(b, -1)
+			if err := waitCycle(ctx, b); err != nil {
+				return err
+			}
+		}
+		select {
+		case <-b.settled:
+		case <-b.done:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s to start: %w", b.name, context.Cause(ctx))
+		}
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -304,7 +333,7 @@ func release(ctx context.Context, svc Service) error {
 			return nil
 		}
 	}
-	return svc.Stop(ctx)
+	return protect(func() error { return svc.Stop(ctx) })
 }
 
 // awaitPoll is how often await looks at the state of a service that is not
@@ -314,6 +343,9 @@ const awaitPoll = 10 * time.Millisecond
 // await waits, bounded by ctx, for a service that someone else starts.
 func await(ctx context.Context, svc Service) error {
 	if bb, ok := svc.(baser); ok {
+		if err := checkCycle(ctx, bb.coreBase()); err != nil {
+			return err
+		}
 		return bb.coreBase().awaitRunning(ctx)
 	}
 	t := time.NewTicker(awaitPoll)
@@ -344,6 +376,69 @@ type pathKey struct{}
 func withPath(ctx context.Context, b *Base) context.Context {
 	path, _ := ctx.Value(pathKey{}).([]*Base)
 	return context.WithValue(ctx, pathKey{}, append(slices.Clip(path), b))
+}
+
+// lastInPath returns the service whose start is the innermost one in ctx.
+func lastInPath(ctx context.Context) *Base {
+	path, _ := ctx.Value(pathKey{}).([]*Base)
+	if len(path) == 0 {
+		return nil
+	}
+	return path[len(path)-1]
+}
+
+// addWait records (n = 1) or forgets (n = -1) that b's start waits for w.
+func (b *Base) addWait(w *Base, n int) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.waits == nil {
+		b.waits = make(map[*Base]int)
+	}
+	if b.waits[w] += n; b.waits[w] <= 0 {
+		delete(b.waits, w)
+	}
+}
+
+// waitCycle looks for a chain of waiting starts from w back to a service of
+// ctx's start chain: each service in it waits for the next to be Running,
+// so none ever would be. It is checked by every waiter after recording its
+// own wait, so of two chains closing a cycle at once, the later one sees it.
+func waitCycle(ctx context.Context, w *Base) error {
+	path, _ := ctx.Value(pathKey{}).([]*Base)
+	seen := make(map[*Base]bool)
+	var route []*Base
+	var visit func(n *Base) []*Base
+	visit = func(n *Base) []*Base {
+		route = append(route, n)
+		if i := slices.Index(path, n); i >= 0 {
+			return append(slices.Clone(path[i:]), route...)
+		}
+		if !seen[n] {
+			seen[n] = true
+			n.mu.Lock()
+			next := make([]*Base, 0, len(n.waits))
+			for m := range n.waits {
+				next = append(next, m)
+			}
+			n.mu.Unlock()
+			for _, m := range next {
+				if c := visit(m); c != nil {
+					return c
+				}
+			}
+		}
+		route = route[:len(route)-1]
+		return nil
+	}
+	cycle := visit(w)
+	if cycle == nil {
+		return nil
+	}
+	names := make([]string, len(cycle))
+	for i, n := range cycle {
+		names[i] = n.name
+	}
+	return &CycleError{Path: names}
 }
 
 func checkCycle(ctx context.Context, b *Base) error {
@@ -379,8 +474,8 @@ func staticCycle(b *Base) []string {
 		seen[n] = true
 		path = append(path, n)
 		for _, r := range n.cfg.requirements {
-			sr, ok := r.(StaticRequirement)
-			if !ok || !sr.Owned() {
+			sr, ok := r.(StaticRequirement) // owned or awaited: both wait for it to run
+			if !ok {
 				continue
 			}
 			if child, ok := sr.Known().(baser); ok && !isNil(child) {

@@ -67,23 +67,35 @@ func run(ctx context.Context, sig <-chan os.Signal, svcs []Service) error {
 	}
 }
 
-// runAll starts svcs, waits until ctx ends or one of them ends, and stops
-// the started ones in reverse order under stopCtx.
+// runAll starts svcs, waits until ctx ends or one of them ends (also while
+// later ones are still starting), and stops the started ones in reverse
+// order under stopCtx.
 func runAll(ctx, stopCtx context.Context, svcs []Service) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	var wg sync.WaitGroup
 	var errs []error
 	started := 0
 	for _, s := range svcs {
 		if err := s.Start(ctx); err != nil {
 			if ctx.Err() == nil || !errors.Is(err, ctx.Err()) {
-				errs = append(errs, err) // not a start aborted by ctx or a signal
+				errs = append(errs, err) // not a start aborted by ctx, a signal or a failure
 			}
 			break
 		}
 		started++
+		wg.Go(func() {
+			select {
+			case <-s.Done():
+				cancel(fmt.Errorf("%w: %s ended", context.Canceled, s.Name()))
+			case <-ctx.Done():
+			}
+		})
 	}
 	if started == len(svcs) {
-		waitAny(ctx, svcs)
+		<-ctx.Done()
 	}
+	cancel(nil)
+	wg.Wait()
 	for i := started - 1; i >= 0; i-- {
 		if err := svcs[i].Stop(stopCtx); err != nil {
 			errs = append(errs, err)
@@ -95,26 +107,4 @@ func runAll(ctx, stopCtx context.Context, svcs []Service) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// waitAny returns when ctx ends or any of svcs is done.
-func waitAny(ctx context.Context, svcs []Service) {
-	ended := make(chan struct{}, len(svcs))
-	ctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	for _, s := range svcs {
-		wg.Go(func() {
-			select {
-			case <-s.Done():
-				ended <- struct{}{}
-			case <-ctx.Done():
-			}
-		})
-	}
-	select {
-	case <-ctx.Done():
-	case <-ended:
-	}
-	cancel()
-	wg.Wait()
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"reflect"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -63,15 +64,17 @@ type Base struct {
 
 	mu           sync.Mutex
 	state        State
-	holders      int   // parents (and direct Starts) holding the service
-	cause        error // why the service failed; nil for a clean stop
-	stopReq      bool  // Stop was called while Starting
-	stopErr      error // what stopping met; returned by every Stop
-	lateErrs     []error
+	holders      int     // parents (and direct Starts) holding the service
+	cause        error   // why the service failed; nil for a clean stop
+	stopReq      bool    // Stop was called while Starting
+	stopErr      error   // what stopping met; returned by every Stop
+	lateErrs     []error // failures met while stopping, before sealed
+	sealed       bool    // the stop has collected lateErrs: later ones are only logged
 	startCancel  context.CancelCauseFunc
 	startSpan    trace.SpanContext
 	hooksStarted bool // the start got past the requirements: OnStop hooks run
 	reqs         []*reqState
+	waits        map[*Base]int // services this one's start is waiting for
 	settled      chan struct{} // closed when Start has finished, either way
 	done         chan struct{} // closed on reaching a final state
 
@@ -242,10 +245,10 @@ func (b *Base) startup(ctx context.Context) error {
 	}
 	if err == nil {
 		b.state = StateRunning
-		close(b.settled)
 		b.mu.Unlock()
 		telemetry.End(span, nil)
 		b.raise(ctx, StateStarting, StateRunning, nil)
+		close(b.settled) // last: parents waiting for b see its whole start
 		return nil
 	}
 	if se := (*StartupError)(nil); errors.As(err, &se) && b.cause != nil && !errors.Is(se.Err, b.cause) {
@@ -257,6 +260,7 @@ func (b *Base) startup(ctx context.Context) error {
 		b.cause = err
 	}
 	b.state = StateStopping
+	b.workers.close()
 	close(b.settled)
 	b.mu.Unlock()
 	telemetry.End(span, err)
@@ -302,7 +306,7 @@ func (b *Base) startSteps(ctx context.Context) error {
 	b.mu.Lock()
 	b.cancel = cancel
 	b.mu.Unlock()
-	b.workers.open(life)
+	b.workers.open(life, b)
 
 	if part, err := b.startRequirements(ctx); err != nil {
 		return fail(part, err)
@@ -314,7 +318,7 @@ func (b *Base) startSteps(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return fail(fmt.Sprintf("OnStart hook %d", h.index), err)
 		}
-		if err := h.fn(ctx); err != nil {
+		if err := protect(func() error { return h.fn(ctx) }); err != nil {
 			return fail(fmt.Sprintf("OnStart hook %d", h.index), err)
 		}
 	}
@@ -322,7 +326,7 @@ func (b *Base) startSteps(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return fail(u.Name(), err)
 		}
-		if err := u.Launch(ctx, b.host); err != nil {
+		if err := protect(func() error { return u.Launch(ctx, b.host) }); err != nil {
 			return fail(u.Name(), err)
 		}
 	}
@@ -366,6 +370,13 @@ func (b *Base) startSteps(ctx context.Context) error {
 // during Start aborts the start, which rolls back, and returns the
 // rollback's result. Stop stops a shared service even while other parents
 // hold it; they then fail, as they would if it had failed.
+//
+// Stop called from one of the service's own units with the context the unit
+// was given (or one derived from it) begins the stop and returns nil at
+// once: the stop waits for that unit, so the unit must return. Called from
+// a unit with an unrelated context, such as context.Background(), Stop
+// cannot tell, waits for the unit that waits for it, and returns a
+// *StopTimeoutError naming it after StopTimeout.
 func (b *Base) Stop(ctx context.Context) error {
 	b.mu.Lock()
 	switch b.state {
@@ -377,18 +388,28 @@ func (b *Base) Stop(ctx context.Context) error {
 		b.startCancel(errStopRequested)
 	case StateRunning:
 		b.state = StateStopping
+		b.workers.close()
 		go b.stopAsync(ctx, StateRunning)
 	}
 	b.holders = 0
 	b.mu.Unlock()
+	if ctx.Value(unitKey{}) == b {
+		// Called from one of b's own units: the stop waits for them, so
+		// waiting here would wait for ourselves.
+		return nil
+	}
 	select {
 	case <-b.done:
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		return b.stopErr
-	case <-ctx.Done():
-		return fmt.Errorf("stop %s: %w", b.name, context.Cause(ctx))
+	default:
+		select {
+		case <-b.done:
+		case <-ctx.Done():
+			return fmt.Errorf("stop %s: %w", b.name, context.Cause(ctx))
+		}
 	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.stopErr
 }
 
 // fail makes the service stop itself with cause: at once when Running; by
@@ -406,9 +427,14 @@ func (b *Base) fail(cause error) {
 	case StateRunning:
 		b.cause = cause
 		b.state = StateStopping
+		b.workers.close()
 		go b.stopAsync(context.Background(), StateRunning)
 	case StateStopping:
-		if !errors.Is(cause, context.Canceled) {
+		switch {
+		case errors.Is(cause, context.Canceled):
+		case b.sealed:
+			b.log.Error("failure during the last step of the stop", "error", cause)
+		default:
 			b.lateErrs = append(b.lateErrs, cause)
 		}
 	default:
@@ -445,18 +471,21 @@ func (b *Base) shutdown(ctx context.Context) error {
 		errs = append(errs, err)
 	}
 	b.mu.Lock()
-	errs = append(errs, b.lateErrs...)
 	hooks := b.hooksStarted
 	b.mu.Unlock()
 	if hooks {
 		for i := len(b.cfg.onStop) - 1; i >= 0; i-- {
 			h := b.cfg.onStop[i]
-			if err := h.fn(hookCtx); err != nil {
+			if err := protect(func() error { return h.fn(hookCtx) }); err != nil {
 				errs = append(errs, fmt.Errorf("OnStop hook %d: %w", h.index, err))
 			}
 		}
 	}
 	errs = append(errs, b.releaseRequirements(ctx)...)
+	b.mu.Lock()
+	errs = append(errs, b.lateErrs...) // failures of units and hooks met while stopping
+	b.sealed = true
+	b.mu.Unlock()
 	err := errors.Join(errs...)
 	if err != nil {
 		err = fmt.Errorf("stop %s: %w", b.name, err)
@@ -465,22 +494,37 @@ func (b *Base) shutdown(ctx context.Context) error {
 	return err
 }
 
-// finish records the stop's result and moves to the final state.
+// finish records the stop's result, raises the final event, then moves to
+// the final state and closes Done in one step, so that a final State always
+// comes with a closed Done and its Err.
 func (b *Base) finish(stopErr error) {
 	b.mu.Lock()
 	final := StateTerminated
 	if b.cause != nil {
 		final = StateFailed
 	}
-	b.state = final
-	b.stopErr = stopErr
 	cause := b.cause
 	b.mu.Unlock()
 	if stopErr != nil {
 		b.log.Error("stop met errors", "error", stopErr)
 	}
 	b.raise(context.Background(), StateStopping, final, cause)
+	b.mu.Lock()
+	b.state = final
+	b.stopErr = stopErr
 	close(b.done)
+	b.mu.Unlock()
+}
+
+// protect calls fn, turning a panic into a *PanicError: user code in the
+// start and stop sequences must not leave a service half started.
+func protect(fn func() error) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &PanicError{Value: v, Stack: debug.Stack()}
+		}
+	}()
+	return fn()
 }
 
 // isNil reports whether v is nil or a typed nil pointer, map, slice, func,

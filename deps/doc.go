@@ -28,7 +28,9 @@
 // The requirement graph spans the whole tree. A service built on
 // *core.Base that is required by several parents is started once, by the
 // first parent to start (the others, even concurrent ones, wait for it to
-// be Running), and stopped when its last parent stops. When a requirement
+// be Running), and stopped when its last parent stops. Its start is its
+// own: a first parent that gives up does not abort it while another parent
+// still waits for it. When a requirement
 // fails while running, every parent fails promptly with an error that
 // wraps its cause and names the chain ("requirement db failed: ...").
 //
