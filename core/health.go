@@ -57,14 +57,12 @@ func (b *Base) validateChecks() error {
 	return nil
 }
 
-// runCheck runs one check under its timeout.
+// runCheck runs one check under its timeout. Callers name the check in
+// the error.
 func (b *Base) runCheck(ctx context.Context, c Check) error {
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout(b.cfg.monitorInterval))
 	defer cancel()
-	if err := protect(func() error { return c.Check(ctx) }); err != nil {
-		return fmt.Errorf("check %s: %w", c.Name(), err)
-	}
-	return nil
+	return protect(func() error { return c.Check(ctx) })
 }
 
 // Healthcheck returns nil if the service is Running, every requirement it
@@ -92,7 +90,7 @@ func (b *Base) Healthcheck(ctx context.Context) error {
 	}
 	for _, c := range b.cfg.checks {
 		if err := b.runCheck(ctx, c); err != nil {
-			errs = append(errs, err)
+			errs = append(errs, fmt.Errorf("check %s: %w", c.Name(), err))
 		}
 	}
 	if len(errs) > 0 {
@@ -127,6 +125,7 @@ func (b *Base) monitor(ctx context.Context) error {
 				failures[i] = 0
 				continue
 			}
+			err = fmt.Errorf("check %s: %w", c.Name(), err)
 			failures[i]++
 			failed = append(failed, err)
 			if failures[i] >= c.Threshold() {

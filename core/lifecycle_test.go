@@ -244,8 +244,8 @@ func TestRollbackIncludesFailingPart(t *testing.T) {
 			if se.Service != "svc" || se.Part != tc.wantPart {
 				t.Fatalf("StartupError: got service %q part %q, want svc, %q", se.Service, se.Part, tc.wantPart)
 			}
-			if !strings.Contains(err.Error(), tc.wantPart) {
-				t.Fatalf("message %q does not name %q", err, tc.wantPart)
+			if want := "start svc: " + tc.wantPart + ": boom"; err.Error() != want {
+				t.Fatalf("message: got %q, want %q", err, want)
 			}
 			wantEvents(t, rec.get(), tc.want)
 			if s.State() != core.StateFailed || !errors.Is(s.Err(), boom) {

@@ -1,0 +1,285 @@
+package health
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/coreservice/coreservice/core"
+	"github.com/coreservice/coreservice/internal/telemetry"
+)
+
+// ErrStillRunning is the failure of a check run that was not started
+// because an earlier run of the same check was cut off at its deadline and
+// its function has not returned yet. The check keeps failing with it, at
+// once, until that function returns.
+var ErrStillRunning = errors.New("earlier run still running past its deadline")
+
+// Check returns a health check named name that calls fn: a core.Option, so
+// it is passed to core.NewService with the service's other options.
+//
+//	svc := core.NewService(core.Name("api"),
+//		health.Check("db", db.PingContext, health.Timeout(time.Second), health.Threshold(3)))
+//
+// fn reports the check's health: nil when healthy. It is called with a
+// context that carries the run's deadline (see Timeout) and the span
+// "check <name>" (see the package documentation). The service calls it once
+// during Start, where a failure fails the start; on every monitor tick,
+// where Threshold consecutive failures fail the service; and on every
+// Healthcheck. Each run's result is recorded for Handler, Ready and
+// WaitReady.
+//
+// fn may be called concurrently, by the monitor and by Healthcheck callers,
+// and must be safe for that. A run that does not return by its deadline
+// fails; fn keeps running in its goroutine, and until it returns the check
+// fails at once with ErrStillRunning instead of calling fn again, so that
+// calls of an fn that ignores its context never pile up. A panic in fn is
+// recovered and fails the run with a *core.PanicError.
+//
+// The name identifies the check in errors, logs, spans and probe paths; it
+// must be non-empty and unique among the service's checks. An empty name,
+// a nil fn, a duplicate name or an invalid option is reported by Start as
+// an error matching core.ErrInvalidOption, naming the check.
+func Check(name string, fn func(ctx context.Context) error, opts ...Option) *CheckSpec {
+	return &CheckSpec{name: name, fn: fn, opts: slices.Clone(opts)}
+}
+
+// CheckSpec is a health check as Check describes it: a name, a function
+// and options. It is a core.Option: each service it is given to registers a
+// check of its own, with its own recorded results, so the same CheckSpec
+// can be given to several services. Build it with Check; the zero
+// CheckSpec is reported as invalid by Start. Check returns a pointer, so
+// options compare by identity.
+type CheckSpec struct {
+	name string
+	fn   func(context.Context) error
+	opts []Option
+}
+
+// Name returns the check's name.
+func (s CheckSpec) Name() string { return s.name }
+
+// ApplyTo registers the check with the service being built, or records why
+// it is invalid. It implements core.Option and is called by
+// core.NewService.
+func (s CheckSpec) ApplyTo(c *core.Config) {
+	cfg := newConfig(s.opts)
+	var errs []error
+	if s.name == "" {
+		errs = append(errs, errors.New("empty name"))
+	}
+	if s.fn == nil {
+		errs = append(errs, errors.New("nil function"))
+	}
+	errs = append(errs, cfg.errs...)
+	for _, err := range errs {
+		c.AddError(fmt.Errorf("health.Check %q: %w", s.name, err))
+	}
+	if len(errs) > 0 {
+		return
+	}
+	chk := &check{name: s.name, fn: s.fn, cfg: cfg}
+	c.AddCheck(chk)
+	c.AddUnit(waiter{chk})
+}
+
+// String returns the call that built s, such as
+// `health.Check("db", ..., health.Timeout(1s))`.
+func (s CheckSpec) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "health.Check(%q, ...", s.name)
+	for _, o := range s.opts {
+		if o == nil {
+			b.WriteString(", <nil>")
+			continue
+		}
+		b.WriteString(", " + o.String())
+	}
+	b.WriteString(")")
+	return b.String()
+}
+
+// check is one service's instance of a CheckSpec: the core.Check the
+// service runs, and the record of its results.
+type check struct {
+	name string
+	fn   func(context.Context) error
+	cfg  config
+
+	mu      sync.Mutex
+	last    result
+	running int           // calls of fn that have not returned
+	cutOff  int           // of those, calls whose run was cut off at its deadline
+	idle    chan struct{} // closed when running drops to 0; nil if nobody waits
+}
+
+// result is the outcome of a check's latest recorded run.
+type result struct {
+	at       time.Time // when the run ended; zero: never run
+	err      error     // nil: passed
+	failures int       // failed runs in a row, this one included
+}
+
+// call is one call of fn; its fields are guarded by check.mu.
+type call struct {
+	returned bool       // fn returned
+	cutOff   bool       // the run gave up waiting for fn at its deadline
+	result   chan error // fn's error, sent once fn returned
+}
+
+// Name implements core.Check.
+func (c *check) Name() string { return c.name }
+
+// Timeout implements core.Check: the Timeout option, or half interval.
+func (c *check) Timeout(interval time.Duration) time.Duration { return c.cfg.timeoutFor(interval) }
+
+// Threshold implements core.Check.
+func (c *check) Threshold() int { return c.cfg.threshold }
+
+// Check implements core.Check: one run of the check under ctx's deadline,
+// as a child span "check <name>" of the span in ctx, recorded for the
+// probes.
+func (c *check) Check(ctx context.Context) error {
+	tracer := trace.SpanFromContext(ctx).TracerProvider().Tracer(telemetry.ScopeName)
+	ctx, span := tracer.Start(ctx, telemetry.SpanName(telemetry.SpanCheck, c.name),
+		trace.WithSpanKind(trace.SpanKindInternal),
+		trace.WithAttributes(telemetry.AttrCheck.String(c.name)))
+	err := c.run(ctx)
+	telemetry.End(span, err)
+	return err
+}
+
+// run runs the check once and records the result, unless the caller
+// cancelled ctx: such a run says nothing about the check.
+func (c *check) run(ctx context.Context) error {
+	err := c.invoke(ctx)
+	if err != nil && errors.Is(ctx.Err(), context.Canceled) {
+		return err
+	}
+	c.mu.Lock()
+	c.recordLocked(err)
+	c.mu.Unlock()
+	return err
+}
+
+// invoke calls fn in a goroutine and waits for it until ctx ends. It does
+// not call fn when ctx has already ended, or while an earlier call cut off
+// at its deadline has not returned.
+func (c *check) invoke(ctx context.Context) error {
+	begin := time.Now()
+	if ctx.Err() != nil {
+		return fmt.Errorf("not run: %w", context.Cause(ctx))
+	}
+	c.mu.Lock()
+	if c.cutOff > 0 {
+		c.mu.Unlock()
+		return ErrStillRunning
+	}
+	c.running++
+	c.mu.Unlock()
+
+	cl := &call{result: make(chan error, 1)}
+	go c.call(ctx, cl)
+	select {
+	case err := <-cl.result:
+		return err
+	case <-ctx.Done():
+	}
+	c.mu.Lock()
+	if cl.returned { // just now: its result is on the way
+		c.mu.Unlock()
+		return <-cl.result
+	}
+	cl.cutOff = true
+	c.cutOff++
+	c.mu.Unlock()
+	return fmt.Errorf("cut off after %v: %w", time.Since(begin).Round(time.Microsecond), context.Cause(ctx))
+}
+
+// call runs fn, turning a panic into a *core.PanicError, and hands its
+// error to cl.
+func (c *check) call(ctx context.Context, cl *call) {
+	err := callRecover(ctx, c.fn)
+	c.mu.Lock()
+	cl.returned = true
+	if cl.cutOff {
+		c.cutOff--
+	}
+	c.running--
+	if c.running == 0 && c.idle != nil {
+		close(c.idle)
+		c.idle = nil
+	}
+	c.mu.Unlock()
+	cl.result <- err
+}
+
+func callRecover(ctx context.Context, fn func(context.Context) error) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &core.PanicError{Value: v, Stack: debug.Stack()}
+		}
+	}()
+	return fn(ctx)
+}
+
+// recordLocked records the result of a run that has just ended. c.mu is
+// held.
+func (c *check) recordLocked(err error) {
+	c.last.at = time.Now()
+	c.last.err = err
+	if err != nil {
+		c.last.failures++
+	} else {
+		c.last.failures = 0
+	}
+}
+
+// lastResult returns the latest recorded result.
+func (c *check) lastResult() result {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.last
+}
+
+// wait returns once no call of fn is under way.
+func (c *check) wait() {
+	c.mu.Lock()
+	if c.running == 0 {
+		c.mu.Unlock()
+		return
+	}
+	if c.idle == nil {
+		c.idle = make(chan struct{})
+	}
+	idle := c.idle
+	c.mu.Unlock()
+	<-idle
+}
+
+// waiter is the core.Unit that makes the service own the calls of a
+// check's fn: its Stop waits for calls still under way (a call cut off at
+// its deadline included) before the OnStop hooks run, for at most
+// StopTimeout, and names the check in its *core.StopTimeoutError if they do
+// not return by then.
+type waiter struct{ c *check }
+
+// Name implements core.Unit.
+func (w waiter) Name() string { return "check " + w.c.name }
+
+// Launch implements core.Unit.
+func (w waiter) Launch(_ context.Context, h *core.Host) error {
+	h.Go(w.Name(), func(ctx context.Context) error {
+		<-ctx.Done()
+		w.c.wait()
+		return nil
+	})
+	return nil
+}

@@ -1,0 +1,424 @@
+package health_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/coreservice/coreservice/core"
+	"github.com/coreservice/coreservice/health"
+)
+
+func pass(context.Context) error { return nil }
+
+func TestCheckBadInput(t *testing.T) {
+	cases := []struct {
+		name string
+		opts []core.Option
+		want []string // in the error message
+	}{
+		{"empty name", []core.Option{health.Check("", pass)}, []string{`health.Check ""`, "empty name"}},
+		{"nil function", []core.Option{health.Check("db", nil)}, []string{`health.Check "db"`, "nil function"}},
+		{"zero CheckSpec", []core.Option{&health.CheckSpec{}}, []string{"empty name", "nil function"}},
+		{"zero timeout", []core.Option{health.Check("db", pass, health.Timeout(0))},
+			[]string{`health.Check "db"`, "health.Timeout(0s): want > 0"}},
+		{"negative timeout", []core.Option{health.Check("db", pass, health.Timeout(-time.Second))},
+			[]string{`health.Check "db"`, "health.Timeout(-1s): want > 0"}},
+		{"zero threshold", []core.Option{health.Check("db", pass, health.Threshold(0))},
+			[]string{`health.Check "db"`, "health.Threshold(0): want >= 1"}},
+		{"negative threshold", []core.Option{health.Check("db", pass, health.Threshold(-2))},
+			[]string{`health.Check "db"`, "health.Threshold(-2): want >= 1"}},
+		{"nil option", []core.Option{health.Check("db", pass, nil)}, []string{`health.Check "db"`, "option 0 is nil"}},
+		{"every problem at once", []core.Option{health.Check("db", nil, health.Timeout(0), health.Threshold(0))},
+			[]string{`health.Check "db": nil function`, `health.Check "db": health.Timeout(0s): want > 0`,
+				`health.Check "db": health.Threshold(0): want >= 1`}},
+		{"duplicate names", []core.Option{health.Check("db", pass), health.Check("db", pass)},
+			[]string{`check "db" registered twice`}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var ran atomic.Bool
+			s := service("api", append(tc.opts, core.OnStart(func(context.Context) error {
+				ran.Store(true)
+				return nil
+			}))...)
+			err := s.Start(t.Context())
+			if !errors.Is(err, core.ErrStartup) || !errors.Is(err, core.ErrInvalidOption) {
+				t.Fatalf("Start: got %v, want an error matching ErrStartup and ErrInvalidOption", err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("Start: got %q, want it to contain %q", err, w)
+				}
+			}
+			if ran.Load() {
+				t.Error("OnStart ran: got a started service, want nothing started")
+			}
+			if got := s.State(); got != core.StateFailed {
+				t.Errorf("State: got %v, want failed", got)
+			}
+		})
+	}
+}
+
+func TestCheckFailingAtStartFailsStart(t *testing.T) {
+	down := errors.New("connection refused")
+	var stopped atomic.Bool
+	s := service("api",
+		core.OnStop(func(context.Context) error { stopped.Store(true); return nil }),
+		health.Check("ok", pass),
+		health.Check("db", func(context.Context) error { return down }))
+	err := s.Start(t.Context())
+	var se *core.StartupError
+	if !errors.As(err, &se) || !errors.Is(err, core.ErrStartup) || !errors.Is(err, down) {
+		t.Fatalf("Start: got %v, want a *core.StartupError wrapping the check's error", err)
+	}
+	if se.Part != "check db" {
+		t.Errorf("StartupError.Part: got %q, want %q", se.Part, "check db")
+	}
+	if !stopped.Load() {
+		t.Error("OnStop did not run: got no rollback, want the start rolled back")
+	}
+	if got := s.State(); got != core.StateFailed {
+		t.Errorf("State: got %v, want failed", got)
+	}
+}
+
+func TestCheckDefaultsAndOptions(t *testing.T) {
+	s := core.NewService(core.Logger(quiet),
+		health.Check("default", pass),
+		health.Check("set", pass, health.Timeout(2*time.Second), health.Threshold(3)),
+		health.Check("repeated", pass, health.Timeout(time.Second), health.Timeout(3*time.Second),
+			health.Threshold(5), health.Threshold(2)))
+	checks := s.Checks()
+	if len(checks) != 3 {
+		t.Fatalf("Checks: got %d, want 3", len(checks))
+	}
+	cases := []struct {
+		name      string
+		interval  time.Duration
+		timeout   time.Duration
+		threshold int
+	}{
+		{"default", 100 * time.Millisecond, 50 * time.Millisecond, 1},
+		{"default", 3 * time.Second, 1500 * time.Millisecond, 1},
+		{"set", 100 * time.Millisecond, 2 * time.Second, 3},
+		{"repeated", 100 * time.Millisecond, 3 * time.Second, 2},
+	}
+	for _, tc := range cases {
+		i := map[string]int{"default": 0, "set": 1, "repeated": 2}[tc.name]
+		c := checks[i]
+		if c.Name() != tc.name {
+			t.Errorf("check %d: got name %q, want %q", i, c.Name(), tc.name)
+		}
+		if got := c.Timeout(tc.interval); got != tc.timeout {
+			t.Errorf("%s: Timeout(%v): got %v, want %v", tc.name, tc.interval, got, tc.timeout)
+		}
+		if got := c.Threshold(); got != tc.threshold {
+			t.Errorf("%s: Threshold: got %d, want %d", tc.name, got, tc.threshold)
+		}
+	}
+	if health.DefaultThreshold != 1 {
+		t.Errorf("DefaultThreshold: got %d, want 1", health.DefaultThreshold)
+	}
+}
+
+func TestCheckSpecString(t *testing.T) {
+	spec := health.Check("db", pass, health.Timeout(time.Second), health.Threshold(3))
+	if got, want := spec.String(), `health.Check("db", ..., health.Timeout(1s), health.Threshold(3))`; got != want {
+		t.Errorf("String: got %s, want %s", got, want)
+	}
+	if got := spec.Name(); got != "db" {
+		t.Errorf("Name: got %q, want db", got)
+	}
+}
+
+// scripted is a check function whose results follow a script, one per run;
+// past the end of the script it passes.
+type scripted struct {
+	results []bool // true: pass
+	runs    atomic.Int32
+}
+
+var errScripted = errors.New("scripted failure")
+
+func (s *scripted) fn(context.Context) error {
+	i := int(s.runs.Add(1)) - 1
+	if i < len(s.results) && !s.results[i] {
+		return errScripted
+	}
+	return nil
+}
+
+func TestThreshold(t *testing.T) {
+	cases := []struct {
+		name      string
+		results   []bool // run 0 is the start; then one per 100 ms tick
+		opts      []health.Option
+		failAt    time.Duration // 0: never, within 1 s
+		readyAt   []bool        // Ready after each tick (checked 50 ms past it)
+		wantState core.State
+	}{
+		{
+			name:    "default threshold: the first failure fails",
+			results: []bool{true, true, false},
+			failAt:  200 * time.Millisecond,
+			readyAt: []bool{true},
+		},
+		{
+			name:    "fail pass fail fail with threshold 2",
+			results: []bool{true, false, true, false, false},
+			opts:    []health.Option{health.Threshold(2)},
+			failAt:  400 * time.Millisecond,
+			readyAt: []bool{false, true, false},
+		},
+		{
+			name:    "fail pass fail pass never reaches threshold 2",
+			results: []bool{true, false, true, false, true, false, true},
+			opts:    []health.Option{health.Threshold(2)},
+			readyAt: []bool{false, true, false, true, false, true},
+		},
+		{
+			name:    "three in a row with threshold 3",
+			results: []bool{true, false, false, false},
+			opts:    []health.Option{health.Threshold(3)},
+			failAt:  300 * time.Millisecond,
+			readyAt: []bool{false, false},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				sc := &scripted{results: tc.results}
+				s := core.NewService(core.Name("api"), core.Logger(quiet),
+					health.Check("scripted", sc.fn, tc.opts...))
+				mustStart(t, s)
+				begin := time.Now()
+				<-time.After(50 * time.Millisecond)
+				for i, want := range tc.readyAt {
+					<-time.After(100 * time.Millisecond) // 50 ms after tick i+1
+					err := health.Ready(s)
+					if got := err == nil; got != want {
+						t.Fatalf("Ready after tick %d: got %v, want ready=%v", i+1, err, want)
+					}
+					if !want && !errors.Is(err, errScripted) {
+						t.Fatalf("Ready after tick %d: got %v, want it to wrap the check's error", i+1, err)
+					}
+				}
+				select {
+				case <-s.Done():
+					if tc.failAt == 0 {
+						t.Fatalf("service failed after %v, want it to keep running", time.Since(begin))
+					}
+					if d := time.Since(begin); d != tc.failAt {
+						t.Fatalf("service failed after %v, want %v", d, tc.failAt)
+					}
+					if err := s.Err(); !errors.Is(err, core.ErrUnhealthy) || !errors.Is(err, errScripted) {
+						t.Fatalf("Err: got %v, want ErrUnhealthy wrapping the check's error", err)
+					}
+				case <-time.After(time.Second):
+					if tc.failAt != 0 {
+						t.Fatalf("service still running after 1s, want it failed at %v", tc.failAt)
+					}
+					mustStop(t, s)
+				}
+			})
+		})
+	}
+}
+
+// hanging is a check function that, once hang is set, blocks until
+// released, ignoring its context.
+type hanging struct {
+	hang    atomic.Bool
+	calls   atomic.Int32
+	release chan struct{}
+}
+
+func newHanging() *hanging { return &hanging{release: make(chan struct{})} }
+
+func (h *hanging) fn(context.Context) error {
+	h.calls.Add(1)
+	if h.hang.Load() {
+		<-h.release
+	}
+	return nil
+}
+
+func TestHangingCheckIsCutOff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHanging()
+		h.hang.Store(true)
+		s := core.NewService(core.Logger(quiet), health.Check("hang", h.fn))
+		c := s.Checks()[0]
+
+		ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+		defer cancel()
+		begin := time.Now()
+		err := c.Check(ctx)
+		if d := time.Since(begin); d != 200*time.Millisecond {
+			t.Fatalf("Check returned after %v, want 200ms (its deadline)", d)
+		}
+		if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "cut off after 200ms") {
+			t.Fatalf("Check: got %v, want it cut off at the deadline", err)
+		}
+
+		// The hung call is still running: the next runs fail at once
+		// without calling fn again.
+		for range 3 {
+			ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+			begin = time.Now()
+			err = c.Check(ctx)
+			cancel()
+			if !errors.Is(err, health.ErrStillRunning) {
+				t.Fatalf("Check while the earlier run hangs: got %v, want ErrStillRunning", err)
+			}
+			if d := time.Since(begin); d != 0 {
+				t.Fatalf("Check while the earlier run hangs took %v, want 0 (fail fast)", d)
+			}
+		}
+		if got := h.calls.Load(); got != 1 {
+			t.Fatalf("fn called %d times, want 1: calls must not pile up", got)
+		}
+
+		// Once fn returns, the check runs it again.
+		h.hang.Store(false)
+		close(h.release)
+		synctest.Wait()
+		if err := c.Check(t.Context()); err != nil {
+			t.Fatalf("Check after the hung call returned: got %v, want nil", err)
+		}
+		if got := h.calls.Load(); got != 2 {
+			t.Fatalf("fn called %d times, want 2", got)
+		}
+	})
+}
+
+func TestMonitorFailsHangingCheck(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHanging()
+		var stopHook time.Duration
+		begin := time.Now()
+		s := core.NewService(core.Name("api"), core.Logger(quiet),
+			core.MonitorInterval(time.Second), core.StopTimeout(5*time.Second),
+			core.OnStop(func(context.Context) error { stopHook = time.Since(begin); return nil }),
+			health.Check("hang", h.fn, health.Timeout(200*time.Millisecond), health.Threshold(3)))
+		mustStart(t, s)
+		h.hang.Store(true)
+
+		// Tick 1 at 1s is cut off at 1.2s; ticks 2 (2.2s) and 3 (3.2s)
+		// fail at once: the third failure in a row fails the service.
+		<-time.After(1100 * time.Millisecond)
+		if s.State() != core.StateRunning {
+			t.Fatalf("State during the first hung run: got %v, want running", s.State())
+		}
+		<-time.After(2150 * time.Millisecond) // 3.25s
+		if got := s.State(); got != core.StateStopping {
+			t.Fatalf("State after the third failure: got %v, want stopping", got)
+		}
+		if got := h.calls.Load(); got != 2 {
+			t.Fatalf("fn called %d times, want 2 (start and tick 1)", got)
+		}
+
+		// The stop waits for the hung call, up to StopTimeout, before the
+		// OnStop hooks, and names the check.
+		err := s.Stop(context.Background())
+		if d := time.Since(begin); d != 8200*time.Millisecond {
+			t.Fatalf("Stop returned after %v, want 8.2s (failure at 3.2s + StopTimeout 5s)", d)
+		}
+		if stopHook != 8200*time.Millisecond {
+			t.Fatalf("OnStop ran at %v, want 8.2s: after the stop gave up waiting for the check", stopHook)
+		}
+		var ste *core.StopTimeoutError
+		if !errors.As(err, &ste) || len(ste.Units) != 1 || ste.Units[0] != "check hang" {
+			t.Fatalf("Stop: got %v, want a *core.StopTimeoutError naming check hang", err)
+		}
+		cause := s.Err()
+		if !errors.Is(cause, core.ErrUnhealthy) || !errors.Is(cause, health.ErrStillRunning) {
+			t.Fatalf("Err: got %v, want ErrUnhealthy wrapping ErrStillRunning", cause)
+		}
+		close(h.release)
+	})
+}
+
+func TestStopWaitsForCheckRun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var slow atomic.Bool
+		var stopHook time.Duration
+		begin := time.Now()
+		s := core.NewService(core.Logger(quiet), core.MonitorInterval(time.Second),
+			core.OnStop(func(context.Context) error { stopHook = time.Since(begin); return nil }),
+			health.Check("slow", func(context.Context) error {
+				if slow.Load() {
+					<-time.After(700 * time.Millisecond) // ignores its context
+				}
+				return nil
+			}, health.Timeout(100*time.Millisecond), health.Threshold(5)))
+		mustStart(t, s)
+		slow.Store(true)
+		<-time.After(1200 * time.Millisecond) // tick at 1s cut off at 1.1s; fn returns at 1.7s
+		mustStop(t, s)
+		if stopHook != 1700*time.Millisecond {
+			t.Fatalf("OnStop ran at %v, want 1.7s: once the check's call returned", stopHook)
+		}
+	})
+}
+
+func TestCheckPanic(t *testing.T) {
+	s := core.NewService(core.Logger(quiet), health.Check("boom", func(context.Context) error { panic("boom") }))
+	err := s.Checks()[0].Check(t.Context())
+	var pe *core.PanicError
+	if !errors.As(err, &pe) || pe.Value != "boom" || len(pe.Stack) == 0 {
+		t.Fatalf("Check: got %v, want a *core.PanicError with the value and stack", err)
+	}
+}
+
+func TestCancelledRunIsNotRecorded(t *testing.T) {
+	s := service("api", health.Check("db", func(ctx context.Context) error { return ctx.Err() }))
+	h := health.Handler(s)
+	c := s.Checks()[0]
+	if err := c.Check(t.Context()); err != nil {
+		t.Fatalf("Check: got %v, want nil", err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := c.Check(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Check with a cancelled context: got %v, want context.Canceled", err)
+	}
+	if w := get(h, "/readyz/api/db", ""); w.Code != 200 {
+		t.Fatalf("/readyz/api/db after a cancelled run: got %d %q, want 200: the run must not be recorded", w.Code, w.Body)
+	}
+	ctx, cancel = context.WithTimeout(t.Context(), -time.Second)
+	defer cancel()
+	if err := c.Check(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Check past its deadline: got %v, want DeadlineExceeded", err)
+	}
+	w := get(h, "/readyz/api/db", "")
+	if w.Code != 503 || !strings.Contains(w.Body.String(), "deadline exceeded") {
+		t.Fatalf("/readyz/api/db after a timed-out run: got %d %q, want 503 with the error", w.Code, w.Body)
+	}
+}
+
+func TestSameCheckInTwoServices(t *testing.T) {
+	var tg toggle
+	spec := health.Check("db", tg.fn)
+	a, b := service("a", spec), service("b", spec)
+	mustStart(t, a)
+	defer mustStop(t, a)
+	mustStart(t, b)
+	defer mustStop(t, b)
+	down := errors.New("down")
+	tg.set(down)
+	healthcheck(t, a, down) // records a's result only
+	h := health.Handler(a, b)
+	if w := get(h, "/readyz/a/db", ""); w.Code != 503 {
+		t.Errorf("/readyz/a/db: got %d, want 503", w.Code)
+	}
+	if w := get(h, "/readyz/b/db", ""); w.Code != 200 {
+		t.Errorf("/readyz/b/db: got %d, want 200: each service has its own results", w.Code)
+	}
+}

@@ -1,0 +1,456 @@
+package health_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/coreservice/coreservice/core"
+	"github.com/coreservice/coreservice/health"
+)
+
+type probeCase struct {
+	target string
+	accept string
+	code   int
+	body   string
+}
+
+func checkProbes(t *testing.T, h http.Handler, cases []probeCase) {
+	t.Helper()
+	for _, tc := range cases {
+		w := get(h, tc.target, tc.accept)
+		if w.Code != tc.code || w.Body.String() != tc.body {
+			t.Errorf("GET %s (Accept %q):\n got %d %q\nwant %d %q", tc.target, tc.accept, w.Code, w.Body, tc.code, tc.body)
+		}
+	}
+}
+
+func TestHandlerText(t *testing.T) {
+	var queue toggle
+	api := service("api", health.Check("ping", pass), health.Check("queue", queue.fn))
+	mustStart(t, api)
+	defer mustStop(t, api)
+	h := health.Handler(api)
+
+	t.Run("healthy", func(t *testing.T) {
+		checkProbes(t, h, []probeCase{
+			{"/livez", "", 200, "ok"},
+			{"/readyz", "", 200, "ok"},
+			{"/readyz/", "", 200, "ok"},
+			{"/livez?verbose", "", 200, "[+]api ok\nlivez check passed\n"},
+			{"/readyz?verbose", "", 200, "[+]api ok\n[+]api/ping ok\n[+]api/queue ok\nreadyz check passed\n"},
+			{"/readyz/api?verbose", "", 200, "[+]api ok\n[+]api/ping ok\n[+]api/queue ok\nreadyz check passed\n"},
+			{"/readyz/api/queue", "", 200, "ok"},
+			{"/readyz/api/queue?verbose=1", "", 200, "[+]api/queue ok\nreadyz check passed\n"},
+		})
+		w := get(h, "/readyz", "")
+		for k, want := range map[string]string{
+			"Content-Type":           "text/plain; charset=utf-8",
+			"Cache-Control":          "no-store",
+			"X-Content-Type-Options": "nosniff",
+		} {
+			if got := w.Header().Get(k); got != want {
+				t.Errorf("header %s: got %q, want %q", k, got, want)
+			}
+		}
+	})
+
+	queue.set(errors.New("depth 1200 > 1000"))
+	healthcheck(t, api, core.ErrUnhealthy)
+
+	t.Run("failing check", func(t *testing.T) {
+		withheld := "[+]api ok\n[+]api/ping ok\n[-]api/queue failed: reason withheld\nreadyz check failed\n"
+		checkProbes(t, h, []probeCase{
+			{"/livez", "", 200, "ok"}, // a failing check is a readiness matter
+			{"/readyz", "", 503, withheld},
+			{"/readyz?verbose", "", 503, withheld},
+			{"/readyz/api", "", 503, withheld},
+			// Only a single check asked for shows its error.
+			{"/readyz/api/queue", "", 503, "[-]api/queue failed: depth 1200 > 1000\nreadyz check failed\n"},
+			{"/readyz/api/ping", "", 200, "ok"},
+			{"/readyz?exclude=api/queue", "", 200, "ok"},
+			{"/readyz?exclude=api/queue&verbose", "", 200, "[+]api ok\n[+]api/ping ok\nreadyz check passed\n"},
+			{"/readyz?exclude=api/queue&exclude=api/ping&verbose", "", 200, "[+]api ok\nreadyz check passed\n"},
+			{"/readyz?exclude=api", "", 200, "ok"}, // a part and everything under it
+			{"/readyz?exclude=queue&exclude=nope&exclude=queue", "", 503, "[+]api ok\n[+]api/ping ok\n" +
+				"[-]api/queue failed: reason withheld\n" +
+				"warn: some health checks cannot be excluded: no matches for \"queue\", \"nope\"\n" +
+				"readyz check failed\n"},
+		})
+	})
+}
+
+func TestHandlerJSON(t *testing.T) {
+	var queue toggle
+	api := service("api", health.Check("ping", pass), health.Check("queue", queue.fn))
+	mustStart(t, api)
+	defer mustStop(t, api)
+	h := health.Handler(api)
+	queue.set(errors.New("depth 1200 > 1000"))
+	healthcheck(t, api, core.ErrUnhealthy)
+	healthcheck(t, api, core.ErrUnhealthy)
+
+	type entry struct {
+		Name     string `json:"name"`
+		Kind     string `json:"kind"`
+		Status   string `json:"status"`
+		Failures int    `json:"failures"`
+		Error    string `json:"error"`
+	}
+	type report struct {
+		Probe    string   `json:"probe"`
+		Status   string   `json:"status"`
+		Checks   []entry  `json:"checks"`
+		Warnings []string `json:"warnings"`
+	}
+	cases := []struct {
+		target, accept string
+		code           int
+		want           report
+	}{
+		{"/readyz", "application/json", 503, report{Probe: "readyz", Status: "failed", Checks: []entry{
+			{Name: "api", Kind: "service", Status: "ok"},
+			{Name: "api/ping", Kind: "check", Status: "ok"},
+			{Name: "api/queue", Kind: "check", Status: "failed", Failures: 2},
+		}}},
+		{"/readyz/api/queue", "text/html, application/json", 503, report{Probe: "readyz", Status: "failed", Checks: []entry{
+			{Name: "api/queue", Kind: "check", Status: "failed", Failures: 2, Error: "depth 1200 > 1000"},
+		}}},
+		{"/readyz?exclude=api/queue&exclude=nope", "application/json; charset=utf-8", 200, report{Probe: "readyz", Status: "ok",
+			Checks: []entry{
+				{Name: "api", Kind: "service", Status: "ok"},
+				{Name: "api/ping", Kind: "check", Status: "ok"},
+			},
+			Warnings: []string{`some health checks cannot be excluded: no matches for "nope"`}}},
+		{"/livez", "application/json", 200, report{Probe: "livez", Status: "ok", Checks: []entry{
+			{Name: "api", Kind: "service", Status: "ok"},
+		}}},
+		{"/readyz?exclude=api", "application/json", 200, report{Probe: "readyz", Status: "ok", Checks: []entry{}}},
+	}
+	for _, tc := range cases {
+		w := get(h, tc.target, tc.accept)
+		if w.Code != tc.code {
+			t.Errorf("GET %s: got status %d, want %d", tc.target, w.Code, tc.code)
+		}
+		if !strings.Contains(w.Body.String(), `"probe":"`) || strings.Contains(w.Body.String(), `\u003e`) {
+			t.Errorf("GET %s: got %s, want compact JSON with > unescaped", tc.target, w.Body)
+		}
+		if got := w.Header().Get("Content-Type"); got != "application/json" {
+			t.Errorf("GET %s: got Content-Type %q, want application/json", tc.target, got)
+		}
+		var got report
+		if err := json.Unmarshal(w.Body.Bytes(), &got); err != nil {
+			t.Fatalf("GET %s: body %q: %v", tc.target, w.Body, err)
+		}
+		if !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("GET %s:\n got %+v\nwant %+v", tc.target, got, tc.want)
+		}
+	}
+
+	// Only Accept chooses JSON; q=0 refuses it.
+	if w := get(h, "/livez", "application/json;q=0, text/plain"); w.Body.String() != "ok" {
+		t.Errorf("GET /livez with application/json;q=0: got %q, want the text ok", w.Body)
+	}
+	// An empty list is [], not null.
+	if w := get(h, "/readyz?exclude=api", "application/json"); !strings.Contains(w.Body.String(), `"checks":[]`) {
+		t.Errorf("GET /readyz?exclude=api: got %s, want \"checks\":[]", w.Body)
+	}
+}
+
+func TestHandlerNotFound(t *testing.T) {
+	db := service("db", health.Check("conn", pass))
+	api := service("api", health.Check("ping", pass), requires("db", db))
+	mustStart(t, api)
+	defer mustStop(t, api)
+	h := health.Handler(api)
+	known := "known paths:\n" +
+		"  /livez\n  /livez/api\n  /livez/api/db\n" +
+		"  /readyz\n  /readyz/api\n  /readyz/api/ping\n  /readyz/api/db\n  /readyz/api/db/conn\n"
+	for _, target := range []string{"/", "/healthz", "/readyz/nope", "/readyz/api/nope", "/readyz/api/ping/more",
+		"/livez/api/ping", "/readyz//api", "/readyz/api/db/conn/x"} {
+		w := get(h, target, "")
+		want := "404 page not found: " + target + "\n" + known
+		if w.Code != http.StatusNotFound || w.Body.String() != want {
+			t.Errorf("GET %s:\n got %d %q\nwant 404 %q", target, w.Code, w.Body, want)
+		}
+	}
+}
+
+func TestHandlerMethods(t *testing.T) {
+	api := service("api", health.Check("ping", pass))
+	mustStart(t, api)
+	defer mustStop(t, api)
+	h := health.Handler(api)
+	for _, m := range []string{http.MethodPost, http.MethodPut, http.MethodDelete} {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(m, "/readyz", nil))
+		if w.Code != http.StatusMethodNotAllowed || w.Header().Get("Allow") != "GET, HEAD" {
+			t.Errorf("%s /readyz: got %d, Allow %q, want 405 with Allow: GET, HEAD", m, w.Code, w.Header().Get("Allow"))
+		}
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodHead, "/readyz", nil))
+	if w.Code != http.StatusOK {
+		t.Errorf("HEAD /readyz: got %d, want 200", w.Code)
+	}
+}
+
+func TestHandlerNeverRun(t *testing.T) {
+	api := service("api", health.Check("ping", pass))
+	h := health.Handler(api) // never started: New, and the check never ran
+	checkProbes(t, h, []probeCase{
+		{"/livez", "", 200, "ok"},
+		{"/readyz", "", 503, "[-]api failed: reason withheld\n[-]api/ping failed: reason withheld\nreadyz check failed\n"},
+		{"/readyz/api/ping", "", 503, "[-]api/ping failed: never run\nreadyz check failed\n"},
+	})
+}
+
+func TestHandlerLifecycle(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	api := service("api", health.Check("ping", pass),
+		core.OnStop(func(context.Context) error {
+			close(entered)
+			<-release
+			return nil
+		}))
+	h := health.Handler(api)
+	mustStart(t, api)
+	checkProbes(t, h, []probeCase{{"/livez", "", 200, "ok"}, {"/readyz", "", 200, "ok"}})
+
+	stopped := make(chan error)
+	go func() { stopped <- api.Stop(context.Background()) }()
+	<-entered
+	t.Run("stopping is live but not ready", func(t *testing.T) {
+		checkProbes(t, h, []probeCase{
+			{"/livez", "", 200, "ok"},
+			{"/readyz", "", 503, "[-]api failed: reason withheld\n[+]api/ping ok\nreadyz check failed\n"},
+		})
+		if err := health.Ready(api); !errors.Is(err, health.ErrNotReady) || !strings.Contains(err.Error(), "api: service is stopping") {
+			t.Errorf("Ready: got %v, want ErrNotReady saying api is stopping", err)
+		}
+	})
+	close(release)
+	if err := <-stopped; err != nil {
+		t.Fatalf("Stop: got %v, want nil", err)
+	}
+	t.Run("terminated is live but not ready", func(t *testing.T) {
+		checkProbes(t, h, []probeCase{
+			{"/livez", "", 200, "ok"},
+			{"/readyz", "", 503, "[-]api failed: reason withheld\n[+]api/ping ok\nreadyz check failed\n"},
+		})
+	})
+}
+
+func TestHandlerFailedIsNotLive(t *testing.T) {
+	boom := errors.New("boom")
+	api := service("api", health.Check("ping", pass), core.OnStart(func(context.Context) error { return boom }))
+	other := service("other")
+	mustStart(t, other)
+	defer mustStop(t, other)
+	if err := api.Start(t.Context()); !errors.Is(err, boom) {
+		t.Fatalf("Start: got %v, want boom", err)
+	}
+	h := health.Handler(api, other)
+	checkProbes(t, h, []probeCase{
+		{"/livez", "", 503, "[-]api failed: reason withheld\n[+]other ok\nlivez check failed\n"},
+		{"/livez/api", "", 503, "[-]api failed: reason withheld\nlivez check failed\n"},
+		{"/livez/other", "", 200, "ok"},
+		{"/livez?exclude=api", "", 200, "ok"},
+		{"/readyz/other", "", 200, "ok"},
+	})
+}
+
+func TestHandlerNested(t *testing.T) {
+	var conn toggle
+	db := service("db", health.Check("conn", conn.fn))
+	api := service("api", health.Check("ping", pass), requires("db", db))
+	h := health.Handler(api)
+	checkProbes(t, h, []probeCase{
+		// Before the start: the requirement is known, not running.
+		{"/readyz?verbose", "", 503, "[-]api failed: reason withheld\n[-]api/ping failed: reason withheld\n" +
+			"[-]api/db failed: reason withheld\nreadyz check failed\n"},
+		{"/readyz/api/db", "", 503, "[-]api/db failed: reason withheld\nreadyz check failed\n"},
+	})
+	mustStart(t, api)
+	defer mustStop(t, api)
+	checkProbes(t, h, []probeCase{
+		{"/livez?verbose", "", 200, "[+]api ok\n[+]api/db ok\nlivez check passed\n"},
+		{"/readyz?verbose", "", 200, "[+]api ok\n[+]api/ping ok\n[+]api/db ok\n[+]api/db/conn ok\nreadyz check passed\n"},
+		{"/readyz/api/db?verbose", "", 200, "[+]api/db ok\n[+]api/db/conn ok\nreadyz check passed\n"},
+		{"/readyz/api/db/conn", "", 200, "ok"},
+		{"/livez/api/db", "", 200, "ok"},
+	})
+
+	conn.set(errors.New("too many connections"))
+	healthcheck(t, db, core.ErrUnhealthy)
+	checkProbes(t, h, []probeCase{
+		{"/readyz", "", 503, "[+]api ok\n[+]api/ping ok\n[+]api/db ok\n[-]api/db/conn failed: reason withheld\nreadyz check failed\n"},
+		{"/readyz/api/db", "", 503, "[+]api/db ok\n[-]api/db/conn failed: reason withheld\nreadyz check failed\n"},
+		{"/readyz/api/db/conn", "", 503, "[-]api/db/conn failed: too many connections\nreadyz check failed\n"},
+		{"/readyz?exclude=api/db/conn", "", 200, "ok"},
+		{"/readyz?exclude=api/db", "", 200, "ok"},
+		{"/readyz/api/ping", "", 200, "ok"},
+	})
+	if err := health.Ready(api); !errors.Is(err, health.ErrNotReady) ||
+		!strings.Contains(err.Error(), "api/db/conn: too many connections") {
+		t.Errorf("Ready: got %v, want ErrNotReady naming api/db/conn", err)
+	}
+}
+
+// staticReq is a req whose service is known before the start, as
+// deps.Requires is.
+type staticReq struct{ *req }
+
+func (r staticReq) ApplyTo(c *core.Config) { c.AddRequirement(r) }
+func (r staticReq) Known() core.Service    { return r.svc }
+
+func TestHandlerStaticRequirementBeforeStart(t *testing.T) {
+	db := service("db", health.Check("conn", pass))
+	api := service("api", staticReq{requires("db", db)})
+	h := health.Handler(api)
+	checkProbes(t, h, []probeCase{
+		{"/readyz/api/db/conn", "", 503, "[-]api/db/conn failed: never run\nreadyz check failed\n"},
+		{"/livez?verbose", "", 200, "[+]api ok\n[+]api/db ok\nlivez check passed\n"},
+	})
+	mustStart(t, api)
+	defer mustStop(t, api)
+	checkProbes(t, h, []probeCase{{"/readyz", "", 200, "ok"}})
+}
+
+func TestHandlerEscapedNames(t *testing.T) {
+	svc := core.NewService(core.Logger(quiet), core.MonitorInterval(time.Hour), health.Check("a/b c", pass))
+	mustStart(t, svc)
+	defer mustStop(t, svc)
+	if !strings.Contains(svc.Name(), "#") {
+		t.Fatalf("default name %q: want one with a #, which must be escaped", svc.Name())
+	}
+	h := health.Handler(svc)
+	escaped := strings.ReplaceAll(svc.Name(), "#", "%23")
+	checkProbes(t, h, []probeCase{
+		{"/readyz/" + escaped, "", 200, "ok"},
+		{"/readyz/" + escaped + "/a%2Fb%20c?verbose", "", 200, "[+]" + svc.Name() + "/a/b c ok\nreadyz check passed\n"},
+	})
+	w := get(h, "/readyz/nope", "")
+	if !strings.Contains(w.Body.String(), "/readyz/"+escaped+"/a%2Fb%20c\n") {
+		t.Errorf("404 body: got %q, want the escaped path of the check", w.Body)
+	}
+}
+
+func TestHandlerBadServices(t *testing.T) {
+	api := service("api")
+	cases := []struct {
+		name string
+		svcs []core.Service
+		want string
+	}{
+		{"nil", []core.Service{api, nil}, "health.Handler: service 1 is nil"},
+		{"typed nil", []core.Service{(*core.Base)(nil)}, "health.Handler: service 0 is nil"},
+		{"duplicate", []core.Service{api, service("api")}, `health.Handler: two services named "api"`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := health.Handler(tc.svcs...) // never a panic
+			for _, path := range []string{"/livez", "/readyz"} {
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+				if rec.Code != http.StatusInternalServerError || strings.TrimSpace(rec.Body.String()) != tc.want {
+					t.Errorf("%s: got %d %q, want 500 %q", path, rec.Code, rec.Body.String(), tc.want)
+				}
+			}
+		})
+	}
+}
+
+// blocker is a core.Check from outside package health that blocks the
+// monitor, ignoring its context, once armed.
+type blocker struct {
+	armed   atomic.Bool
+	release chan struct{}
+}
+
+func (b *blocker) ApplyTo(c *core.Config)              { c.AddCheck(b) }
+func (b *blocker) Name() string                        { return "blocker" }
+func (b *blocker) Timeout(time.Duration) time.Duration { return 50 * time.Millisecond }
+func (b *blocker) Threshold() int                      { return 1 }
+func (b *blocker) Check(context.Context) error {
+	if b.armed.Load() {
+		<-b.release
+	}
+	return nil
+}
+
+func TestStaleResults(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		b := &blocker{release: make(chan struct{})}
+		// A monitor period is 100 ms + 50 ms (ping) + 50 ms (blocker):
+		// results are stale after 600 ms.
+		api := core.NewService(core.Name("api"), core.Logger(quiet), health.Check("ping", pass), b)
+		h := health.Handler(api)
+		mustStart(t, api)
+		b.armed.Store(true)
+		// The tick at 100 ms runs ping, then the blocker stalls the monitor.
+		<-time.After(650 * time.Millisecond)
+		checkProbes(t, h, []probeCase{
+			// The foreign check is run by the monitor but not listed.
+			{"/readyz?verbose", "", 200, "[+]api ok\n[+]api/ping ok\nreadyz check passed\n"},
+		})
+		if err := health.Ready(api); err != nil {
+			t.Fatalf("Ready at 650ms: got %v, want nil", err)
+		}
+		<-time.After(100 * time.Millisecond)
+		checkProbes(t, h, []probeCase{
+			{"/readyz", "", 503, "[+]api ok\n[-]api/ping failed: reason withheld\nreadyz check failed\n"},
+			{"/readyz/api/ping", "", 503, "[-]api/ping failed: stale: last run 650ms ago, more than 600ms\nreadyz check failed\n"},
+		})
+		if err := health.Ready(api); !errors.Is(err, health.ErrNotReady) || !strings.Contains(err.Error(), "stale") {
+			t.Fatalf("Ready at 750ms: got %v, want ErrNotReady saying stale", err)
+		}
+		// Released, the monitor runs again on its next tick, at 850 ms.
+		close(b.release)
+		<-time.After(150 * time.Millisecond)
+		checkProbes(t, h, []probeCase{{"/readyz", "", 200, "ok"}})
+		mustStop(t, api)
+	})
+}
+
+func TestHandlerConcurrentUse(t *testing.T) {
+	var tg toggle
+	db := service("db", health.Check("conn", tg.fn))
+	api := service("api", health.Check("ping", tg.fn), requires("db", db))
+	mustStart(t, api)
+	defer mustStop(t, api)
+	h := health.Handler(api)
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			for j := range 50 {
+				switch (i + j) % 4 {
+				case 0:
+					if j%2 == 0 {
+						tg.set(errors.New("flaky"))
+					} else {
+						tg.set(nil)
+					}
+					_ = api.Healthcheck(context.Background())
+				case 1:
+					get(h, "/readyz?verbose", "application/json")
+				case 2:
+					get(h, "/livez/api/db", "")
+				case 3:
+					_ = health.Ready(api)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}

@@ -1,0 +1,203 @@
+package health_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/coreservice/coreservice/core"
+	"github.com/coreservice/coreservice/health"
+)
+
+func TestReady(t *testing.T) {
+	var tg toggle
+	api := service("api", health.Check("ping", pass), health.Check("queue", tg.fn))
+	err := health.Ready(api)
+	for _, want := range []string{"api: service is new", "api/ping: never run", "api/queue: never run"} {
+		if !errors.Is(err, health.ErrNotReady) || !strings.Contains(err.Error(), want) {
+			t.Errorf("Ready before Start: got %v, want ErrNotReady saying %q", err, want)
+		}
+	}
+	mustStart(t, api)
+	defer mustStop(t, api)
+	if err := health.Ready(api); err != nil {
+		t.Errorf("Ready once started: got %v, want nil", err)
+	}
+	deep := errors.New("depth 1200 > 1000")
+	tg.set(deep)
+	healthcheck(t, api, deep)
+	if err := health.Ready(api); !errors.Is(err, health.ErrNotReady) || !errors.Is(err, deep) ||
+		strings.Contains(err.Error(), "ping") {
+		t.Errorf("Ready with a failing check: got %v, want ErrNotReady wrapping only that check's error", err)
+	}
+	if err := health.Ready(); err != nil {
+		t.Errorf("Ready(): got %v, want nil", err)
+	}
+	if err := health.Ready(api, nil); err == nil || !strings.Contains(err.Error(), "service 1 is nil") {
+		t.Errorf("Ready with a nil service: got %v, want an error naming it", err)
+	}
+}
+
+func TestWaitReadyBeforeStart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		api := core.NewService(core.Name("api"), core.Logger(quiet), health.Check("ping", pass))
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		wg.Go(func() {
+			<-time.After(250 * time.Millisecond)
+			if err := api.Start(context.Background()); err != nil {
+				t.Errorf("Start: got %v, want nil", err)
+			}
+		})
+		begin := time.Now()
+		if err := health.WaitReady(t.Context(), api); err != nil {
+			t.Fatalf("WaitReady: got %v, want nil", err)
+		}
+		// Started at 250 ms, seen at the next look, every MonitorInterval.
+		if d := time.Since(begin); d != 300*time.Millisecond {
+			t.Fatalf("WaitReady returned after %v, want 300ms", d)
+		}
+		if api.State() != core.StateRunning {
+			t.Fatalf("State: got %v, want running", api.State())
+		}
+		mustStop(t, api)
+	})
+}
+
+func TestWaitReadyWaitsForChecks(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// Passes at start, fails on ticks 1 and 2 (100 and 200 ms), then
+		// passes: the threshold keeps the service running.
+		sc := &scripted{results: []bool{true, false, false}}
+		api := core.NewService(core.Name("api"), core.Logger(quiet),
+			health.Check("flaky", sc.fn, health.Threshold(5)))
+		mustStart(t, api)
+		defer mustStop(t, api)
+		<-time.After(150 * time.Millisecond)
+		begin := time.Now()
+		if err := health.WaitReady(t.Context(), api); err != nil {
+			t.Fatalf("WaitReady: got %v, want nil", err)
+		}
+		// Looks at 150, 250 and 350 ms; ready since the tick at 300 ms.
+		if d := time.Since(begin); d != 200*time.Millisecond {
+			t.Fatalf("WaitReady returned after %v, want 200ms", d)
+		}
+	})
+}
+
+func TestWaitReadyServiceFails(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		down := errors.New("connection refused")
+		api := core.NewService(core.Name("api"), core.Logger(quiet),
+			health.Check("db", func(context.Context) error { return down }))
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		wg.Go(func() {
+			<-time.After(250 * time.Millisecond)
+			_ = api.Start(context.Background()) // fails on the check
+		})
+		begin := time.Now()
+		err := health.WaitReady(t.Context(), api)
+		if !errors.Is(err, health.ErrNotReady) || !errors.Is(err, core.ErrStartup) || !errors.Is(err, down) ||
+			!strings.Contains(err.Error(), "api failed") {
+			t.Fatalf("WaitReady: got %v, want ErrNotReady saying api failed, wrapping its Err", err)
+		}
+		// At once, not at the next look (300 ms).
+		if d := time.Since(begin); d != 250*time.Millisecond {
+			t.Fatalf("WaitReady returned after %v, want 250ms", d)
+		}
+	})
+}
+
+func TestWaitReadyTerminated(t *testing.T) {
+	api := service("api", health.Check("ping", pass))
+	mustStart(t, api)
+	mustStop(t, api)
+	err := health.WaitReady(t.Context(), api)
+	if !errors.Is(err, health.ErrNotReady) || !strings.Contains(err.Error(), "api is terminated") {
+		t.Fatalf("WaitReady on a stopped service: got %v, want ErrNotReady saying it is terminated", err)
+	}
+}
+
+func TestWaitReadyContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		api := core.NewService(core.Name("api"), core.Logger(quiet), health.Check("ping", pass))
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		defer cancel()
+		begin := time.Now()
+		err := health.WaitReady(ctx, api)
+		if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, health.ErrNotReady) ||
+			!strings.Contains(err.Error(), "api: service is new") {
+			t.Fatalf("WaitReady: got %v, want the context's error and why api is not ready", err)
+		}
+		if d := time.Since(begin); d != time.Second {
+			t.Fatalf("WaitReady returned after %v, want 1s", d)
+		}
+	})
+}
+
+// plain is a core.Service that is not a *core.Base: no checks, no
+// requirements, no MonitorInterval.
+type plain struct {
+	mu    sync.Mutex
+	state core.State
+	done  chan struct{}
+}
+
+func (p *plain) Name() string                      { return "plain" }
+func (p *plain) Start(context.Context) error       { p.set(core.StateRunning); return nil }
+func (p *plain) Stop(context.Context) error        { p.set(core.StateTerminated); close(p.done); return nil }
+func (p *plain) Healthcheck(context.Context) error { return nil }
+func (p *plain) Done() <-chan struct{}             { return p.done }
+func (p *plain) Err() error                        { return nil }
+func (p *plain) set(s core.State) {
+	p.mu.Lock()
+	p.state = s
+	p.mu.Unlock()
+}
+func (p *plain) State() core.State {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.state
+}
+
+func TestWaitReadyOtherServices(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := &plain{done: make(chan struct{})}
+		api := core.NewService(core.Name("api"), core.Logger(quiet), core.MonitorInterval(time.Second),
+			health.Check("ping", pass))
+		mustStart(t, api)
+		defer mustStop(t, api)
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		wg.Go(func() {
+			<-time.After(120 * time.Millisecond)
+			_ = p.Start(context.Background())
+		})
+		begin := time.Now()
+		if err := health.WaitReady(t.Context(), api, p); err != nil {
+			t.Fatalf("WaitReady: got %v, want nil", err)
+		}
+		// The shortest interval wins: core's default for a service without one.
+		if d := time.Since(begin); d != 200*time.Millisecond {
+			t.Fatalf("WaitReady returned after %v, want 200ms", d)
+		}
+		checkProbes(t, health.Handler(api, p), []probeCase{
+			{"/readyz?verbose", "", 200, "[+]api ok\n[+]api/ping ok\n[+]plain ok\nreadyz check passed\n"},
+		})
+		_ = p.Stop(context.Background())
+	})
+}
+
+func TestWaitReadyBadInput(t *testing.T) {
+	if err := health.WaitReady(t.Context()); err != nil {
+		t.Errorf("WaitReady(): got %v, want nil", err)
+	}
+	if err := health.WaitReady(t.Context(), service("api"), nil); err == nil || !strings.Contains(err.Error(), "service 1 is nil") {
+		t.Errorf("WaitReady with a nil service: got %v, want an error naming it", err)
+	}
+}

@@ -1,0 +1,219 @@
+package health
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"reflect"
+	"slices"
+	"time"
+
+	"github.com/coreservice/coreservice/core"
+)
+
+// StalePeriods is how long, in monitor periods, a check's latest result
+// counts for readiness. A monitor period is the service's MonitorInterval
+// plus the timeouts of all its checks: the longest the monitor can take to
+// run a check again. With core's default interval of 100 ms and two checks
+// with the default timeout of 50 ms, a period is 200 ms and a result older
+// than 600 ms is stale: the monitor has stopped running the check, and the
+// check is not ready.
+const StalePeriods = 3
+
+// probe is one of the two probes, named as its path.
+type probe string
+
+const (
+	livez  probe = "livez"
+	readyz probe = "readyz"
+)
+
+// Kinds of node, as in the JSON output.
+const (
+	kindService = "service"
+	kindCheck   = "check"
+)
+
+// node is one part of a probe: a service, a requirement (a service under
+// its parent) or a check, with its verdict.
+type node struct {
+	name     string // its path segment: the service, requirement or check name
+	kind     string // kindService or kindCheck
+	err      error  // why it fails the probe; nil when it passes
+	failures int    // for a check: failed runs in a row
+	kids     []*node
+}
+
+// checker and dependent are what the probes use of a service, when it has
+// them: *core.Base and the types embedding it do.
+type (
+	checker interface {
+		Checks() []core.Check
+		MonitorInterval() time.Duration
+	}
+	dependent interface {
+		Dependencies() []core.Dependency
+	}
+)
+
+// evaluate judges svcs and, recursively, their requirements (and for
+// readyz their checks) as of now.
+func evaluate(p probe, svcs []core.Service) []*node {
+	now := time.Now()
+	nodes := make([]*node, len(svcs))
+	for i, s := range svcs {
+		nodes[i] = serviceNode(p, s.Name(), s, nil, now)
+	}
+	return nodes
+}
+
+// serviceNode judges svc, known to its parent as name; path is the chain of
+// services above it.
+func serviceNode(p probe, name string, svc core.Service, path []core.Service, now time.Time) *node {
+	n := &node{name: name, kind: kindService}
+	switch st := svc.State(); {
+	case p == livez && st == core.StateFailed:
+		n.err = errors.New("service failed")
+		if err := svc.Err(); err != nil {
+			n.err = fmt.Errorf("service failed: %w", err)
+		}
+	case p == readyz && st != core.StateRunning:
+		n.err = fmt.Errorf("service is %s", st)
+	}
+	if cs, ok := svc.(checker); ok && p == readyz {
+		checks := cs.Checks()
+		interval := cs.MonitorInterval()
+		period := interval
+		for _, c := range checks {
+			period += c.Timeout(interval)
+		}
+		for _, c := range checks {
+			if hc, ok := c.(*check); ok {
+				n.kids = append(n.kids, hc.node(now, StalePeriods*period))
+			}
+		}
+	}
+	d, ok := svc.(dependent)
+	if !ok {
+		return n
+	}
+	for _, above := range path {
+		if sameService(above, svc) {
+			return n // a cycle: core fails such a start; don't loop
+		}
+	}
+	path = append(slices.Clip(path), svc)
+	for _, dep := range d.Dependencies() {
+		n.kids = append(n.kids, requirementNode(p, dep, path, now))
+	}
+	return n
+}
+
+// requirementNode judges the service behind dep, or a placeholder if it is
+// not known yet (a lazy requirement before its parent's start built it).
+func requirementNode(p probe, dep core.Dependency, path []core.Service, now time.Time) *node {
+	name := dep.Requirement.Name()
+	svc := dep.Service
+	if isNil(svc) {
+		if sr, ok := dep.Requirement.(core.StaticRequirement); ok {
+			svc = sr.Known()
+		}
+	}
+	if isNil(svc) {
+		n := &node{name: name, kind: kindService}
+		if p == readyz {
+			n.err = errors.New("service not built yet")
+		}
+		return n
+	}
+	return serviceNode(p, name, svc, path, now)
+}
+
+// node judges the check's latest result as of now: it must exist, have
+// passed, and be at most stale old.
+func (c *check) node(now time.Time, stale time.Duration) *node {
+	r := c.lastResult()
+	n := &node{name: c.name, kind: kindCheck, err: r.err, failures: r.failures}
+	switch age := now.Sub(r.at); {
+	case r.at.IsZero():
+		n.err = errors.New("never run")
+	case r.err == nil && age > stale:
+		n.err = fmt.Errorf("stale: last run %v ago, more than %v", age.Round(time.Millisecond), stale)
+	}
+	return n
+}
+
+// find returns the node at path under nodes, or nil. At each level the
+// first node with the segment's name wins.
+func find(nodes []*node, path []string) *node {
+	for _, n := range nodes {
+		if n.name != path[0] {
+			continue
+		}
+		if len(path) == 1 {
+			return n
+		}
+		return find(n.kids, path[1:])
+	}
+	return nil
+}
+
+// line is one node in a flat listing: its full name, the path of segments
+// from the probe's root joined by "/", such as "api/db/ping".
+type line struct {
+	name string
+	n    *node
+}
+
+// flatten lists n and its descendants depth first, skipping the excluded
+// names (and everything under them) and marking the names it met in used.
+func flatten(prefix string, n *node, exclude map[string]bool, used map[string]bool, out []line) []line {
+	name := n.name
+	if prefix != "" {
+		name = prefix + "/" + n.name
+	}
+	if exclude[name] {
+		used[name] = true
+		return out
+	}
+	out = append(out, line{name: name, n: n})
+	for _, k := range n.kids {
+		out = flatten(name, k, exclude, used, out)
+	}
+	return out
+}
+
+// paths returns the URL path of every node under nodes, depth first,
+// each segment escaped.
+func paths(prefix string, nodes []*node, out []string) []string {
+	for _, n := range nodes {
+		p := prefix + "/" + url.PathEscape(n.name)
+		out = append(out, p)
+		out = paths(p, n.kids, out)
+	}
+	return out
+}
+
+// sameService reports whether a and b are the same comparable value,
+// without panicking on services of types that cannot be compared.
+func sameService(a, b core.Service) bool {
+	ta := reflect.TypeOf(a)
+	if ta != reflect.TypeOf(b) || !ta.Comparable() {
+		return false
+	}
+	return a == b
+}
+
+// isNil reports whether v is nil or a typed nil pointer, whose methods
+// would panic.
+func isNil(v any) bool {
+	if v == nil {
+		return true
+	}
+	rv := reflect.ValueOf(v)
+	switch rv.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Func, reflect.Chan, reflect.Interface:
+		return rv.IsNil()
+	}
+	return false
+}
