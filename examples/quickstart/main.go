@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/coreservice/coreservice/core"
+	"github.com/coreservice/coreservice/task"
 )
 
 func main() {
@@ -43,7 +44,11 @@ func run(runFor time.Duration) error {
 			svc.Log().InfoContext(ctx, "stop hook: goodbye")
 			return nil
 		}),
-		ticker{every: time.Second},
+		// The service's work: a task that logs a tick every second.
+		task.Func("tick", func(ctx context.Context) error {
+			svc.Log().InfoContext(ctx, "tick")
+			return nil
+		}, task.Every(time.Second)),
 	)
 
 	ctx := context.Background()
@@ -54,29 +59,4 @@ func run(runFor time.Duration) error {
 	}
 	// Run starts svc, waits for ctx, SIGINT/SIGTERM or a failure, then stops it.
 	return core.Run(ctx, svc)
-}
-
-// ticker is periodic work built on core's public extension API, until
-// package task exists. It is both a core.Option (ApplyTo registers it) and
-// a core.Unit (Start launches it; Stop cancels its context and waits for it).
-type ticker struct{ every time.Duration }
-
-func (t ticker) ApplyTo(c *core.Config) { c.AddUnit(t) }
-func (t ticker) Name() string           { return "ticker" }
-func (t ticker) String() string         { return fmt.Sprintf("ticker{every: %v}", t.every) }
-
-func (t ticker) Launch(_ context.Context, h *core.Host) error {
-	h.Go("ticker", func(ctx context.Context) error {
-		tk := time.NewTicker(t.every)
-		defer tk.Stop()
-		for n := 1; ; n++ {
-			select {
-			case <-ctx.Done():
-				return nil // the service is stopping
-			case <-tk.C:
-				h.Log().InfoContext(ctx, "tick", "n", n)
-			}
-		}
-	})
-	return nil
 }

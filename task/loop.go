@@ -1,0 +1,272 @@
+package task
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/coreservice/coreservice/core"
+	"github.com/coreservice/coreservice/internal/telemetry"
+)
+
+// worker is one loop of a task, run in a goroutine owned by the service.
+// Its fields are set by newWorker and then used by that goroutine only.
+type worker[T any] struct {
+	t      *Task[T]
+	cfg    *config
+	id     int    // from 1
+	goName string // "task <name>#<id>", for Host.Go and StopTimeoutError
+	svc    string
+	log    *slog.Logger
+	sched  backoff.BackOff // cadenceSchedule only
+	retry  backoff.BackOff // nil: no retries
+	timer  *time.Timer     // made on the first wait longer than zero
+	run    int64           // number of the current run, from 1
+
+	gate      telemetry.SpanGate
+	tracer    trace.Tracer
+	spanName  string
+	startOpts []trace.SpanStartOption
+}
+
+func newWorker[T any](t *Task[T], h *core.Host, id int) (*worker[T], error) {
+	w := &worker[T]{
+		t:        t,
+		cfg:      &t.cfg,
+		id:       id,
+		goName:   "task " + t.name + "#" + strconv.Itoa(id),
+		svc:      h.Name(),
+		log:      h.Log().With("task", t.name, "worker", id),
+		gate:     telemetry.NewSpanGate(h.Tracer(), telemetry.ScopeName),
+		tracer:   h.Tracer(),
+		spanName: telemetry.SpanName(telemetry.SpanTask, h.Name()+"/"+t.name),
+		startOpts: []trace.SpanStartOption{
+			trace.WithNewRoot(),
+			trace.WithSpanKind(trace.SpanKindInternal),
+			trace.WithLinks(trace.Link{SpanContext: h.StartSpanContext()}),
+			trace.WithAttributes(
+				telemetry.AttrService.String(h.Name()),
+				telemetry.AttrTask.String(t.name),
+				telemetry.AttrWorker.Int(id)),
+		},
+	}
+	var err error
+	if w.cfg.cadence == cadenceSchedule {
+		if w.sched, err = policy("task.Schedule", w.cfg.schedule); err != nil {
+			return nil, err
+		}
+	}
+	if w.cfg.retry != nil {
+		if w.retry, err = policy("task.Retry", w.cfg.retry); err != nil {
+			return nil, err
+		}
+	}
+	return w, nil
+}
+
+// policy calls a policy factory, turning a nil policy or a panic into an
+// error.
+func policy(option string, factory func() backoff.BackOff) (p backoff.BackOff, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("%s: policy factory: %w", option, &core.PanicError{Value: v, Stack: debug.Stack()})
+		}
+	}()
+	if p = factory(); isNil(p) {
+		return nil, fmt.Errorf("%s: the policy factory returned nil", option)
+	}
+	return p, nil
+}
+
+// loop is the worker's goroutine: wait Delay, then run and wait until the
+// service stops, the worker ends, or a failure is not retried. It returns
+// nil, or the *core.TaskError the service fails with.
+func (w *worker[T]) loop(ctx context.Context) error {
+	defer func() {
+		if w.timer != nil {
+			w.timer.Stop()
+		}
+	}()
+	if !w.sleep(ctx, w.jitter(w.cfg.delay)) {
+		return nil
+	}
+	for {
+		next, end, err := w.runOnce(ctx)
+		if end {
+			return err
+		}
+		if !w.sleep(ctx, next) {
+			return nil
+		}
+	}
+}
+
+// sleep waits d, or until ctx is done; it reports whether the worker should
+// go on. It allocates nothing for d <= 0 and reuses the worker's timer.
+func (w *worker[T]) sleep(ctx context.Context, d time.Duration) bool {
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	if w.timer == nil {
+		w.timer = time.NewTimer(d)
+	} else {
+		w.timer.Reset(d)
+	}
+	select {
+	case <-ctx.Done():
+		w.timer.Stop()
+		return false
+	case <-w.timer.C:
+		return true
+	}
+}
+
+func (w *worker[T]) jitter(d time.Duration) time.Duration {
+	if w.cfg.jitter == 0 {
+		return d
+	}
+	return jittered(d, w.cfg.jitter, rand.Float64())
+}
+
+// stage is where a run was when it returned.
+type stage uint8
+
+const (
+	stageFn       stage = iota // in the task's function
+	stageConsumer              // in a result consumer
+)
+
+// runOnce performs one run: span, timeout, fn, consumers, and the decision
+// of what comes next. It returns the wait before the next run, or end=true
+// with the worker's result (nil, or the *core.TaskError the service fails
+// with).
+func (w *worker[T]) runOnce(ctx context.Context) (next time.Duration, end bool, result error) {
+	w.run++
+	rctx := ctx // the run's context
+	var span trace.Span
+	if w.gate.On() {
+		rctx, span = w.tracer.Start(ctx, w.spanName, w.startOpts...)
+		if span.IsRecording() {
+			span.SetAttributes(telemetry.AttrRun.Int64(w.run))
+		}
+	}
+	lctx := rctx // for logs: the run's span, without the timeout
+	timedOut := false
+	var (
+		st       stage
+		err      error
+		panicked *core.PanicError
+	)
+	if w.cfg.timeout > 0 {
+		tctx, cancel := context.WithTimeout(rctx, w.cfg.timeout)
+		st, panicked, err = w.call(tctx)
+		timedOut = errors.Is(tctx.Err(), context.DeadlineExceeded)
+		cancel()
+	} else {
+		st, panicked, err = w.call(rctx)
+	}
+
+	var runErr error // the run's failure, for the span
+	switch {
+	case err == nil:
+		if w.retry != nil {
+			w.retry.Reset()
+		}
+		switch w.cfg.cadence {
+		case cadenceEvery:
+			next = w.cfg.every
+		case cadenceSchedule:
+			if next = w.sched.NextBackOff(); next == backoff.Stop {
+				end = true
+				w.log.InfoContext(lctx, "task worker done: the Schedule policy stopped", "run", w.run)
+			}
+		case cadenceOnce:
+			end = true
+			w.log.InfoContext(lctx, "task worker done: Once", "run", w.run)
+		}
+	case panicked == nil && ctx.Err() != nil:
+		// The service is stopping and the run returned: not a failure.
+		end = true
+		switch {
+		case st == stageConsumer:
+			w.log.WarnContext(lctx, "task result not delivered to every consumer: the service is stopping",
+				"run", w.run, "error", err)
+		case !errors.Is(err, context.Canceled):
+			w.log.InfoContext(lctx, "task run interrupted by stop", "run", w.run, "error", err)
+		}
+	case panicked == nil && errors.Is(err, ErrDone):
+		end = true
+		w.log.InfoContext(lctx, "task worker done: ErrDone", "run", w.run)
+	default:
+		if timedOut && errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("run timed out after %v: %w", w.cfg.timeout, err)
+		}
+		runErr = err
+		w.t.failures.Add(1)
+		end = w.retry == nil || errors.As(err, new(*backoff.PermanentError))
+		if !end {
+			next = w.retry.NextBackOff()
+			end = next == backoff.Stop
+		}
+		if end {
+			result = &core.TaskError{Service: w.svc, Task: w.t.name, Worker: w.id, Err: err}
+			w.log.ErrorContext(lctx, "task run failed; the service fails", "run", w.run, "error", err)
+		}
+	}
+	if !end {
+		next = w.jitter(max(next, 0))
+		if runErr != nil {
+			w.log.WarnContext(lctx, "task run failed; retrying", "run", w.run, "error", runErr,
+				"retry_in", next)
+		}
+	}
+	w.t.runs.Add(1)
+
+	if span != nil {
+		if !end && span.IsRecording() {
+			span.SetAttributes(telemetry.AttrNextDelay.Float64(next.Seconds()))
+		}
+		if panicked != nil {
+			telemetry.RecordPanic(span, runErr, panicked.Stack)
+			span.End()
+		} else {
+			telemetry.End(span, runErr)
+		}
+	}
+	return next, end, result
+}
+
+// call runs the task's function and then, if it succeeded, the result
+// consumers, recovering a panic in either. It reports where the run
+// stopped, its error, and the panic if there was one (then err is that
+// *core.PanicError).
+func (w *worker[T]) call(ctx context.Context) (st stage, panicked *core.PanicError, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			panicked = &core.PanicError{Value: v, Stack: debug.Stack()}
+			err = panicked
+		}
+	}()
+	v, err := w.t.fn(ctx)
+	if err != nil {
+		return stageFn, nil, err
+	}
+	w.t.set(v)
+	st = stageConsumer
+	if cs := w.t.consumers.Load(); cs != nil {
+		for i, c := range *cs {
+			if err := c(ctx, v); err != nil {
+				return stageConsumer, nil, fmt.Errorf("result consumer %d: %w", i+1, err)
+			}
+		}
+	}
+	return stageConsumer, nil, nil
+}

@@ -1,0 +1,487 @@
+package task_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+
+	"github.com/coreservice/coreservice/core"
+	"github.com/coreservice/coreservice/task"
+)
+
+func TestDefaultsEvery100msFromTheStart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := newStamps()
+		svc := newService(task.Func("tick", func(context.Context) error { st.add(); return nil }))
+		mustStart(t, svc)
+		advance(450 * time.Millisecond)
+		ms := time.Millisecond
+		wantStamps(t, st, 0, 100*ms, 200*ms, 300*ms, 400*ms)
+		mustStop(t, svc)
+	})
+}
+
+func TestEveryIsAFixedDelayFromTheEndOfARun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := newStamps()
+		tk := task.Func("slow", func(context.Context) error {
+			st.add()
+			<-time.After(3 * time.Second) // the run takes 3s
+			return nil
+		}, task.Every(10*time.Second))
+		svc := newService(tk)
+		mustStart(t, svc)
+		advance(40 * time.Second)
+		wantStamps(t, st, secs(0, 13, 26, 39)...)
+		if got := tk.Runs(); got != 3 {
+			t.Fatalf("Runs: got %d, want 3 (the 4th is in progress)", got)
+		}
+		mustStop(t, svc)
+	})
+}
+
+func TestEveryZeroRunsBackToBack(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var n int
+		tk := task.New("spin", func(context.Context) (int, error) {
+			if n++; n == 1000 {
+				return n, task.ErrDone
+			}
+			return n, nil
+		}, task.Every(0))
+		svc := newService(tk)
+		t0 := time.Now()
+		mustStart(t, svc)
+		synctest.Wait()
+		if got := tk.Runs(); got != 1000 {
+			t.Fatalf("Runs: got %d, want 1000", got)
+		}
+		if d := time.Since(t0); d != 0 {
+			t.Fatalf("1000 runs took %v of fake time, want 0", d)
+		}
+		mustStop(t, svc)
+	})
+}
+
+func TestDelayBeforeTheFirstRun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := newStamps()
+		tk := task.Func("late", func(context.Context) error { st.add(); return nil },
+			task.Delay(5*time.Second), task.Every(10*time.Second), task.Workers(2))
+		svc := newService(tk)
+		mustStart(t, svc)
+		advance(4 * time.Second)
+		if got := tk.Runs(); got != 0 {
+			t.Fatalf("Runs after 4s: got %d, want 0", got)
+		}
+		advance(26 * time.Second)
+		wantStamps(t, st, secs(5, 5, 15, 15, 25, 25)...)
+		mustStop(t, svc)
+	})
+}
+
+func TestJitterBounds(t *testing.T) {
+	cases := []struct {
+		name     string
+		opts     []task.Option
+		fail     bool
+		min, max time.Duration // of the first run and of every gap
+	}{
+		{"Every", []task.Option{task.Every(10 * time.Second), task.Delay(10 * time.Second), task.Jitter(0.5)},
+			false, 5 * time.Second, 15 * time.Second},
+		{"Retry", []task.Option{task.Retry(func() backoff.BackOff { return backoff.NewConstantBackOff(10 * time.Second) }),
+			task.Delay(10 * time.Second), task.Jitter(0.2)},
+			true, 8 * time.Second, 12 * time.Second},
+		{"Schedule", []task.Option{task.Schedule(func() backoff.BackOff { return backoff.NewConstantBackOff(10 * time.Second) }),
+			task.Delay(10 * time.Second), task.Jitter(1)},
+			false, 0, 20 * time.Second},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				st := newStamps()
+				tk := task.Func("jittery", func(context.Context) error {
+					st.add()
+					if tc.fail {
+						return errBoom
+					}
+					return nil
+				}, tc.opts...)
+				svc := newService(tk)
+				mustStart(t, svc)
+				advance(2000 * time.Second)
+				mustStop(t, svc)
+				at := st.get()
+				if len(at) < 2000/int(tc.max/time.Second) {
+					t.Fatalf("%d runs in 2000s, want at least %d", len(at), 2000/int(tc.max/time.Second))
+				}
+				gaps := map[time.Duration]bool{}
+				prev := time.Duration(0)
+				for i, a := range at {
+					gap := a - prev
+					if gap < tc.min || gap > tc.max {
+						t.Fatalf("wait before run %d: got %v, want within [%v, %v]", i+1, gap, tc.min, tc.max)
+					}
+					gaps[gap] = true
+					prev = a
+				}
+				if len(gaps) < len(at)/2 {
+					t.Fatalf("%d distinct waits among %d, want them randomized", len(gaps), len(at))
+				}
+			})
+		})
+	}
+}
+
+func TestSchedule(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := newStamps()
+		var made atomic.Int32
+		tk := task.Func("sched", func(context.Context) error { st.add(); return nil },
+			task.Schedule(func() backoff.BackOff {
+				made.Add(1)
+				return &sequence{delays: secs(1, 2, 3)}
+			}))
+		svc := newService(tk)
+		mustStart(t, svc)
+		advance(time.Hour)
+		// 0, then +1s, +2s, +3s; then the policy says Stop: the worker ends.
+		wantStamps(t, st, secs(0, 1, 3, 6)...)
+		if got := svc.State(); got != core.StateRunning {
+			t.Fatalf("state after the schedule stopped: got %v, want running", got)
+		}
+		if got := made.Load(); got != 1 {
+			t.Fatalf("policies made: got %d, want 1", got)
+		}
+		mustStop(t, svc)
+	})
+}
+
+func TestEveryScheduleOnceLastOneWins(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		once := task.Func("once", func(context.Context) error { return nil },
+			task.Every(time.Second), task.Once())
+		every := task.Func("every", func(context.Context) error { return nil },
+			task.Once(), task.Schedule(func() backoff.BackOff { return &backoff.StopBackOff{} }), task.Every(time.Second))
+		svc := newService(once, every)
+		mustStart(t, svc)
+		advance(10*time.Second + time.Millisecond)
+		if got := once.Runs(); got != 1 {
+			t.Errorf("Every then Once: got %d runs, want 1", got)
+		}
+		if got := every.Runs(); got != 11 {
+			t.Errorf("Once, Schedule then Every(1s): got %d runs in 10s, want 11", got)
+		}
+		mustStop(t, svc)
+	})
+}
+
+func TestErrDoneEndsTheWorkerCleanly(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var n atomic.Int32
+		tk := task.New("counter", func(context.Context) (int32, error) {
+			if v := n.Add(1); v < 3 {
+				return v, nil
+			}
+			return 99, fmt.Errorf("no more work: %w", task.ErrDone)
+		}, task.Every(time.Second))
+		svc := newService(tk)
+		mustStart(t, svc)
+		advance(time.Hour)
+		if got := tk.Runs(); got != 3 {
+			t.Fatalf("Runs: got %d, want 3", got)
+		}
+		if got := tk.Failures(); got != 0 {
+			t.Fatalf("Failures: got %d, want 0", got)
+		}
+		if v, ok := tk.Last(); v != 2 || !ok {
+			t.Fatalf("Last: got %d, %v, want 2, true (a result with ErrDone is discarded)", v, ok)
+		}
+		if got := svc.State(); got != core.StateRunning {
+			t.Fatalf("state: got %v, want running", got)
+		}
+		mustStop(t, svc)
+	})
+}
+
+func TestErrDoneEndsOnlyItsWorker(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var n atomic.Int32
+		tk := task.Func("pair", func(context.Context) error {
+			if n.Add(1) == 1 {
+				return task.ErrDone
+			}
+			return nil
+		}, task.Every(10*time.Second), task.Workers(2))
+		svc := newService(tk)
+		mustStart(t, svc)
+		advance(25 * time.Second)
+		// t=0: both workers run, one ends; t=10s, 20s: the other one.
+		if got := tk.Runs(); got != 4 {
+			t.Fatalf("Runs: got %d, want 4", got)
+		}
+		mustStop(t, svc)
+	})
+}
+
+func TestOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tk := task.New("init", func(context.Context) (string, error) { return "ready", nil }, task.Once())
+		svc := newService(tk)
+		mustStart(t, svc)
+		advance(time.Hour)
+		if got := tk.Runs(); got != 1 {
+			t.Fatalf("Runs: got %d, want 1", got)
+		}
+		if v, ok := tk.Last(); v != "ready" || !ok {
+			t.Fatalf("Last: got %q, %v, want ready, true", v, ok)
+		}
+		if got := svc.State(); got != core.StateRunning {
+			t.Fatalf("state: got %v, want running", got)
+		}
+		mustStop(t, svc)
+	})
+}
+
+func TestOnceRetriesUntilItSucceeds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := newStamps()
+		var n atomic.Int32
+		tk := task.Func("init", func(context.Context) error {
+			st.add()
+			if n.Add(1) < 3 {
+				return errBoom
+			}
+			return nil
+		}, task.Once(), task.Workers(1),
+			task.Retry(func() backoff.BackOff { return backoff.NewConstantBackOff(time.Second) }))
+		svc := newService(tk)
+		mustStart(t, svc)
+		advance(time.Hour)
+		wantStamps(t, st, secs(0, 1, 2)...)
+		if got := tk.Failures(); got != 2 {
+			t.Fatalf("Failures: got %d, want 2", got)
+		}
+		mustStop(t, svc)
+	})
+}
+
+func TestOnceWithWorkersRunsOncePerWorker(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tk := task.Func("init", func(context.Context) error { return nil }, task.Once(), task.Workers(3))
+		svc := newService(tk)
+		mustStart(t, svc)
+		advance(time.Hour)
+		if got := tk.Runs(); got != 3 {
+			t.Fatalf("Runs: got %d, want 3", got)
+		}
+		mustStop(t, svc)
+	})
+}
+
+func TestWorkersRunInParallel(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		inside, most := 0, 0
+		release := make(chan struct{})
+		var policies atomic.Int32
+		tk := task.Func("parallel", func(ctx context.Context) error {
+			mu.Lock()
+			inside++
+			most = max(most, inside)
+			mu.Unlock()
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+			mu.Lock()
+			inside--
+			mu.Unlock()
+			return nil
+		}, task.Workers(4), task.Every(time.Hour),
+			task.Retry(func() backoff.BackOff {
+				policies.Add(1)
+				return &sequence{}
+			}))
+		svc := newService(tk)
+		mustStart(t, svc)
+		synctest.Wait()
+		mu.Lock()
+		got := inside
+		mu.Unlock()
+		if got != 4 {
+			t.Fatalf("runs in progress at once: got %d, want 4", got)
+		}
+		if got := policies.Load(); got != 4 {
+			t.Fatalf("Retry policies made: got %d, want 4, one per worker", got)
+		}
+		close(release)
+		synctest.Wait()
+		if got := tk.Runs(); got != 4 {
+			t.Fatalf("Runs: got %d, want 4", got)
+		}
+		mustStop(t, svc)
+		if most != 4 {
+			t.Fatalf("most runs at once: got %d, want 4", most)
+		}
+	})
+}
+
+func TestStopDuringSleepReturnsAtOnce(t *testing.T) {
+	cases := []struct {
+		name string
+		fail bool
+		opts []task.Option
+	}{
+		{"Every", false, []task.Option{task.Every(time.Hour)}},
+		{"Delay", false, []task.Option{task.Delay(time.Hour)}},
+		{"Retry", true, []task.Option{task.Retry(func() backoff.BackOff { return backoff.NewConstantBackOff(time.Hour) })}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				tk := task.Func("sleepy", func(context.Context) error {
+					if tc.fail {
+						return errBoom
+					}
+					return nil
+				}, tc.opts...)
+				svc := newService(tk)
+				mustStart(t, svc)
+				advance(time.Minute)
+				t0 := time.Now()
+				mustStop(t, svc)
+				if d := time.Since(t0); d != 0 {
+					t.Fatalf("Stop took %v of fake time, want 0", d)
+				}
+				if err := svc.Err(); err != nil || svc.State() != core.StateTerminated {
+					t.Fatalf("after Stop: got %v, %v, want terminated, nil", svc.State(), err)
+				}
+			})
+		})
+	}
+}
+
+func TestStopDuringRunCancelsAndWaits(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var sawCancel atomic.Bool
+		var cleaned atomic.Bool
+		tk := task.Func("busy", func(ctx context.Context) error {
+			<-ctx.Done()
+			sawCancel.Store(errors.Is(ctx.Err(), context.Canceled))
+			<-time.After(2 * time.Second) // cleanup
+			cleaned.Store(true)
+			return ctx.Err()
+		})
+		svc := newService(tk)
+		mustStart(t, svc)
+		advance(time.Minute)
+		t0 := time.Now()
+		mustStop(t, svc)
+		if d := time.Since(t0); d != 2*time.Second {
+			t.Fatalf("Stop returned after %v, want 2s: it waits for the run", d)
+		}
+		if !sawCancel.Load() || !cleaned.Load() {
+			t.Fatalf("run: saw cancel %v, cleaned up %v; want both", sawCancel.Load(), cleaned.Load())
+		}
+		if got := tk.Failures(); got != 0 {
+			t.Fatalf("Failures: got %d, want 0: a run cut short by Stop is no failure", got)
+		}
+		if got := tk.Runs(); got != 1 {
+			t.Fatalf("Runs: got %d, want 1", got)
+		}
+		if err := svc.Err(); err != nil || svc.State() != core.StateTerminated {
+			t.Fatalf("after Stop: got %v, %v, want terminated, nil", svc.State(), err)
+		}
+	})
+}
+
+func TestStopTimeoutNamesTheWorkers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		tk := task.Func("stubborn", func(context.Context) error {
+			<-release // ignores its context
+			return nil
+		}, task.Workers(2))
+		svc := newService(core.StopTimeout(time.Second), tk)
+		mustStart(t, svc)
+		synctest.Wait()
+		err := svc.Stop(context.Background())
+		var ste *core.StopTimeoutError
+		if !errors.As(err, &ste) {
+			t.Fatalf("Stop: got %v, want a *core.StopTimeoutError", err)
+		}
+		slices.Sort(ste.Units)
+		if want := []string{"task stubborn#1", "task stubborn#2"}; !slices.Equal(ste.Units, want) {
+			t.Fatalf("units still running: got %q, want %q", ste.Units, want)
+		}
+		close(release)
+		synctest.Wait()
+	})
+}
+
+func TestPanicFailsTheServiceWithStack(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tk := task.Func("crash", func(context.Context) error { panic("kaboom") }, afterStart)
+		svc := newService(tk)
+		mustStart(t, svc)
+		waitFailed(t, svc)
+		var te *core.TaskError
+		if !errors.As(svc.Err(), &te) || te.Service != "svc" || te.Task != "crash" || te.Worker != 1 {
+			t.Fatalf("Err: got %#v, want a *core.TaskError for svc/crash worker 1", svc.Err())
+		}
+		var pe *core.PanicError
+		if !errors.As(svc.Err(), &pe) || pe.Value != "kaboom" {
+			t.Fatalf("Err: got %v, want a *core.PanicError with the value kaboom", svc.Err())
+		}
+		if !bytes.Contains(pe.Stack, []byte("TestPanicFailsTheServiceWithStack")) {
+			t.Fatalf("stack does not show the panicking function:\n%s", pe.Stack)
+		}
+		if got := tk.Failures(); got != 1 {
+			t.Fatalf("Failures: got %d, want 1", got)
+		}
+	})
+}
+
+func TestPanicIsRetriedLikeAnError(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var n atomic.Int32
+		tk := task.Func("crash", func(context.Context) error {
+			if n.Add(1) == 1 {
+				panic(errBoom)
+			}
+			return nil
+		}, task.Once(), task.Retry(func() backoff.BackOff { return backoff.NewConstantBackOff(time.Second) }))
+		svc := newService(tk)
+		mustStart(t, svc)
+		advance(time.Minute)
+		if r, f := tk.Runs(), tk.Failures(); r != 2 || f != 1 {
+			t.Fatalf("Runs, Failures: got %d, %d, want 2, 1", r, f)
+		}
+		if got := svc.State(); got != core.StateRunning {
+			t.Fatalf("state: got %v, want running", got)
+		}
+		mustStop(t, svc)
+	})
+}
+
+func TestPanicWithErrDoneIsStillAFailure(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		svc := newService(task.Func("crash", func(context.Context) error { panic(task.ErrDone) }, afterStart))
+		mustStart(t, svc)
+		waitFailed(t, svc)
+		var pe *core.PanicError
+		if !errors.As(svc.Err(), &pe) {
+			t.Fatalf("Err: got %v, want a *core.PanicError", svc.Err())
+		}
+	})
+}

@@ -1,0 +1,230 @@
+package task_test
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+
+	"github.com/coreservice/coreservice/core"
+	"github.com/coreservice/coreservice/task"
+)
+
+// script returns a task function that fails (errBoom) or succeeds run after
+// run as results says (true = success), and succeeds past its end. It
+// records when each run starts.
+func script(st *stamps, results ...bool) func(context.Context) error {
+	var n atomic.Int32
+	return func(context.Context) error {
+		st.add()
+		if i := int(n.Add(1)) - 1; i < len(results) && !results[i] {
+			return errBoom
+		}
+		return nil
+	}
+}
+
+func wantTaskError(t *testing.T, err error, taskName string, cause error) {
+	t.Helper()
+	var te *core.TaskError
+	if !errors.As(err, &te) {
+		t.Fatalf("Err: got %v, want a *core.TaskError", err)
+	}
+	if te.Service != "svc" || te.Task != taskName || te.Worker != 1 {
+		t.Fatalf("TaskError: got service %q, task %q, worker %d, want svc, %s, 1", te.Service, te.Task, te.Worker, taskName)
+	}
+	if !errors.Is(err, cause) {
+		t.Fatalf("Err: got %v, want it to wrap %v", err, cause)
+	}
+}
+
+func TestNoRetryFirstFailureFailsTheService(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := newStamps()
+		tk := task.Func("fragile", script(st, true, false), task.Every(time.Second))
+		svc := newService(tk)
+		mustStart(t, svc)
+		waitFailed(t, svc)
+		wantStamps(t, st, secs(0, 1)...)
+		if got := svc.State(); got != core.StateFailed {
+			t.Fatalf("state: got %v, want failed", got)
+		}
+		wantTaskError(t, svc.Err(), "fragile", errBoom)
+		if want := "task svc/fragile worker 1: boom"; svc.Err().Error() != want {
+			t.Fatalf("Err: got %q, want %q", svc.Err(), want)
+		}
+	})
+}
+
+func TestRetryFailFailSucceed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := newStamps()
+		tk := task.Func("flaky", script(st, false, false, true), task.Every(10*time.Second),
+			task.Retry(func() backoff.BackOff { return backoff.NewConstantBackOff(2 * time.Second) }))
+		svc := newService(tk)
+		mustStart(t, svc)
+		advance(25 * time.Second)
+		// Fail at 0 and 2s, succeed at 4s, then every 10s.
+		wantStamps(t, st, secs(0, 2, 4, 14, 24)...)
+		if r, f := tk.Runs(), tk.Failures(); r != 5 || f != 2 {
+			t.Fatalf("Runs, Failures: got %d, %d, want 5, 2", r, f)
+		}
+		if got := svc.State(); got != core.StateRunning {
+			t.Fatalf("state: got %v, want running", got)
+		}
+		mustStop(t, svc)
+	})
+}
+
+func TestRetryResetAfterSuccess(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := newStamps()
+		policy := &sequence{delays: secs(1, 2, 4, 8)}
+		tk := task.Func("flaky", script(st, false, false, true, false, true), task.Every(10*time.Second),
+			task.Retry(func() backoff.BackOff { return policy }))
+		svc := newService(tk)
+		mustStart(t, svc)
+		advance(30 * time.Second)
+		// Fail at 0 (+1s), fail at 1 (+2s), succeed at 3 (reset, +10s), fail
+		// at 13 (+1s again, not +4s), succeed at 14, then every 10s.
+		wantStamps(t, st, secs(0, 1, 3, 13, 14, 24)...)
+		if nexts, resets := policy.counts(); nexts != 3 || resets != 3 {
+			t.Fatalf("policy: got %d NextBackOff and %d Reset calls, want 3 and 3 (one per success)", nexts, resets)
+		}
+		mustStop(t, svc)
+	})
+}
+
+func TestRetryExhaustedFailsTheService(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := newStamps()
+		tk := task.Func("doomed", script(st, false, false, false, false),
+			task.Retry(func() backoff.BackOff {
+				return backoff.WithMaxRetries(backoff.NewConstantBackOff(time.Second), 2)
+			}))
+		svc := newService(tk)
+		t0 := time.Now()
+		mustStart(t, svc)
+		waitFailed(t, svc)
+		if d := time.Since(t0); d != 2*time.Second {
+			t.Fatalf("service failed after %v, want 2s", d)
+		}
+		wantStamps(t, st, secs(0, 1, 2)...)
+		if r, f := tk.Runs(), tk.Failures(); r != 3 || f != 3 {
+			t.Fatalf("Runs, Failures: got %d, %d, want 3, 3", r, f)
+		}
+		if got := svc.State(); got != core.StateFailed {
+			t.Fatalf("state: got %v, want failed", got)
+		}
+		wantTaskError(t, svc.Err(), "doomed", errBoom)
+	})
+}
+
+func TestPermanentErrorsAreNotRetried(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var runs atomic.Int32
+		tk := task.Func("strict", func(context.Context) error {
+			runs.Add(1)
+			return backoff.Permanent(errBoom)
+		}, afterStart, task.Retry(func() backoff.BackOff { return backoff.NewConstantBackOff(time.Second) }))
+		svc := newService(tk)
+		mustStart(t, svc)
+		waitFailed(t, svc)
+		if got := runs.Load(); got != 1 {
+			t.Fatalf("runs: got %d, want 1", got)
+		}
+		wantTaskError(t, svc.Err(), "strict", errBoom)
+	})
+}
+
+func TestTimeoutCancelsTheRun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		st := newStamps()
+		var deadlineOK atomic.Bool
+		tk := task.Func("slow", func(ctx context.Context) error {
+			st.add()
+			d, ok := ctx.Deadline()
+			deadlineOK.Store(ok && d.Equal(time.Now().Add(2*time.Second)))
+			<-ctx.Done()
+			return ctx.Err()
+		}, task.Timeout(2*time.Second),
+			task.Retry(func() backoff.BackOff {
+				return backoff.WithMaxRetries(backoff.NewConstantBackOff(time.Second), 1)
+			}))
+		svc := newService(tk)
+		t0 := time.Now()
+		mustStart(t, svc)
+		waitFailed(t, svc)
+		// Run at 0, times out at 2s; retried at 3s, times out at 5s: no more retries.
+		if d := time.Since(t0); d != 5*time.Second {
+			t.Fatalf("service failed after %v, want 5s", d)
+		}
+		wantStamps(t, st, secs(0, 3)...)
+		if !deadlineOK.Load() {
+			t.Fatal("the run's context has no deadline 2s after its start")
+		}
+		if f := tk.Failures(); f != 2 {
+			t.Fatalf("Failures: got %d, want 2", f)
+		}
+		wantTaskError(t, svc.Err(), "slow", context.DeadlineExceeded)
+		if !strings.Contains(svc.Err().Error(), "timed out after 2s") {
+			t.Fatalf("Err: got %q, want it to say the run timed out after 2s", svc.Err())
+		}
+	})
+}
+
+func TestRetriesAreLogged(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		logs := &capture{}
+		st := newStamps()
+		tk := task.Func("flaky", script(st, false, true), task.Once(),
+			task.Retry(func() backoff.BackOff { return backoff.NewConstantBackOff(time.Second) }))
+		svc := core.NewService(core.Name("svc"), core.Logger(slog.New(logs)), tk)
+		mustStart(t, svc)
+		advance(time.Minute)
+		mustStop(t, svc)
+		r, ok := logs.find("task run failed; retrying")
+		if !ok {
+			t.Fatal("no log of the retry")
+		}
+		want := map[string]string{"service": "svc", "task": "flaky", "worker": "1", "run": "1",
+			"error": "boom", "retry_in": "1s"}
+		for k, v := range want {
+			if r.attrs[k] != v {
+				t.Errorf("retry log: %s=%q, want %q", k, r.attrs[k], v)
+			}
+		}
+	})
+}
+
+// waitForCancel is a core.Check that blocks until its context ends: it
+// holds the service in StateStarting until something aborts the start.
+type waitForCancel struct{}
+
+func (waitForCancel) ApplyTo(c *core.Config)              { c.AddCheck(waitForCancel{}) }
+func (waitForCancel) Name() string                        { return "wait" }
+func (waitForCancel) Timeout(time.Duration) time.Duration { return time.Hour }
+func (waitForCancel) Threshold() int                      { return 1 }
+func (waitForCancel) Check(ctx context.Context) error     { <-ctx.Done(); return ctx.Err() }
+
+func TestFailureWhileStartingFailsStart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// Start launches the task, then runs the check, which waits: the
+		// task's failure aborts the start.
+		svc := newService(task.Func("early", func(context.Context) error { return errBoom }), waitForCancel{})
+		err := svc.Start(t.Context())
+		if !errors.Is(err, core.ErrStartup) {
+			t.Fatalf("Start: got %v, want ErrStartup", err)
+		}
+		wantTaskError(t, err, "early", errBoom)
+		if got := svc.State(); got != core.StateFailed {
+			t.Fatalf("state: got %v, want failed", got)
+		}
+	})
+}

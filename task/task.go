@@ -1,0 +1,248 @@
+package task
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/coreservice/coreservice/core"
+)
+
+// ErrDone, returned by a task's function (alone or wrapped), ends the loop
+// of the worker that ran it, cleanly: the run is not a failure, its result
+// is discarded, and the service keeps running.
+var ErrDone = errors.New("task done")
+
+// Task is work a service does in a loop: one or more workers, each calling
+// the task's function, waiting, and calling it again, as the task's options
+// say. T is the type of the function's result; Func builds tasks with no
+// result (T is struct{}).
+//
+// A *Task is a core.Option: pass it to core.NewService, which launches its
+// workers on Start and stops them on Stop. A Task belongs to one service:
+// passing it to a second one, or twice to the same one, is an invalid
+// option, reported by that service's Start.
+//
+// The methods of Task are safe for concurrent use, also while the workers
+// run.
+type Task[T any] struct {
+	name string
+	fn   func(context.Context) (T, error)
+	opts []Option
+	cfg  config
+	err  error // invalid arguments or options, reported by Start
+
+	applied   atomic.Bool
+	consumers atomic.Pointer[[]func(context.Context, T) error]
+	runs      atomic.Uint64
+	failures  atomic.Uint64
+
+	mu      sync.Mutex
+	last    T
+	hasLast bool
+	host    *core.Host // set by Launch
+	lateErr error      // an invalid OnResult, reported by ApplyTo or Launch
+}
+
+// New returns a task named name that runs fn in the loop its options
+// describe. Without options it runs like core-service's default @task: one
+// worker, first run as soon as the service launches it, then again 100 ms
+// after each run ends, forever; the first failure fails the service.
+//
+// fn gets the run's context: it carries the run's span, the Timeout's
+// deadline if any, and is cancelled when the service stops. fn returns the
+// run's result, or an error: ErrDone ends the worker cleanly, any other
+// error is a failed run, handled by the Retry policy (by default the
+// service fails with a *core.TaskError).
+//
+// name identifies the task in spans, logs and errors ("task fetch"); it
+// should be unique within its service. An empty name, a nil fn and invalid
+// options are not reported here but by the service's Start, as errors
+// matching core.ErrInvalidOption that name the task.
+func New[T any](name string, fn func(ctx context.Context) (T, error), opts ...Option) *Task[T] {
+	cfg, err := newConfig(opts)
+	var errs []error
+	if name == "" {
+		errs = append(errs, errors.New("empty task name"))
+	}
+	if fn == nil {
+		errs = append(errs, errors.New("nil function"))
+	}
+	if err != nil {
+		errs = append(errs, err)
+	}
+	return &Task[T]{name: name, fn: fn, opts: slices.Clone(opts), cfg: cfg, err: errors.Join(errs...)}
+}
+
+// Func returns a task with no result: New with a function whose result is
+// struct{}. Last reports whether a run has succeeded.
+func Func(name string, fn func(ctx context.Context) error, opts ...Option) *Task[struct{}] {
+	var f func(context.Context) (struct{}, error)
+	if fn != nil {
+		f = func(ctx context.Context) (struct{}, error) { return struct{}{}, fn(ctx) }
+	}
+	return New(name, f, opts...)
+}
+
+// Name returns the task's name.
+func (t *Task[T]) Name() string { return t.name }
+
+// String describes the task and its options, such as
+// task.New("fetch", task.Every(1s), task.Workers(4)).
+func (t *Task[T]) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "task.New(%q", t.name)
+	for _, o := range t.opts {
+		b.WriteString(", ")
+		if isNil(o) {
+			b.WriteString("<nil>")
+		} else {
+			b.WriteString(o.String())
+		}
+	}
+	b.WriteString(")")
+	return b.String()
+}
+
+// Last returns the result of the latest run whose function succeeded, and
+// whether there has been one. It is set as soon as fn returns, before the
+// result consumers run. Results returned with an error, even ErrDone, are
+// never kept.
+func (t *Task[T]) Last() (T, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.last, t.hasLast
+}
+
+// Runs returns how many runs have ended, whatever their outcome, in all
+// workers together. A run ends once fn and the result consumers have
+// returned.
+func (t *Task[T]) Runs() uint64 { return t.runs.Load() }
+
+// Failures returns how many runs have failed: fn or a result consumer
+// returned an error other than ErrDone, panicked, or timed out. Failures
+// that were retried count too. A run cut short by the service's stop is not
+// a failure.
+func (t *Task[T]) Failures() uint64 { return t.failures.Load() }
+
+// OnResult adds fn to the task's result consumers: every successful result
+// is handed to every consumer, in the order they were added, as it is
+// produced.
+//
+// Consumers run in the worker that produced the result, right after the
+// task's function, as part of the same run: under the run's span and within
+// the run's context, so bounded by its Timeout and by the service's stop.
+// Delivery applies back pressure and never drops a result silently:
+//
+//   - A slow consumer delays its worker's next run by exactly the time it
+//     takes (the wait before the next run starts when it returns); the
+//     run's span shows that time.
+//   - A consumer that returns an error, or panics, fails the run as fn
+//     would: the Retry policy runs fn again and every consumer gets the
+//     new result, so each result reaches every consumer or its run fails
+//     (at-least-once delivery). Without Retry the service fails.
+//   - A consumer cut short by a Timeout fails the run the same way.
+//   - A consumer cut short by the service's stop ends the run without a
+//     failure; the consumers after it do not get that result, and the
+//     worker logs a warning saying so.
+//   - A consumer that ignores its context holds its worker until it
+//     returns; Stop then names the worker in a *core.StopTimeoutError.
+//
+// A consumer may return ErrDone to end its worker, as fn can. To consume
+// results in a goroutine of your own, send them on a channel in a select
+// with ctx.Done(), as the example does.
+//
+// OnResult may be called at any time, even while the task runs: fn gets the
+// results of the runs whose function returns after the call. A nil fn is
+// invalid: the service's Start reports it, or, once the task has been
+// launched, the service fails with that error.
+func (t *Task[T]) OnResult(fn func(ctx context.Context, v T) error) {
+	if fn == nil {
+		err := errors.New("OnResult: nil consumer")
+		t.mu.Lock()
+		h := t.host
+		if h == nil {
+			t.lateErr = errors.Join(t.lateErr, err)
+		}
+		t.mu.Unlock()
+		if h != nil {
+			h.Fail(fmt.Errorf("task %s: %w: %w", t.name, core.ErrInvalidOption, err))
+		}
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var cs []func(context.Context, T) error
+	if old := t.consumers.Load(); old != nil {
+		cs = append(cs, *old...)
+	}
+	cs = append(cs, fn)
+	t.consumers.Store(&cs)
+}
+
+// ApplyTo adds the task to the service's units, so that the service
+// launches its workers on Start and stops them on Stop; invalid settings
+// are recorded for Start to report. It implements core.Option and is meant
+// to be called by core.NewService only.
+func (t *Task[T]) ApplyTo(c *core.Config) {
+	if t.err != nil {
+		if t.name == "" {
+			c.AddError(fmt.Errorf("task %q: %w", t.name, t.err))
+		} else {
+			c.AddError(fmt.Errorf("task %s: %w", t.name, t.err))
+		}
+		return
+	}
+	if !t.applied.CompareAndSwap(false, true) {
+		c.AddError(fmt.Errorf("task %s: already given to a service; a Task belongs to one service", t.name))
+		return
+	}
+	t.mu.Lock()
+	err := t.lateErr
+	t.lateErr = nil
+	t.mu.Unlock()
+	if err != nil {
+		c.AddError(fmt.Errorf("task %s: %w", t.name, err))
+		return
+	}
+	c.AddUnit(unit[T]{t})
+}
+
+// unit is the core.Unit of a task: it launches the workers.
+type unit[T any] struct{ t *Task[T] }
+
+func (u unit[T]) Name() string { return "task " + u.t.name }
+
+func (u unit[T]) Launch(_ context.Context, h *core.Host) error {
+	t := u.t
+	t.mu.Lock()
+	err := t.lateErr
+	t.host = h
+	t.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("%w: %w", core.ErrInvalidOption, err)
+	}
+	ws := make([]*worker[T], t.cfg.workers)
+	for i := range ws {
+		w, err := newWorker(t, h, i+1)
+		if err != nil {
+			return fmt.Errorf("%w: %w", core.ErrInvalidOption, err)
+		}
+		ws[i] = w
+	}
+	for _, w := range ws {
+		h.Go(w.goName, w.loop)
+	}
+	return nil
+}
+
+// set records a successful result.
+func (t *Task[T]) set(v T) {
+	t.mu.Lock()
+	t.last, t.hasLast = v, true
+	t.mu.Unlock()
+}
