@@ -18,12 +18,34 @@ import (
 // with Config.AddUnit. Start launches the units in the order they were
 // registered, after the OnStart hooks.
 type Unit interface {
-	// Name names the unit in errors, such as "task fetch".
+	// Name names the unit in errors, such as "task fetch". It must be
+	// non-empty and unique among the service's units.
 	Name() string
 	// Launch is called once per start with Start's context. It validates
 	// the unit's settings and calls h.Go for every goroutine the unit
 	// needs; it must not block. An error aborts and rolls back the start.
 	Launch(ctx context.Context, h *Host) error
+}
+
+// validateUnits reports units with an empty or repeated name: their
+// errors, spans and stop timeouts could not be told apart.
+func (b *Base) validateUnits() error {
+	var errs []error
+	seen := make(map[string]bool, len(b.cfg.units))
+	for _, u := range b.cfg.units {
+		switch name := u.Name(); {
+		case name == "":
+			errs = append(errs, errors.New("unit with an empty name"))
+		case seen[name]:
+			errs = append(errs, fmt.Errorf("two units named %q", name))
+		default:
+			seen[name] = true
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: %w", ErrInvalidOption, errors.Join(errs...))
+	}
+	return nil
 }
 
 // Host is a started service as its units see it: its name, logger and

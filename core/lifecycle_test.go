@@ -273,6 +273,8 @@ func TestInvalidOptions(t *testing.T) {
 		"duplicate check":          optionList{&check{name: "x", fn: okCheck}, &check{name: "x", fn: okCheck}},
 		"empty check name":         &check{name: "", fn: okCheck},
 		"zero threshold":           &check{name: "x", fn: okCheck, threshold: -1},
+		"duplicate unit":           optionList{&unit{name: "u"}, &unit{name: "u"}},
+		"empty unit name":          &unit{name: ""},
 		"zero check timeout": &check{name: "x", fn: okCheck,
 			timeout: func(time.Duration) time.Duration { return 0 }},
 	}

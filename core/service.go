@@ -302,6 +302,9 @@ func (b *Base) startSteps(ctx context.Context) error {
 	if err := b.validateChecks(); err != nil {
 		return fail("options", err)
 	}
+	if err := b.validateUnits(); err != nil {
+		return fail("options", err)
+	}
 	life, cancel := context.WithCancel(context.Background())
 	b.mu.Lock()
 	b.cancel = cancel
