@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
 	"github.com/coreservice/coreservice/core"
 	"github.com/coreservice/coreservice/task"
 )
@@ -44,7 +46,18 @@ func BenchmarkLoop(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/run")
 	})
-	b.Run("task", func(b *testing.B) {
+	b.Run("task", func(b *testing.B) { benchTask(b) })
+	b.Run("task-traced", func(b *testing.B) {
+		// A recording SDK tracer with no exporter: the cost of the spans alone.
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()))
+		defer func() { _ = tp.Shutdown(context.Background()) }()
+		benchTask(b, core.TracerProvider(tp))
+	})
+}
+
+// benchTask is BenchmarkLoop's "task" case, with extra service options.
+func benchTask(b *testing.B, opts ...core.Option) {
+	{
 		n, total := 0, b.N+1 // one more run: the first one starts the clock
 		var (
 			first, last time.Time
@@ -67,8 +80,8 @@ func BenchmarkLoop(b *testing.B) {
 		}, task.Every(0))
 		// The monitor's health checks would add their own allocations (a
 		// span every 100 ms) to the process-wide count: keep it out of the way.
-		svc := core.NewService(core.Name("bench"), core.Logger(slog.New(slog.DiscardHandler)),
-			core.MonitorInterval(time.Hour), loop)
+		svc := core.NewService(append(opts, core.Name("bench"), core.Logger(slog.New(slog.DiscardHandler)),
+			core.MonitorInterval(time.Hour), loop)...)
 		b.ReportAllocs()
 		b.ResetTimer()
 		if err := svc.Start(b.Context()); err != nil {
@@ -91,5 +104,5 @@ func BenchmarkLoop(b *testing.B) {
 		}
 		bare := float64(time.Since(start).Nanoseconds()) / float64(b.N)
 		b.ReportMetric(perRun-bare, "overhead-ns/run")
-	})
+	}
 }
