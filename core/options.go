@@ -9,6 +9,8 @@ import (
 
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/coreservice/coreservice/internal/values"
 )
 
 // Option configures a service built by NewService. Options of this package,
@@ -57,7 +59,7 @@ const (
 // AddUnit registers work that the service launches on Start, after its
 // OnStart hooks, and stops and waits for on Stop. See Unit.
 func (c *Config) AddUnit(u Unit) {
-	if isNil(u) {
+	if values.IsNil(u) {
 		c.AddError(errors.New("nil Unit"))
 		return
 	}
@@ -67,7 +69,7 @@ func (c *Config) AddUnit(u Unit) {
 // AddRequirement registers a service the service needs Running before its
 // OnStart hooks. See Requirement.
 func (c *Config) AddRequirement(r Requirement) {
-	if isNil(r) {
+	if values.IsNil(r) {
 		c.AddError(errors.New("nil Requirement"))
 		return
 	}
@@ -77,7 +79,7 @@ func (c *Config) AddRequirement(r Requirement) {
 // AddCheck registers a health check, run at start, by Healthcheck and by the
 // monitor. See Check.
 func (c *Config) AddCheck(ch Check) {
-	if isNil(ch) {
+	if values.IsNil(ch) {
 		c.AddError(errors.New("nil Check"))
 		return
 	}
@@ -99,7 +101,7 @@ func newConfig(opts []Option) *Config {
 		stopTimeout:     DefaultStopTimeout,
 	}
 	for i, o := range opts {
-		if isNil(o) {
+		if values.IsNil(o) {
 			c.AddError(fmt.Errorf("option %d is nil", i))
 			continue
 		}
@@ -228,7 +230,7 @@ func TracerProvider(tp trace.TracerProvider) Option { return tracerProviderOptio
 type tracerProviderOption struct{ tp trace.TracerProvider }
 
 func (o tracerProviderOption) ApplyTo(c *Config) {
-	if isNil(o.tp) {
+	if values.IsNil(o.tp) {
 		c.AddError(errors.New("core.TracerProvider: nil provider"))
 		return
 	}
@@ -244,7 +246,7 @@ func MeterProvider(mp metric.MeterProvider) Option { return meterProviderOption{
 type meterProviderOption struct{ mp metric.MeterProvider }
 
 func (o meterProviderOption) ApplyTo(c *Config) {
-	if isNil(o.mp) {
+	if values.IsNil(o.mp) {
 		c.AddError(errors.New("core.MeterProvider: nil provider"))
 		return
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"reflect"
 	"slices"
 	"sync"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/coreservice/coreservice/internal/telemetry"
+	"github.com/coreservice/coreservice/internal/values"
 )
 
 // Requirement is a service another service needs Running before its own
@@ -89,10 +89,10 @@ func (b *Base) startRequirements(ctx context.Context) (string, error) {
 	}
 	for i, st := range states {
 		for _, a := range st.r.After() {
-			j := slices.IndexFunc(reqs, func(r Requirement) bool { return sameValue(r, a) })
+			j := slices.IndexFunc(reqs, func(r Requirement) bool { return values.Same(r, a) })
 			if j < 0 {
 				name := "<nil>"
-				if !isNil(a) {
+				if !values.IsNil(a) {
 					name = a.Name()
 				}
 				return "requirement " + st.name, fmt.Errorf("%w: After(%s): not a requirement of %s", ErrInvalidOption, name, b.name)
@@ -165,7 +165,7 @@ func (b *Base) startRequirement(ctx context.Context, st *reqState, states []*req
 	if err != nil {
 		return err
 	}
-	if isNil(svc) {
+	if values.IsNil(svc) {
 		return errors.New("resolved to a nil service")
 	}
 	if bb, ok := svc.(baser); ok {
@@ -177,7 +177,7 @@ func (b *Base) startRequirement(ctx context.Context, st *reqState, states []*req
 	}
 	b.mu.Lock()
 	for _, other := range states {
-		if other != st && other.svc != nil && sameValue(other.svc, svc) {
+		if other != st && other.svc != nil && values.Same(other.svc, svc) {
 			b.mu.Unlock()
 			return fmt.Errorf("%w: service %s is required twice by %s", ErrInvalidOption, svc.Name(), b.name)
 		}
@@ -478,7 +478,7 @@ func staticCycle(b *Base) []string {
 			if !ok {
 				continue
 			}
-			if child, ok := sr.Known().(baser); ok && !isNil(child) {
+			if child, ok := sr.Known().(baser); ok && !values.IsNil(child) {
 				if p := visit(child.coreBase()); p != nil {
 					return p
 				}
@@ -530,19 +530,6 @@ func afterCycle(states []*reqState) []string {
 		}
 	}
 	return nil
-}
-
-// sameValue reports whether a and b are the same comparable value, without
-// panicking on values of types that cannot be compared.
-func sameValue(a, b any) bool {
-	if a == nil || b == nil {
-		return a == b
-	}
-	ta := reflect.TypeOf(a)
-	if ta != reflect.TypeOf(b) || !ta.Comparable() {
-		return false
-	}
-	return a == b
 }
 
 // Dependency is a snapshot of one requirement of a service, for tools that

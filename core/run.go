@@ -8,6 +8,8 @@ import (
 	"os/signal"
 	"sync"
 	"syscall"
+
+	"github.com/coreservice/coreservice/internal/values"
 )
 
 // ErrForcedExit is returned by Run when a second signal arrived while the
@@ -40,7 +42,7 @@ func run(ctx context.Context, sig <-chan os.Signal, svcs []Service) error {
 		return errors.New("core.Run: no services")
 	}
 	for i, s := range svcs {
-		if isNil(s) {
+		if values.IsNil(s) {
 			return fmt.Errorf("core.Run: service %d is nil", i)
 		}
 	}

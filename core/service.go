@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"reflect"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -528,18 +527,4 @@ func protect(fn func() error) (err error) {
 		}
 	}()
 	return fn()
-}
-
-// isNil reports whether v is nil or a typed nil pointer, map, slice, func,
-// channel or interface: a value whose methods would panic.
-func isNil(v any) bool {
-	if v == nil {
-		return true
-	}
-	rv := reflect.ValueOf(v)
-	switch rv.Kind() {
-	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Func, reflect.Chan, reflect.Interface:
-		return rv.IsNil()
-	}
-	return false
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/coreservice/coreservice/core"
+	"github.com/coreservice/coreservice/internal/values"
 )
 
 // dependent is what Graph needs of a service to walk its requirements;
@@ -29,7 +30,7 @@ type dependent interface {
 func Graph(svcs ...core.Service) string {
 	g := &graph{ids: make(map[any]string)}
 	for _, s := range svcs {
-		if !isNil(s) {
+		if !values.IsNil(s) {
 			g.service(s)
 		}
 	}
@@ -102,7 +103,7 @@ func (g *graph) requirement(dep core.Dependency) string {
 			svc = sr.Known()
 		}
 	}
-	if !isNil(svc) {
+	if !values.IsNil(svc) {
 		return g.service(svc)
 	}
 	key := nodeKey(dep.Requirement)

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/coreservice/coreservice/internal/values"
 )
 
 // Option configures a requirement.
@@ -41,7 +43,7 @@ type afterOption []AnyRequirement
 
 func (o afterOption) apply(c *config) {
 	for _, r := range o {
-		if isNil(r) {
+		if values.IsNil(r) {
 			c.errs = append(c.errs, errors.New("deps.After: nil requirement"))
 			continue
 		}

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/coreservice/coreservice/core"
+	"github.com/coreservice/coreservice/internal/values"
 )
 
 // Requirement is a service that a parent service needs Running, with typed
@@ -92,7 +93,7 @@ func (r *Requirement[S]) ApplyTo(c *core.Config) {
 		c.AddError(fmt.Errorf("%s: nil function", r))
 		return
 	}
-	if r.kind != kindLazy && isNil(r.svc) {
+	if r.kind != kindLazy && values.IsNil(r.svc) {
 		c.AddError(fmt.Errorf("%s: nil service", r))
 		return
 	}
@@ -116,12 +117,12 @@ func (r *Requirement[S]) name() string {
 		return r.cfg.name
 	}
 	if r.kind != kindLazy {
-		if isNil(r.svc) {
+		if values.IsNil(r.svc) {
 			return "<nil>"
 		}
 		return r.svc.Name()
 	}
-	if s := r.Get(); !isNil(s) {
+	if s := r.Get(); !values.IsNil(s) {
 		return s.Name()
 	}
 	return "lazy " + reflect.TypeFor[S]().String()
@@ -161,7 +162,7 @@ func (a *adapter[S]) Resolve(ctx context.Context) (core.Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", r, err)
 	}
-	if isNil(s) {
+	if values.IsNil(s) {
 		return nil, fmt.Errorf("%s: %w", r, errNilBuilt)
 	}
 	r.mu.Lock()
@@ -178,17 +179,3 @@ var errNilBuilt = errors.New("function returned a nil service")
 type staticAdapter[S core.Service] struct{ *adapter[S] }
 
 func (a staticAdapter[S]) Known() core.Service { return a.r.svc }
-
-// isNil reports whether v is nil or a typed nil pointer, map, slice, func,
-// channel or interface.
-func isNil(v any) bool {
-	if v == nil {
-		return true
-	}
-	rv := reflect.ValueOf(v)
-	switch rv.Kind() {
-	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Func, reflect.Chan, reflect.Interface:
-		return rv.IsNil()
-	}
-	return false
-}

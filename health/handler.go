@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/coreservice/coreservice/core"
+	"github.com/coreservice/coreservice/internal/values"
 )
 
 // Handler returns an http.Handler serving the liveness and readiness
@@ -35,7 +36,7 @@ import (
 func Handler(svcs ...core.Service) http.Handler {
 	seen := make(map[string]bool, len(svcs))
 	for i, s := range svcs {
-		if isNil(s) {
+		if values.IsNil(s) {
 			return brokenHandler(fmt.Sprintf("health.Handler: service %d is nil", i))
 		}
 		if seen[s.Name()] {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/coreservice/coreservice/core"
+	"github.com/coreservice/coreservice/internal/values"
 )
 
 // ErrNotReady matches the errors of Ready and WaitReady.
@@ -24,7 +25,7 @@ var ErrNotReady = errors.New("not ready")
 // states. It is safe for concurrent use.
 func Ready(svcs ...core.Service) error {
 	for i, s := range svcs {
-		if isNil(s) {
+		if values.IsNil(s) {
 			return fmt.Errorf("health.Ready: service %d is nil", i)
 		}
 	}
@@ -55,7 +56,7 @@ func Ready(svcs ...core.Service) error {
 func WaitReady(ctx context.Context, svcs ...core.Service) error {
 	poll := time.Duration(0)
 	for i, s := range svcs {
-		if isNil(s) {
+		if values.IsNil(s) {
 			return fmt.Errorf("health.WaitReady: service %d is nil", i)
 		}
 		interval := core.DefaultMonitorInterval

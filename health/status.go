@@ -4,11 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
-	"reflect"
 	"slices"
 	"time"
 
 	"github.com/coreservice/coreservice/core"
+	"github.com/coreservice/coreservice/internal/values"
 )
 
 // StalePeriods is how long, in monitor periods, a check's latest result
@@ -98,7 +98,7 @@ func serviceNode(p probe, name string, svc core.Service, path []core.Service, no
 		return n
 	}
 	for _, above := range path {
-		if sameService(above, svc) {
+		if values.Same(above, svc) {
 			return n // a cycle: core fails such a start; don't loop
 		}
 	}
@@ -114,12 +114,12 @@ func serviceNode(p probe, name string, svc core.Service, path []core.Service, no
 func requirementNode(p probe, dep core.Dependency, path []core.Service, now time.Time) *node {
 	name := dep.Requirement.Name()
 	svc := dep.Service
-	if isNil(svc) {
+	if values.IsNil(svc) {
 		if sr, ok := dep.Requirement.(core.StaticRequirement); ok {
 			svc = sr.Known()
 		}
 	}
-	if isNil(svc) {
+	if values.IsNil(svc) {
 		n := &node{name: name, kind: kindService}
 		if p == readyz {
 			n.err = errors.New("service not built yet")
@@ -192,28 +192,4 @@ func paths(prefix string, nodes []*node, out []string) []string {
 		out = paths(p, n.kids, out)
 	}
 	return out
-}
-
-// sameService reports whether a and b are the same comparable value,
-// without panicking on services of types that cannot be compared.
-func sameService(a, b core.Service) bool {
-	ta := reflect.TypeOf(a)
-	if ta != reflect.TypeOf(b) || !ta.Comparable() {
-		return false
-	}
-	return a == b
-}
-
-// isNil reports whether v is nil or a typed nil pointer, whose methods
-// would panic.
-func isNil(v any) bool {
-	if v == nil {
-		return true
-	}
-	rv := reflect.ValueOf(v)
-	switch rv.Kind() {
-	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Func, reflect.Chan, reflect.Interface:
-		return rv.IsNil()
-	}
-	return false
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/coreservice/coreservice/core"
 	"github.com/coreservice/coreservice/internal/telemetry"
+	"github.com/coreservice/coreservice/internal/values"
 )
 
 // worker is one loop of a task, run in a goroutine owned by the service.
@@ -80,7 +81,7 @@ func policy(option string, factory func() backoff.BackOff) (p backoff.BackOff, e
 			err = fmt.Errorf("%s: policy factory: %w", option, &core.PanicError{Value: v, Stack: debug.Stack()})
 		}
 	}()
-	if p = factory(); isNil(p) {
+	if p = factory(); values.IsNil(p) {
 		return nil, fmt.Errorf("%s: the policy factory returned nil", option)
 	}
 	return p, nil

@@ -4,10 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"reflect"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+
+	"github.com/coreservice/coreservice/internal/values"
 )
 
 // Option configures a task built by New or Func. Options are values, not
@@ -51,7 +52,7 @@ type config struct {
 func newConfig(opts []Option) (config, error) {
 	c := config{cadence: cadenceEvery, every: DefaultEvery, workers: 1}
 	for i, o := range opts {
-		if isNil(o) {
+		if values.IsNil(o) {
 			c.errs = append(c.errs, fmt.Errorf("option %d is nil", i))
 			continue
 		}
@@ -231,18 +232,4 @@ func jittered(d time.Duration, f, r float64) time.Duration {
 		return math.MaxInt64
 	}
 	return time.Duration(x)
-}
-
-// isNil reports whether v is nil or a typed nil pointer, map, slice, func,
-// channel or interface: a value whose methods would panic.
-func isNil(v any) bool {
-	if v == nil {
-		return true
-	}
-	rv := reflect.ValueOf(v)
-	switch rv.Kind() {
-	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Func, reflect.Chan, reflect.Interface:
-		return rv.IsNil()
-	}
-	return false
 }

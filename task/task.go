@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/coreservice/coreservice/core"
+	"github.com/coreservice/coreservice/internal/values"
 )
 
 // ErrDone, returned by a task's function (alone or wrapped), ends the loop
@@ -98,7 +99,7 @@ func (t *Task[T]) String() string {
 	fmt.Fprintf(&b, "task.New(%q", t.name)
 	for _, o := range t.opts {
 		b.WriteString(", ")
-		if isNil(o) {
+		if values.IsNil(o) {
 			b.WriteString("<nil>")
 		} else {
 			b.WriteString(o.String())
