@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"runtime/debug"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -31,6 +32,13 @@ type worker[T any] struct {
 	retry  backoff.BackOff // nil: no retries
 	timer  *time.Timer     // made on the first wait longer than zero
 	run    int64           // number of the current run, from 1
+	// failing is set by a failed run and cleared by a successful one: the
+	// retry policy is Reset at the start of each streak of failures.
+	failing bool
+	// delivering is when the current delivery to consumers began (Unix
+	// nanoseconds), 0 outside one; read by watchdog's function.
+	delivering atomic.Int64
+	watchdog   atomic.Pointer[time.Timer] // warns about slow consumers; made on the first delivery
 
 	gate      telemetry.SpanGate
 	tracer    trace.Tracer
@@ -73,6 +81,20 @@ func newWorker[T any](t *Task[T], h *core.Host, id int) (*worker[T], error) {
 	return w, nil
 }
 
+// nextBackOff asks p for its next delay, first resetting it if reset is
+// set, turning a panic in the policy into a *core.PanicError.
+func nextBackOff(p backoff.BackOff, reset bool) (d time.Duration, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			err = &core.PanicError{Value: v, Stack: debug.Stack()}
+		}
+	}()
+	if reset {
+		p.Reset()
+	}
+	return p.NextBackOff(), nil
+}
+
 // policy calls a policy factory, turning a nil policy or a panic into an
 // error.
 func policy(option string, factory func() backoff.BackOff) (p backoff.BackOff, err error) {
@@ -94,6 +116,9 @@ func (w *worker[T]) loop(ctx context.Context) error {
 	defer func() {
 		if w.timer != nil {
 			w.timer.Stop()
+		}
+		if t := w.watchdog.Load(); t != nil {
+			t.Stop()
 		}
 	}()
 	if !w.sleep(ctx, w.jitter(w.cfg.delay)) {
@@ -178,14 +203,17 @@ func (w *worker[T]) runOnce(ctx context.Context) (next time.Duration, end bool, 
 	var runErr error // the run's failure, for the span
 	switch {
 	case err == nil:
-		if w.retry != nil {
-			w.retry.Reset()
-		}
+		w.failing = false
 		switch w.cfg.cadence {
 		case cadenceEvery:
 			next = w.cfg.every
 		case cadenceSchedule:
-			if next = w.sched.NextBackOff(); next == backoff.Stop {
+			var perr error
+			if next, perr = nextBackOff(w.sched, false); perr != nil {
+				runErr = fmt.Errorf("task.Schedule policy: %w", perr)
+				end, result = true, &core.TaskError{Service: w.svc, Task: w.t.name, Worker: w.id, Err: runErr}
+				w.log.ErrorContext(lctx, "task schedule policy failed; the service fails", "run", w.run, "error", runErr)
+			} else if next == backoff.Stop {
 				end = true
 				w.log.InfoContext(lctx, "task worker done: the Schedule policy stopped", "run", w.run)
 			}
@@ -207,16 +235,23 @@ func (w *worker[T]) runOnce(ctx context.Context) (next time.Duration, end bool, 
 		end = true
 		w.log.InfoContext(lctx, "task worker done: ErrDone", "run", w.run)
 	default:
-		if timedOut && errors.Is(err, context.DeadlineExceeded) {
+		switch {
+		case timedOut && errors.Is(err, context.DeadlineExceeded):
 			err = fmt.Errorf("run timed out after %v: %w", w.cfg.timeout, err)
+		case timedOut:
+			err = fmt.Errorf("run timed out after %v: %w: %w", w.cfg.timeout, context.DeadlineExceeded, err)
 		}
-		runErr = err
-		w.t.failures.Add(1)
 		end = w.retry == nil || errors.As(err, new(*backoff.PermanentError))
 		if !end {
-			next = w.retry.NextBackOff()
-			end = next == backoff.Stop
+			var perr error
+			next, perr = nextBackOff(w.retry, !w.failing)
+			if perr != nil {
+				err = errors.Join(err, fmt.Errorf("task.Retry policy: %w", perr))
+			}
+			end = perr != nil || next == backoff.Stop
 		}
+		w.failing = true
+		runErr = err
 		if end {
 			result = &core.TaskError{Service: w.svc, Task: w.t.name, Worker: w.id, Err: err}
 			w.log.ErrorContext(lctx, "task run failed; the service fails", "run", w.run, "error", err)
@@ -230,6 +265,9 @@ func (w *worker[T]) runOnce(ctx context.Context) (next time.Duration, end bool, 
 		}
 	}
 	w.t.runs.Add(1)
+	if runErr != nil {
+		w.t.failures.Add(1) // after runs: Failures() never exceeds Runs()
+	}
 
 	if span != nil {
 		if !end && span.IsRecording() {
@@ -263,6 +301,8 @@ func (w *worker[T]) call(ctx context.Context) (st stage, panicked *core.PanicErr
 	w.t.set(v)
 	st = stageConsumer
 	if cs := w.t.consumers.Load(); cs != nil {
+		w.watchDelivery()
+		defer w.delivering.Store(0)
 		for i, c := range *cs {
 			if err := c(ctx, v); err != nil {
 				return stageConsumer, nil, fmt.Errorf("result consumer %d: %w", i+1, err)
@@ -270,4 +310,37 @@ func (w *worker[T]) call(ctx context.Context) (st stage, panicked *core.PanicErr
 		}
 	}
 	return stageConsumer, nil, nil
+}
+
+// SlowConsumerWarning is how long the result consumers of one run may take
+// before the worker logs a warning; it logs again each time that much more
+// has passed, for as long as the delivery lasts. Consumers run within the
+// run, so a stuck one holds up its worker: never silently.
+const SlowConsumerWarning = 10 * time.Second
+
+// watchDelivery marks the start of a delivery to the consumers and arms the
+// watchdog that warns about a slow one. It allocates only the first time.
+func (w *worker[T]) watchDelivery() {
+	w.delivering.Store(time.Now().UnixNano())
+	if t := w.watchdog.Load(); t != nil {
+		t.Reset(SlowConsumerWarning)
+	} else {
+		w.watchdog.Store(time.AfterFunc(SlowConsumerWarning, w.warnSlowDelivery))
+	}
+}
+
+// warnSlowDelivery runs on the watchdog's timer: it warns while a delivery
+// has lasted SlowConsumerWarning or more, and re-arms for the next warning.
+func (w *worker[T]) warnSlowDelivery() {
+	start := w.delivering.Load()
+	if start == 0 {
+		return // the delivery ended
+	}
+	blocked := time.Since(time.Unix(0, start))
+	if blocked >= SlowConsumerWarning {
+		w.log.Warn("task result consumers are holding up the worker", "blocked", blocked.Round(time.Millisecond))
+	}
+	if t := w.watchdog.Load(); t != nil {
+		t.Reset(SlowConsumerWarning - blocked%SlowConsumerWarning)
+	}
 }

@@ -123,8 +123,13 @@ func (o *scheduleOption) apply(c *config) {
 func (*scheduleOption) String() string { return "task.Schedule(...)" }
 
 // Retry retries failed runs as a backoff policy says. After a failed run
-// the worker waits the policy's NextBackOff() and runs again; after a
-// successful run it calls the policy's Reset(). When the policy returns
+// the worker waits the policy's NextBackOff() and runs again. A success
+// ends the streak of failures: the first failure after a success (and the
+// first failure ever) calls the policy's Reset() before NextBackOff(), so
+// that a policy measuring elapsed time, like backoff.ExponentialBackOff's
+// MaxElapsedTime, counts from the first failure of the streak, not from
+// the last success (the wait between successful runs is not retry time).
+// A policy that panics is a failure of the run. When the policy returns
 // backoff.Stop, the failure becomes the service's: the service fails with a
 // *core.TaskError. An error wrapped with backoff.Permanent is never
 // retried. A run that panics is a failed run like any other.
@@ -148,16 +153,20 @@ func (o *retryOption) apply(c *config) {
 
 func (*retryOption) String() string { return "task.Retry(...)" }
 
+// MaxWorkers is the most workers one task may have.
+const MaxWorkers = 1 << 16
+
 // Workers runs n workers, each a goroutine with its own loop, its own delays
 // and its own Schedule and Retry policies; they run fn concurrently. The
-// default is 1. Less than 1 is invalid. Repeats replace.
+// default is 1. Less than 1, or more than MaxWorkers, is invalid. Repeats
+// replace.
 func Workers(n int) Option { return workersOption(n) }
 
 type workersOption int
 
 func (o workersOption) apply(c *config) {
-	if o < 1 {
-		c.invalid("task.Workers: got %d, want >= 1", int(o))
+	if o < 1 || o > MaxWorkers {
+		c.invalid("task.Workers: got %d, want 1 to %d", int(o), MaxWorkers)
 		return
 	}
 	c.workers = int(o)

@@ -37,8 +37,8 @@ func TestBadInputIsReportedByStart(t *testing.T) {
 		fn   func(context.Context) error // default: a function that counts its calls
 		want string
 	}{
-		{"Workers(0)", []task.Option{task.Workers(0)}, nil, "task.Workers: got 0, want >= 1"},
-		{"Workers(-1)", []task.Option{task.Workers(-1)}, nil, "task.Workers: got -1, want >= 1"},
+		{"Workers(0)", []task.Option{task.Workers(0)}, nil, "task.Workers: got 0, want 1 to 65536"},
+		{"Workers(-1)", []task.Option{task.Workers(-1)}, nil, "task.Workers: got -1, want 1 to 65536"},
 		{"Every(-1s)", []task.Option{task.Every(-time.Second)}, nil, "task.Every: got -1s, want >= 0"},
 		{"Delay(-1s)", []task.Option{task.Delay(-time.Second)}, nil, "task.Delay: got -1s, want >= 0"},
 		{"Timeout(-1s)", []task.Option{task.Timeout(-time.Second)}, nil, "task.Timeout: got -1s, want > 0"},

@@ -91,11 +91,11 @@ func TestRetryResetAfterSuccess(t *testing.T) {
 		svc := newService(tk)
 		mustStart(t, svc)
 		advance(30 * time.Second)
-		// Fail at 0 (+1s), fail at 1 (+2s), succeed at 3 (reset, +10s), fail
-		// at 13 (+1s again, not +4s), succeed at 14, then every 10s.
+		// Fail at 0 (reset, +1s), fail at 1 (+2s), succeed at 3 (+10s), fail
+		// at 13 (reset: +1s again, not +4s), succeed at 14, then every 10s.
 		wantStamps(t, st, secs(0, 1, 3, 13, 14, 24)...)
-		if nexts, resets := policy.counts(); nexts != 3 || resets != 3 {
-			t.Fatalf("policy: got %d NextBackOff and %d Reset calls, want 3 and 3 (one per success)", nexts, resets)
+		if nexts, resets := policy.counts(); nexts != 3 || resets != 2 {
+			t.Fatalf("policy: got %d NextBackOff and %d Reset calls, want 3 and 2 (one per streak of failures)", nexts, resets)
 		}
 		mustStop(t, svc)
 	})

@@ -141,7 +141,10 @@ func (t *Task[T]) Failures() uint64 { return t.failures.Load() }
 //
 //   - A slow consumer delays its worker's next run by exactly the time it
 //     takes (the wait before the next run starts when it returns); the
-//     run's span shows that time.
+//     run's span shows that time. While one delivery lasts longer than
+//     SlowConsumerWarning (10 s), the worker logs a warning every 10 s, so
+//     a consumer stuck for good (one waiting on a reader that is gone,
+//     with no Timeout) never blocks the loop silently.
 //   - A consumer that returns an error, or panics, fails the run as fn
 //     would: the Retry policy runs fn again and every consumer gets the
 //     new result, so each result reaches every consumer or its run fails
