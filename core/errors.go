@@ -22,6 +22,11 @@ var (
 	ErrStopTimeout = errors.New("service stop timed out")
 	// ErrCycle matches a *CycleError: requirements that require each other.
 	ErrCycle = errors.New("dependency cycle")
+	// ErrCheckTimeout is matched by the cause (context.Cause) of the
+	// context of a health check run that its own Check.Timeout ended, as
+	// opposed to its caller: the check took too long. That cause also
+	// matches context.DeadlineExceeded.
+	ErrCheckTimeout = errors.New("check timed out")
 	// ErrInvalidOption matches errors caused by a bad option value, such as
 	// a negative duration or a nil function. Start returns them wrapped in a
 	// *StartupError.

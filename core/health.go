@@ -22,7 +22,9 @@ type Check interface {
 	// Name identifies the check within its service; it must be non-empty
 	// and unique there.
 	Name() string
-	// Check returns nil when healthy. ctx carries the check's deadline.
+	// Check returns nil when healthy. ctx carries the check's deadline;
+	// when that deadline ends it, context.Cause(ctx) is ErrCheckTimeout,
+	// and any other end of ctx comes from the caller.
 	Check(ctx context.Context) error
 	// Timeout is the deadline of one run, given the service's
 	// MonitorInterval. It must be positive.
@@ -32,6 +34,9 @@ type Check interface {
 	Threshold() int
 }
 
+// validateChecks reports checks with an empty or repeated name, a bad
+// timeout or threshold, and names shared by two requirements or by a check
+// and a requirement (probes address them by name).
 func (b *Base) validateChecks() error {
 	var errs []error
 	seen := make(map[string]bool, len(b.cfg.checks))
@@ -51,16 +56,32 @@ func (b *Base) validateChecks() error {
 			errs = append(errs, fmt.Errorf("check %q: threshold %d, want >= 1", name, n))
 		}
 	}
+	reqNames := make(map[string]bool, len(b.cfg.requirements))
+	for _, r := range b.cfg.requirements {
+		name := r.Name()
+		switch {
+		case reqNames[name]:
+			errs = append(errs, fmt.Errorf("two requirements named %q: name one of them (deps.Name)", name))
+		case seen[name]:
+			errs = append(errs, fmt.Errorf("check %q has the name of a requirement: "+
+				"probe paths (service/requirement/check) would be ambiguous", name))
+		}
+		reqNames[name] = true
+	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: %w", ErrInvalidOption, errors.Join(errs...))
 	}
 	return nil
 }
 
+// errCheckTimeout is the cause of a check's context ended by its Timeout:
+// it matches both ErrCheckTimeout and context.DeadlineExceeded.
+var errCheckTimeout = fmt.Errorf("%w: %w", ErrCheckTimeout, context.DeadlineExceeded)
+
 // runCheck runs one check under its timeout. Callers name the check in
 // the error.
 func (b *Base) runCheck(ctx context.Context, c Check) error {
-	ctx, cancel := context.WithTimeout(ctx, c.Timeout(b.cfg.monitorInterval))
+	ctx, cancel := context.WithTimeoutCause(ctx, c.Timeout(b.cfg.monitorInterval), errCheckTimeout)
 	defer cancel()
 	return protect(func() error { return c.Check(ctx) })
 }
@@ -78,6 +99,10 @@ func (b *Base) runCheck(ctx context.Context, c Check) error {
 func (b *Base) Healthcheck(ctx context.Context) error {
 	b.mu.Lock()
 	state, reqs := b.state, b.reqs
+	if state == StateRunning {
+		b.checking.Add(1) // the stop waits for it before its OnStop hooks
+		defer b.checking.Done()
+	}
 	b.mu.Unlock()
 	if state != StateRunning {
 		return fmt.Errorf("%w: %s is %s", ErrUnhealthy, b.name, state)
@@ -89,6 +114,10 @@ func (b *Base) Healthcheck(ctx context.Context) error {
 		}
 	}
 	for _, c := range b.cfg.checks {
+		if st := b.State(); st != StateRunning {
+			errs = append(errs, fmt.Errorf("%s is %s", b.name, st))
+			break // no check runs once the stop has begun
+		}
 		if err := b.runCheck(ctx, c); err != nil {
 			errs = append(errs, fmt.Errorf("check %s: %w", c.Name(), err))
 		}

@@ -175,7 +175,7 @@ func TestRequirementBadInput(t *testing.T) {
 	cases := map[string]core.Option{
 		"nil service":       &req{name: "nothing"},
 		"typed nil service": &req{name: "typed", svc: typedNil},
-		"required twice":    optionList{requires(shared), requires(shared)},
+		"required twice":    optionList{&req{name: "one", svc: shared}, &req{name: "two", svc: shared}},
 		"After unknown":     requires(node("y", rec), outsider),
 		"resolve error": &req{name: "lazy", resolve: func(context.Context) (core.Service, error) {
 			return nil, errors.New("cannot build")

@@ -77,8 +77,9 @@ type Base struct {
 	settled      chan struct{} // closed when Start has finished, either way
 	done         chan struct{} // closed on reaching a final state
 
-	cancel  context.CancelFunc // cancels the service's lifetime context
-	workers workerSet
+	cancel   context.CancelFunc // cancels the service's lifetime context
+	checking sync.WaitGroup     // Healthcheck calls under way while Running
+	workers  workerSet
 }
 
 // serviceSeq numbers the services whose name is derived from their caller,
@@ -472,6 +473,7 @@ func (b *Base) shutdown(ctx context.Context) error {
 	if err := b.workers.wait(hookCtx, b.name, b.cfg.stopTimeout); err != nil {
 		errs = append(errs, err)
 	}
+	waitGroup(hookCtx, &b.checking) // Healthcheck calls begun while Running
 	b.mu.Lock()
 	hooks := b.hooksStarted
 	b.mu.Unlock()
@@ -516,6 +518,19 @@ func (b *Base) finish(stopErr error) {
 	b.stopErr = stopErr
 	close(b.done)
 	b.mu.Unlock()
+}
+
+// waitGroup waits for wg until ctx ends.
+func waitGroup(ctx context.Context, wg *sync.WaitGroup) {
+	idle := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(idle)
+	}()
+	select {
+	case <-idle:
+	case <-ctx.Done():
+	}
 }
 
 // protect calls fn, turning a panic into a *PanicError: user code in the

@@ -157,10 +157,11 @@ func (c *check) Check(ctx context.Context) error {
 }
 
 // run runs the check once and records the result, unless the caller
-// cancelled ctx: such a run says nothing about the check.
+// ended ctx (cancelled it, or its own deadline came before the check's
+// Timeout): such a run says nothing about the check.
 func (c *check) run(ctx context.Context) error {
 	err := c.invoke(ctx)
-	if err != nil && errors.Is(ctx.Err(), context.Canceled) {
+	if err != nil && callerEnded(ctx) {
 		return err
 	}
 	c.mu.Lock()
@@ -197,10 +198,23 @@ func (c *check) invoke(ctx context.Context) error {
 		c.mu.Unlock()
 		return <-cl.result
 	}
+	if callerEnded(ctx) {
+		// Not the check's fault: its call goes on, and later runs may
+		// overlap it, but it is not cut off.
+		c.mu.Unlock()
+		return fmt.Errorf("abandoned after %v: %w", time.Since(begin).Round(time.Microsecond), context.Cause(ctx))
+	}
 	cl.cutOff = true
 	c.cutOff++
 	c.mu.Unlock()
 	return fmt.Errorf("cut off after %v: %w", time.Since(begin).Round(time.Microsecond), context.Cause(ctx))
+}
+
+// callerEnded reports whether ctx ended for a reason other than the
+// check's own Timeout (core.ErrCheckTimeout): its caller cancelled it, or
+// the caller's own deadline came first.
+func callerEnded(ctx context.Context) bool {
+	return ctx.Err() != nil && !errors.Is(context.Cause(ctx), core.ErrCheckTimeout)
 }
 
 // call runs fn, turning a panic into a *core.PanicError, and hands its

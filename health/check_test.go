@@ -3,6 +3,7 @@ package health_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -249,6 +250,10 @@ func (h *hanging) fn(context.Context) error {
 	return nil
 }
 
+// errCheckTimeout is the cause core gives a check's context when the check's
+// own Timeout ends it.
+var errCheckTimeout = fmt.Errorf("%w: %w", core.ErrCheckTimeout, context.DeadlineExceeded)
+
 func TestHangingCheckIsCutOff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHanging()
@@ -256,7 +261,8 @@ func TestHangingCheckIsCutOff(t *testing.T) {
 		s := core.NewService(core.Logger(quiet), health.Check("hang", h.fn))
 		c := s.Checks()[0]
 
-		ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+		// The check's own deadline, as the service sets it.
+		ctx, cancel := context.WithTimeoutCause(t.Context(), 200*time.Millisecond, errCheckTimeout)
 		defer cancel()
 		begin := time.Now()
 		err := c.Check(ctx)
@@ -270,7 +276,7 @@ func TestHangingCheckIsCutOff(t *testing.T) {
 		// The hung call is still running: the next runs fail at once
 		// without calling fn again.
 		for range 3 {
-			ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+			ctx, cancel := context.WithTimeoutCause(t.Context(), 200*time.Millisecond, errCheckTimeout)
 			begin = time.Now()
 			err = c.Check(ctx)
 			cancel()
@@ -392,7 +398,7 @@ func TestCancelledRunIsNotRecorded(t *testing.T) {
 	if w := get(h, "/readyz/api/db", ""); w.Code != 200 {
 		t.Fatalf("/readyz/api/db after a cancelled run: got %d %q, want 200: the run must not be recorded", w.Code, w.Body)
 	}
-	ctx, cancel = context.WithTimeout(t.Context(), -time.Second)
+	ctx, cancel = context.WithTimeoutCause(t.Context(), -time.Second, errCheckTimeout)
 	defer cancel()
 	if err := c.Check(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Check past its deadline: got %v, want DeadlineExceeded", err)

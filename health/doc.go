@@ -33,9 +33,15 @@
 //
 // Every run records its result (when it ended, its error, the failures in
 // a row) in the service's own instance of the check: the same Check value
-// given to two services makes two checks. A run whose context was
-// cancelled by its caller, such as the monitor's when the service stops,
-// records nothing.
+// given to two services makes two checks. A run whose context its caller
+// ended (cancelled it, as the monitor's is when the service stops, or gave
+// it a deadline shorter than the check's Timeout) records nothing and does
+// not count as cut off: only the check's own Timeout (core.ErrCheckTimeout)
+// says the check is too slow.
+//
+// A check may not share its name with a requirement of the same service:
+// probe paths (service/requirement/check) would be ambiguous, so Start
+// reports it as an invalid option.
 //
 // Checks are enforced while the service is starting and running, and they
 // must pass at start: a dependency that is expected to be down at first

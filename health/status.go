@@ -3,6 +3,7 @@ package health
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"slices"
 	"time"
@@ -85,11 +86,15 @@ func serviceNode(p probe, name string, svc core.Service, path []core.Service, no
 		interval := cs.MonitorInterval()
 		period := interval
 		for _, c := range checks {
-			period += c.Timeout(interval)
+			period = addSat(period, c.Timeout(interval))
+		}
+		stale := time.Duration(math.MaxInt64)
+		if period < stale/StalePeriods {
+			stale = StalePeriods * period
 		}
 		for _, c := range checks {
 			if hc, ok := c.(*check); ok {
-				n.kids = append(n.kids, hc.node(now, StalePeriods*period))
+				n.kids = append(n.kids, hc.node(now, stale))
 			}
 		}
 	}
@@ -192,4 +197,13 @@ func paths(prefix string, nodes []*node, out []string) []string {
 		out = paths(p, n.kids, out)
 	}
 	return out
+}
+
+// addSat adds two non-negative durations, saturating at the largest one
+// instead of wrapping: a Timeout of math.MaxInt64 means "never stale".
+func addSat(a, b time.Duration) time.Duration {
+	if a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
 }
