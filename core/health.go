@@ -135,6 +135,7 @@ func (b *Base) monitor(ctx context.Context) error {
 	checks := b.cfg.checks
 	failures := make([]int, len(checks))
 	link := trace.Link{SpanContext: b.host.StartSpanContext()}
+	gate := telemetry.NewSpanGate(b.tracer, telemetry.ScopeName)
 	t := time.NewTimer(b.cfg.monitorInterval)
 	defer t.Stop()
 	for {
@@ -143,10 +144,13 @@ func (b *Base) monitor(ctx context.Context) error {
 			return nil
 		case <-t.C:
 		}
-		cctx, span := b.tracer.Start(ctx, telemetry.SpanName(telemetry.SpanHealthcheck, b.name),
-			trace.WithNewRoot(), trace.WithLinks(link),
-			trace.WithSpanKind(trace.SpanKindInternal),
-			trace.WithAttributes(telemetry.AttrService.String(b.name)))
+		cctx, span := ctx, trace.SpanFromContext(ctx) // a no-op span while no tracer is installed
+		if gate.On() {
+			cctx, span = b.tracer.Start(ctx, telemetry.SpanName(telemetry.SpanHealthcheck, b.name),
+				trace.WithNewRoot(), trace.WithLinks(link),
+				trace.WithSpanKind(trace.SpanKindInternal),
+				trace.WithAttributes(telemetry.AttrService.String(b.name)))
+		}
 		var failed, fatal []error
 		for i, c := range checks {
 			err := b.runCheck(cctx, c)
