@@ -44,6 +44,14 @@ gofmt_check() {
 	fi
 }
 
+# gotest runs the module's tests, keeping their output for the summary.
+gotest() {
+	go test -race -count=1 ./... 2>&1 | tee -a "$testlog"
+	return "${PIPESTATUS[0]}"
+}
+testlog=$(mktemp)
+trap 'rm -f "$testlog"' EXIT
+
 mapfile -t modules < <(find . -name go.mod -not -path './.git/*' -exec dirname {} \; | sort)
 if [[ ${#modules[@]} -eq 0 ]]; then
 	echo "no go.mod found under $root" >&2
@@ -57,14 +65,22 @@ for mod in "${modules[@]}"; do
 	step "gofmt -l ." gofmt_check
 	step "go vet ./..." go vet ./...
 	step "staticcheck ./..." staticcheck ./...
-	step "go test -race -count=1 ./..." go test -race -count=1 ./...
+	if [[ $mod == . ]]; then
+		# The README's demo must keep working: it starts, ticks and stops, exit 0.
+		step "go run ./examples/quickstart -for 1500ms" go run ./examples/quickstart -for 1500ms
+		step "go run ./examples/graph" go run ./examples/graph >/dev/null
+	fi
+	step "go test -race -count=1 ./..." gotest
 	popd >/dev/null
 done
 
 echo
+passed=$(grep -c '^ok ' "$testlog" || true)
+failing=$(grep -c '^FAIL[[:space:]]' "$testlog" || true)
 if [[ ${#failed[@]} -gt 0 ]]; then
 	echo "FAILED:" >&2
 	printf '  %s\n' "${failed[@]}" >&2
+	echo "packages: $passed passed, $failing failed"
 	exit 1
 fi
-echo "ok: ${#modules[@]} module(s) passed"
+echo "packages: $passed passed, $failing failed"
