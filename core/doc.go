@@ -60,9 +60,11 @@
 // # Telemetry and logging
 //
 // Start and Stop are spans "start <name>" and "stop <name>"; each monitor
-// run is a new trace "healthcheck <name>" linked to the start span. Spans
-// go to the service's TracerProvider, by default the OpenTelemetry global
-// one, which records nothing until a program installs an SDK (see package
-// otelx). Every log record of a service carries service=<name>, and the
-// library logs with the context so that handlers can add the span.
+// run is a new trace "healthcheck <name>" linked to the start span (while no
+// tracer is installed, the monitor starts no span). Spans go to the
+// service's TracerProvider, by default the OpenTelemetry global one, which
+// records nothing until a program installs an SDK (otel.SetTracerProvider;
+// package otelx, which will do it, is planned). Every log record of a
+// service carries service=<name>, and the library logs with the context so
+// that handlers can add the span.
 package core

@@ -16,7 +16,9 @@ var (
 	ErrStartup = errors.New("service failed to start")
 	// ErrUnhealthy matches the errors of Healthcheck and the monitor.
 	ErrUnhealthy = errors.New("service unhealthy")
-	// ErrAlreadyStarted is returned by a second Start, and by Start after Stop.
+	// ErrAlreadyStarted is returned by Start on a service that has left
+	// StateNew: started before (by Start, or by a parent that requires it),
+	// or stopped. (Stop before Start is a no-op: the service stays New.)
 	ErrAlreadyStarted = errors.New("service already started")
 	// ErrStopTimeout matches a *StopTimeoutError.
 	ErrStopTimeout = errors.New("service stop timed out")
@@ -39,7 +41,7 @@ var (
 // ErrStartup.
 type StartupError struct {
 	Service string // the service being started
-	Part    string // what failed; empty when the whole start timed out
+	Part    string // what failed; empty when no one part did (the whole start timed out, say)
 	Err     error  // the cause
 }
 

@@ -146,8 +146,9 @@ func OnStart(fn func(context.Context) error) Option { return &hookOption{fn: fn}
 // returned and before the requirements are stopped. Hooks run in the reverse
 // of the order given, each with the stop context (bounded by StopTimeout);
 // every hook runs even when an earlier one fails, and their errors are
-// joined. On a rolled-back start they run too, once any OnStart hook ran, so
-// they must cope with a partial start. A nil fn is invalid. Repeats append.
+// joined. On a rolled-back start they run too, once the start got past the
+// requirements (even if no OnStart hook ran), so they must cope with a
+// partial start. A nil fn is invalid. Repeats append.
 func OnStop(fn func(context.Context) error) Option { return &hookOption{fn: fn, stop: true} }
 
 type hookOption struct {
@@ -212,9 +213,9 @@ func (o durationOption) ApplyTo(c *Config) {
 
 func (o durationOption) String() string { return fmt.Sprintf("core.%s(%v)", o.kind, o.d) }
 
-// Logger sets the logger the service and its tasks, requirements and checks
-// log to; Log adds service=<name> to it. Nil means slog.Default(), looked up
-// at NewService. Repeats replace.
+// Logger sets the logger the service, its tasks and its checks log to (a
+// required service logs to its own); Log adds service=<name> to it. Nil
+// means slog.Default(), looked up at NewService. Repeats replace.
 func Logger(l *slog.Logger) Option { return loggerOption{l} }
 
 type loggerOption struct{ l *slog.Logger }
@@ -239,7 +240,8 @@ func (o tracerProviderOption) ApplyTo(c *Config) {
 func (o tracerProviderOption) String() string { return "core.TracerProvider(...)" }
 
 // MeterProvider sets where the service's metrics go. The default is the
-// OpenTelemetry global provider (otel.GetMeterProvider). Nil is invalid.
+// OpenTelemetry global provider (otel.GetMeterProvider). The library records
+// no metrics yet; units get the meter from Host.Meter. Nil is invalid.
 // Repeats replace.
 func MeterProvider(mp metric.MeterProvider) Option { return meterProviderOption{mp} }
 

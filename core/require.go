@@ -37,8 +37,8 @@ import (
 // for static requirements, and otherwise when a start would wait for a
 // service whose start waits, directly or not, for the waiting one.
 type Requirement interface {
-	// Name names the requirement in errors, spans and graphs, also before
-	// it is resolved.
+	// Name names the requirement in errors, graphs and probe paths, also
+	// before it is resolved; spans name the service.
 	Name() string
 	// Resolve returns the required service. The parent calls it once per
 	// start, after the requirements listed by After are Running; a lazy

@@ -28,6 +28,9 @@ var ErrForcedExit = errors.New("second signal: gave up waiting for the stop")
 // at once with ErrForcedExit; the start or stop sequences under way go on,
 // each bounded by its service's timeouts, in a goroutine that ends with them.
 //
+// Run with no services, or with a nil one, returns an error at once and
+// starts nothing.
+//
 // Run catches SIGINT and SIGTERM while it runs (signal.Notify) and lets go
 // of them (signal.Stop) before it returns.
 func Run(ctx context.Context, svcs ...Service) error {

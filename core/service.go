@@ -195,9 +195,11 @@ type baser interface{ coreBase() *Base }
 // ends in StateTerminated.
 //
 // Start is meant to be called once. A second call, concurrent or not, or a
-// call after Stop, returns an error matching ErrAlreadyStarted and changes
-// nothing. Requirements are not started with Start but acquired by their
-// parents, which share a service started once (package deps).
+// call after Stop stopped the service, returns an error matching
+// ErrAlreadyStarted and changes nothing (Stop before Start is a no-op that
+// leaves the service startable). Requirements are not started with Start
+// but acquired by their parents, which share a service started once
+// (package deps).
 func (b *Base) Start(ctx context.Context) error {
 	if err := checkCycle(ctx, b); err != nil {
 		return &StartupError{Service: b.name, Err: err}

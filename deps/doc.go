@@ -46,9 +46,10 @@
 // cannot be written: cycles need Lazy, or a service that embeds *core.Base
 // and is given its requirements later. Bad input (a nil or typed-nil
 // service, a Lazy function returning nil, the same service required twice
-// by one parent, After naming something that is not a requirement of the
-// same parent, a Requirement used by two parents) is reported by the
-// parent's Start as a *core.StartupError.
+// by one parent, two requirements of one parent with the same name, After
+// naming something that is not a requirement of the same parent, a
+// Requirement used by two parents) is reported by the parent's Start as a
+// *core.StartupError.
 //
 // # Graph
 //

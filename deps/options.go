@@ -59,9 +59,12 @@ func (o afterOption) String() string {
 	return "deps.After(" + strings.Join(names, ", ") + ")"
 }
 
-// Name names the requirement in errors, spans and graphs. The default is
-// the service's name; for Lazy, before the service is built, its type.
-// Empty is invalid. Repeats replace.
+// Name names the requirement in errors, graphs and probe paths (spans name
+// the service). The default is the service's name; for Lazy, before the
+// service is built, "lazy " and its type. Empty is invalid. Repeats
+// replace. Names must be unique among a parent's requirements and differ
+// from its checks' names (two Lazy of one type need Name): the parent's
+// Start reports a repeat as an invalid option.
 func Name(name string) Option { return nameOption(name) }
 
 type nameOption string

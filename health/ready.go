@@ -22,7 +22,8 @@ var ErrNotReady = errors.New("not ready")
 // error.
 //
 // Like Handler, Ready runs no check: it reads the recorded results and the
-// states. It is safe for concurrent use.
+// states. It is safe for concurrent use. A nil service is an error that
+// does not match ErrNotReady.
 func Ready(svcs ...core.Service) error {
 	for i, s := range svcs {
 		if values.IsNil(s) {
@@ -52,7 +53,8 @@ func Ready(svcs ...core.Service) error {
 // WaitReady looks at the services when one of them reaches a final state
 // and otherwise every MonitorInterval (the shortest among svcs; for a
 // service without one, core.DefaultMonitorInterval), the pace at which
-// results change. It runs no check. WaitReady with no services returns nil.
+// results change. It runs no check. WaitReady with no services returns nil;
+// with a nil one, at once an error that does not match ErrNotReady.
 func WaitReady(ctx context.Context, svcs ...core.Service) error {
 	poll := time.Duration(0)
 	for i, s := range svcs {

@@ -30,7 +30,7 @@
 // ErrDone, after its first success under Once, and when its Schedule policy
 // returns backoff.Stop. A run that fails (an error, a panic, a Timeout) is
 // retried after the Retry policy's next delay; when there is no Retry
-// policy, when it returns backoff.Stop, or when the error is
+// policy, when it returns backoff.Stop (or panics), or when the error is
 // backoff.Permanent, the service fails with that run's failure.
 //
 // A task that fails while its service is still starting (its first run

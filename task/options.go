@@ -100,8 +100,9 @@ func (onceOption) String() string  { return "task.Once()" }
 // Schedule takes the delays between successful runs from a backoff policy:
 // after each successful run, the worker waits the policy's NextBackOff().
 // When the policy returns backoff.Stop, the worker ends cleanly, as with
-// ErrDone; the service keeps running. The policy's Reset is never called: a
-// worker takes its delays in order from its own policy.
+// ErrDone; the service keeps running. A policy that panics fails the service
+// with a *core.TaskError. The policy's Reset is never called: a worker takes
+// its delays in order from its own policy.
 //
 // factory is called once per worker when the service starts, because a
 // backoff.BackOff is stateful: each worker needs its own. A nil factory, or
@@ -129,9 +130,9 @@ func (*scheduleOption) String() string { return "task.Schedule(...)" }
 // that a policy measuring elapsed time, like backoff.ExponentialBackOff's
 // MaxElapsedTime, counts from the first failure of the streak, not from
 // the last success (the wait between successful runs is not retry time).
-// A policy that panics is a failure of the run. When the policy returns
-// backoff.Stop, the failure becomes the service's: the service fails with a
-// *core.TaskError. An error wrapped with backoff.Permanent is never
+// When the policy returns backoff.Stop, or panics, the failure becomes the
+// service's: the service fails with a *core.TaskError (which, for a panic,
+// wraps the panic too). An error wrapped with backoff.Permanent is never
 // retried. A run that panics is a failed run like any other.
 //
 // The default is no retry: the first failure fails the service, as in
