@@ -123,6 +123,17 @@ func (w *workerSet) open(ctx context.Context, b *Base) {
 	w.mu.Unlock()
 }
 
+// context returns the service's lifetime context, cancelled when the stop
+// begins (or a context never cancelled before the start opened it).
+func (w *workerSet) context() context.Context {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.ctx == nil {
+		return context.Background()
+	}
+	return w.ctx
+}
+
 // close makes Go a no-op from now on: the service has begun to stop.
 func (w *workerSet) close() {
 	w.mu.Lock()

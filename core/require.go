@@ -103,8 +103,15 @@ func (b *Base) startRequirements(ctx context.Context) (string, error) {
 	if path := afterCycle(states); path != nil {
 		return "requirement " + path[0], &CycleError{Path: path}
 	}
-	if path := staticCycle(b); path != nil {
-		return "requirement " + path[1], &CycleError{Path: path}
+	if path, via := staticCycle(b); path != nil {
+		part := "requirement"
+		for _, st := range states {
+			if knownBase(st.r) == via {
+				part = "requirement " + st.name
+				break
+			}
+		}
+		return part, &CycleError{Path: path}
 	}
 	// Only a valid graph is kept for the release: it waits along After edges.
 	b.mu.Lock()
@@ -322,14 +329,18 @@ func (b *Base) awaitRunning(ctx context.Context) error {
 
 // release drops one parent's hold on svc, stopping it when no parent holds
 // it any more.
+//
+// A shared service already Stopping (its own rollback, or a stop someone
+// else began) is not waited for: it ends by itself, and waiting could
+// deadlock two services rolling back a cycle, each releasing the other.
 func release(ctx context.Context, svc Service) error {
 	if bb, ok := svc.(baser); ok {
 		b := bb.coreBase()
 		b.mu.Lock()
 		b.holders = max(b.holders-1, 0)
-		last := b.holders == 0
+		last, stopping := b.holders == 0, b.state == StateStopping
 		b.mu.Unlock()
-		if !last {
+		if !last || stopping {
 			return nil
 		}
 	}
@@ -454,11 +465,25 @@ func checkCycle(ctx context.Context, b *Base) error {
 	return &CycleError{Path: append(names, b.name)}
 }
 
+// knownBase returns the *Base behind a static requirement, or nil.
+func knownBase(r Requirement) *Base {
+	if sr, ok := r.(StaticRequirement); ok {
+		if child, ok := sr.Known().(baser); ok && !values.IsNil(child) {
+			return child.coreBase()
+		}
+	}
+	return nil
+}
+
 // staticCycle returns the names along a cycle of static requirements
-// reachable from b, or nil.
-func staticCycle(b *Base) []string {
+// reachable from b, or nil, and the service required by b through which the
+// walk reached it. Edges go from a service to what it requires or awaits,
+// and from a requirement to the siblings it starts After: each waits for
+// the other to be Running.
+func staticCycle(b *Base) ([]string, *Base) {
 	var path []*Base
 	seen := make(map[*Base]bool)
+	after := make(map[*Base][]*Base) // After edges, between services
 	var visit func(n *Base) []string
 	visit = func(n *Base) []string {
 		if i := slices.Index(path, n); i >= 0 {
@@ -473,21 +498,35 @@ func staticCycle(b *Base) []string {
 		}
 		seen[n] = true
 		path = append(path, n)
+		var next []*Base
 		for _, r := range n.cfg.requirements {
-			sr, ok := r.(StaticRequirement) // owned or awaited: both wait for it to run
-			if !ok {
+			child := knownBase(r)
+			if child == nil {
 				continue
 			}
-			if child, ok := sr.Known().(baser); ok && !values.IsNil(child) {
-				if p := visit(child.coreBase()); p != nil {
-					return p
+			next = append(next, child)
+			for _, a := range r.After() {
+				if to := knownBase(a); to != nil {
+					after[child] = append(after[child], to)
 				}
+			}
+		}
+		for _, m := range append(next, after[n]...) {
+			if p := visit(m); p != nil {
+				return p
 			}
 		}
 		path = path[:len(path)-1]
 		return nil
 	}
-	return visit(b)
+	cycle := visit(b)
+	if cycle == nil {
+		return nil, nil
+	}
+	if len(path) > 1 {
+		return cycle, path[1]
+	}
+	return cycle, b
 }
 
 // afterCycle returns the names along a cycle of After edges, or nil.

@@ -425,9 +425,12 @@ func (b *Base) fail(cause error) {
 	defer b.mu.Unlock()
 	switch b.state {
 	case StateStarting:
-		if b.cause == nil {
+		switch {
+		case b.cause == nil:
 			b.cause = cause
 			b.startCancel(cause)
+		case !errors.Is(cause, context.Canceled):
+			b.lateErrs = append(b.lateErrs, cause) // returned by the rollback's stop
 		}
 	case StateRunning:
 		b.cause = cause
@@ -460,6 +463,9 @@ func (b *Base) stopAsync(ctx context.Context, from State) {
 // shutdown is the stop sequence, shared by Stop, self-failure and the
 // rollback of a failed start. It returns the errors it met.
 func (b *Base) shutdown(ctx context.Context) error {
+	// A stop begun by one of b's units must still wait for the services it
+	// releases: the unit's mark means "do not wait for me" to b alone.
+	ctx = context.WithValue(ctx, unitKey{}, nil)
 	ctx, span := b.tracer.Start(ctx, telemetry.SpanName(telemetry.SpanStop, b.name),
 		trace.WithSpanKind(trace.SpanKindInternal),
 		trace.WithAttributes(telemetry.AttrService.String(b.name)))
@@ -475,7 +481,9 @@ func (b *Base) shutdown(ctx context.Context) error {
 	if err := b.workers.wait(hookCtx, b.name, b.cfg.stopTimeout); err != nil {
 		errs = append(errs, err)
 	}
-	waitGroup(hookCtx, &b.checking) // Healthcheck calls begun while Running
+	if !waitGroup(hookCtx, &b.checking) { // Healthcheck calls begun while Running
+		errs = append(errs, fmt.Errorf("Healthcheck calls still running after StopTimeout %v", b.cfg.stopTimeout))
+	}
 	b.mu.Lock()
 	hooks := b.hooksStarted
 	b.mu.Unlock()
@@ -522,8 +530,8 @@ func (b *Base) finish(stopErr error) {
 	b.mu.Unlock()
 }
 
-// waitGroup waits for wg until ctx ends.
-func waitGroup(ctx context.Context, wg *sync.WaitGroup) {
+// waitGroup waits for wg until ctx ends, and reports whether wg is done.
+func waitGroup(ctx context.Context, wg *sync.WaitGroup) bool {
 	idle := make(chan struct{})
 	go func() {
 		wg.Wait()
@@ -531,7 +539,9 @@ func waitGroup(ctx context.Context, wg *sync.WaitGroup) {
 	}()
 	select {
 	case <-idle:
+		return true
 	case <-ctx.Done():
+		return false
 	}
 }
 

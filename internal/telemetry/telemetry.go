@@ -1,6 +1,7 @@
 // Package telemetry holds the span names, attribute keys and span helpers
 // shared by every coreservice package. Package otelx re-exports the names for
-// users; library packages use this one so that they never import the SDK.
+// users (once it exists); library packages use this one so that they never
+// import the SDK.
 package telemetry
 
 import (
