@@ -186,15 +186,8 @@ func callRecover(ctx context.Context, name string, fn func(context.Context) erro
 // until ctx ends; then it names those still running.
 func (w *workerSet) wait(ctx context.Context, service string, timeout time.Duration) error {
 	w.close()
-	idle := make(chan struct{})
-	go func() {
-		w.wg.Wait()
-		close(idle)
-	}()
-	select {
-	case <-idle:
+	if waitGroup(ctx, &w.wg) {
 		return nil
-	case <-ctx.Done():
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()

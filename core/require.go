@@ -103,7 +103,7 @@ func (b *Base) startRequirements(ctx context.Context) (string, error) {
 	if path := afterCycle(states); path != nil {
 		return "requirement " + path[0], &CycleError{Path: path}
 	}
-	if path, via := staticCycle(b); path != nil {
+	if cycle, via := staticCycle(b); cycle != nil {
 		part := "requirement"
 		for _, st := range states {
 			if knownBase(st.r) == via {
@@ -111,7 +111,7 @@ func (b *Base) startRequirements(ctx context.Context) (string, error) {
 				break
 			}
 		}
-		return part, &CycleError{Path: path}
+		return part, cycle
 	}
 	// Only a valid graph is kept for the release: it waits along After edges.
 	b.mu.Lock()
@@ -279,10 +279,10 @@ func (b *Base) require(ctx context.Context, svc Service) error {
 // bounded by b's StartTimeout. A parent that gives up waiting releases b
 // in its rollback; when no parent holds b any more, that Stop aborts b's
 // start.
+//
+// The caller, startRequirement, has checked that b is not in ctx's start
+// chain.
 func (b *Base) acquire(ctx context.Context) error {
-	if err := checkCycle(ctx, b); err != nil {
-		return err
-	}
 	b.mu.Lock()
 	b.holders++
 	if b.state == StateNew {
@@ -354,10 +354,7 @@ const awaitPoll = 10 * time.Millisecond
 // await waits, bounded by ctx, for a service that someone else starts.
 func await(ctx context.Context, svc Service) error {
 	if bb, ok := svc.(baser); ok {
-		if err := checkCycle(ctx, bb.coreBase()); err != nil {
-			return err
-		}
-		return bb.coreBase().awaitRunning(ctx)
+		return bb.coreBase().awaitRunning(ctx) // startRequirement checked the chain
 	}
 	t := time.NewTicker(awaitPoll)
 	defer t.Stop()
@@ -441,28 +438,29 @@ func waitCycle(ctx context.Context, w *Base) error {
 		route = route[:len(route)-1]
 		return nil
 	}
-	cycle := visit(w)
-	if cycle == nil {
-		return nil
+	if cycle := visit(w); cycle != nil {
+		return cycleError(cycle)
 	}
+	return nil
+}
+
+// checkCycle reports b being started again further down its own start
+// chain.
+func checkCycle(ctx context.Context, b *Base) error {
+	path, _ := ctx.Value(pathKey{}).([]*Base)
+	if i := slices.Index(path, b); i >= 0 {
+		return cycleError(append(slices.Clone(path[i:]), b))
+	}
+	return nil
+}
+
+// cycleError names the services of a cycle, the first repeated last.
+func cycleError(cycle []*Base) *CycleError {
 	names := make([]string, len(cycle))
 	for i, n := range cycle {
 		names[i] = n.name
 	}
 	return &CycleError{Path: names}
-}
-
-func checkCycle(ctx context.Context, b *Base) error {
-	path, _ := ctx.Value(pathKey{}).([]*Base)
-	i := slices.Index(path, b)
-	if i < 0 {
-		return nil
-	}
-	names := make([]string, 0, len(path)-i+1)
-	for _, p := range path[i:] {
-		names = append(names, p.name)
-	}
-	return &CycleError{Path: append(names, b.name)}
 }
 
 // knownBase returns the *Base behind a static requirement, or nil.
@@ -480,18 +478,14 @@ func knownBase(r Requirement) *Base {
 // walk reached it. Edges go from a service to what it requires or awaits,
 // and from a requirement to the siblings it starts After: each waits for
 // the other to be Running.
-func staticCycle(b *Base) ([]string, *Base) {
+func staticCycle(b *Base) (*CycleError, *Base) {
 	var path []*Base
 	seen := make(map[*Base]bool)
 	after := make(map[*Base][]*Base) // After edges, between services
-	var visit func(n *Base) []string
-	visit = func(n *Base) []string {
+	var visit func(n *Base) []*Base
+	visit = func(n *Base) []*Base {
 		if i := slices.Index(path, n); i >= 0 {
-			names := make([]string, 0, len(path)-i+1)
-			for _, p := range path[i:] {
-				names = append(names, p.name)
-			}
-			return append(names, n.name)
+			return append(slices.Clone(path[i:]), n)
 		}
 		if seen[n] {
 			return nil
@@ -524,9 +518,9 @@ func staticCycle(b *Base) ([]string, *Base) {
 		return nil, nil
 	}
 	if len(path) > 1 {
-		return cycle, path[1]
+		return cycleError(cycle), path[1]
 	}
-	return cycle, b
+	return cycleError(cycle), b
 }
 
 // afterCycle returns the names along a cycle of After edges, or nil.
