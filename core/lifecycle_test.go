@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -365,12 +366,13 @@ func TestLogCarriesServiceName(t *testing.T) {
 }
 
 func TestLoggerNilMeansDefault(t *testing.T) {
-	s := core.NewService(core.Logger(nil))
-	if s.Log() == nil {
-		t.Fatal("Log() is nil with Logger(nil)")
-	}
-	if !s.Log().Handler().Enabled(context.Background(), slog.LevelInfo) {
-		t.Fatal("Logger(nil) logger is disabled at Info, want slog.Default's handler")
+	var buf bytes.Buffer
+	defer slog.SetDefault(slog.Default())
+	slog.SetDefault(slog.New(slog.NewTextHandler(&buf, nil)))
+	s := core.NewService(core.Name("dflt"), core.Logger(nil))
+	s.Log().Info("to the default")
+	if got := buf.String(); !strings.Contains(got, "to the default") || !strings.Contains(got, "service=dflt") {
+		t.Fatalf("slog.Default got %q, want the record with service=dflt", got)
 	}
 }
 
@@ -561,18 +563,26 @@ func TestStopCallerContext(t *testing.T) {
 }
 
 func TestHostGoAfterStopDoesNotRun(t *testing.T) {
-	var host *core.Host
-	s := core.NewService(core.Logger(quiet), &hostGrabber{h: &host})
-	mustStart(t, s)
-	mustStop(t, s)
-	ran := false
-	host.Go("late", func(context.Context) error { ran = true; return nil })
-	if ran {
-		t.Fatal("Go after Stop ran its function")
-	}
-	if host.Name() != s.Name() || host.Log() == nil || host.Tracer() == nil || host.Meter() == nil {
-		t.Fatal("Host accessors do not describe the service")
-	}
+	synctest.Test(t, func(t *testing.T) {
+		var host *core.Host
+		s := core.NewService(core.Logger(quiet), &hostGrabber{h: &host})
+		mustStart(t, s)
+		var ranWhileRunning, ranAfterStop atomic.Bool
+		host.Go("early", func(context.Context) error { ranWhileRunning.Store(true); return nil })
+		synctest.Wait() // a goroutine Go started has run by now
+		if !ranWhileRunning.Load() {
+			t.Fatal("Go while Running did not run its function")
+		}
+		mustStop(t, s)
+		host.Go("late", func(context.Context) error { ranAfterStop.Store(true); return nil })
+		synctest.Wait()
+		if ranAfterStop.Load() {
+			t.Fatal("Go after Stop ran its function")
+		}
+		if host.Name() != s.Name() || host.Log() == nil || host.Tracer() == nil || host.Meter() == nil {
+			t.Fatal("Host accessors do not describe the service")
+		}
+	})
 }
 
 type hostGrabber struct{ h **core.Host }

@@ -2,6 +2,7 @@ package deps_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/coreservice/coreservice/core"
@@ -59,8 +60,9 @@ func TestGraph(t *testing.T) {
 	}
 	mustStop(t, api)
 	mustStop(t, auth)
-	if got := deps.Graph(api); got == after {
-		t.Fatal("graph after stop still shows running services")
+	if got := deps.Graph(api); !strings.Contains(got, `n1 [label="api\nterminated", fillcolor=lightgrey];`) ||
+		!strings.Contains(got, `[label="db\nterminated", fillcolor=lightgrey]`) {
+		t.Fatalf("graph after stop: got\n%s\nwant api and db terminated", got)
 	}
 }
 
