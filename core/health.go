@@ -107,10 +107,13 @@ func (b *Base) Healthcheck(ctx context.Context) error {
 	if state != StateRunning {
 		return fmt.Errorf("%w: %s is %s", ErrUnhealthy, b.name, state)
 	}
-	// The checks end when the caller's ctx does, or when the stop begins.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	defer context.AfterFunc(b.workers.context(), cancel)()
+	if len(b.cfg.checks) > 0 {
+		// The checks end when the caller's ctx does, or when the stop begins.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		defer context.AfterFunc(b.workers.context(), cancel)()
+	}
 	var errs []error
 	for _, r := range reqs {
 		if st := r.svc.State(); st != StateRunning {
