@@ -80,10 +80,21 @@ var errCheckTimeout = fmt.Errorf("%w: %w", ErrCheckTimeout, context.DeadlineExce
 
 // runCheck runs one check under its timeout. Callers name the check in
 // the error.
-func (b *Base) runCheck(ctx context.Context, c Check) error {
-	ctx, cancel := context.WithTimeoutCause(ctx, c.Timeout(b.cfg.monitorInterval), errCheckTimeout)
-	defer cancel()
-	return protect(func() error { return c.Check(ctx) })
+// Each run's duration is recorded in MetricHealthcheckDuration.
+func (b *Base) runCheck(ctx context.Context, i int) error {
+	c := b.cfg.checks[i]
+	var start time.Time
+	metered := b.metrics.gate.On()
+	if metered {
+		start = time.Now()
+	}
+	cctx, cancel := context.WithTimeoutCause(ctx, c.Timeout(b.cfg.monitorInterval), errCheckTimeout)
+	err := protect(func() error { return c.Check(cctx) })
+	cancel()
+	if metered {
+		b.recordCheck(ctx, i, start, err)
+	}
+	return err
 }
 
 // Healthcheck returns nil if the service is Running, every requirement it
@@ -120,12 +131,12 @@ func (b *Base) Healthcheck(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("requirement %s is %s", r.name, st))
 		}
 	}
-	for _, c := range b.cfg.checks {
+	for i, c := range b.cfg.checks {
 		if st := b.State(); st != StateRunning {
 			errs = append(errs, fmt.Errorf("%s is %s", b.name, st))
 			break // no check runs once the stop has begun
 		}
-		if err := b.runCheck(ctx, c); err != nil {
+		if err := b.runCheck(ctx, i); err != nil {
 			errs = append(errs, fmt.Errorf("check %s: %w", c.Name(), err))
 		}
 	}
@@ -160,7 +171,7 @@ func (b *Base) monitor(ctx context.Context) error {
 		}
 		var failed, fatal []error
 		for i, c := range checks {
-			err := b.runCheck(cctx, c)
+			err := b.runCheck(cctx, i)
 			if err == nil {
 				failures[i] = 0
 				continue

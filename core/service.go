@@ -77,6 +77,8 @@ type Base struct {
 	settled      chan struct{} // closed when Start has finished, either way
 	done         chan struct{} // closed on reaching a final state
 
+	metrics serviceMetrics
+
 	cancel   context.CancelFunc // cancels the service's lifetime context
 	checking sync.WaitGroup     // Healthcheck calls under way while Running
 	workers  workerSet
@@ -116,6 +118,7 @@ func NewService(opts ...Option) *Base {
 		settled: make(chan struct{}),
 		done:    make(chan struct{}),
 	}
+	b.metrics.gate = telemetry.NewMeterGate(b.meter, telemetry.ScopeName)
 	b.host = &Host{b: b}
 	return b
 }
@@ -335,11 +338,11 @@ func (b *Base) startSteps(ctx context.Context) error {
 			return fail(u.Name(), err)
 		}
 	}
-	for _, c := range b.cfg.checks {
+	for i, c := range b.cfg.checks {
 		if err := ctx.Err(); err != nil {
 			return fail("check "+c.Name(), err)
 		}
-		if err := b.runCheck(ctx, c); err != nil {
+		if err := b.runCheck(ctx, i); err != nil {
 			return fail("check "+c.Name(), err)
 		}
 	}

@@ -7,9 +7,14 @@ import (
 	"testing"
 	"time"
 
+	metricnoop "go.opentelemetry.io/otel/metric/noop"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/coreservice/coreservice/core"
+	"github.com/coreservice/coreservice/internal/telemetry"
 	"github.com/coreservice/coreservice/task"
 )
 
@@ -47,6 +52,50 @@ func BenchmarkLoop(b *testing.B) {
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/run")
 	})
 	b.Run("task", func(b *testing.B) { benchTask(b) })
+	b.Run("task-noop", func(b *testing.B) {
+		// OpenTelemetry's no-op providers, given explicitly.
+		benchTask(b, core.TracerProvider(tracenoop.NewTracerProvider()),
+			core.MeterProvider(metricnoop.NewMeterProvider()))
+	})
+	b.Run("task-metered", func(b *testing.B) {
+		// An SDK meter provider: every run's duration is recorded.
+		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+		defer func() { _ = mp.Shutdown(context.Background()) }()
+		benchTask(b, core.MeterProvider(mp))
+	})
+	b.Run("task-unsampled", func(b *testing.B) {
+		// An SDK tracer whose sampler drops every span.
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.NeverSample()))
+		defer func() { _ = tp.Shutdown(context.Background()) }()
+		benchTask(b, core.TracerProvider(tp))
+	})
+	b.Run("bare-traced", func(b *testing.B) {
+		// The baseline of task-traced: a bare loop that starts and ends one
+		// span per call, with the same tracer, options and attributes.
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()))
+		defer func() { _ = tp.Shutdown(context.Background()) }()
+		tracer := tp.Tracer(telemetry.ScopeName)
+		opts := []trace.SpanStartOption{
+			trace.WithNewRoot(), trace.WithSpanKind(trace.SpanKindInternal),
+			trace.WithLinks(trace.Link{}),
+			trace.WithAttributes(telemetry.AttrService.String("bench"), telemetry.AttrTask.String("loop"),
+				telemetry.AttrWorker.Int(1)),
+		}
+		var n int
+		fn := func(ctx context.Context) (int, error) {
+			n++
+			_, span := tracer.Start(ctx, "task bench/loop", opts...)
+			span.SetAttributes(telemetry.AttrRun.Int64(int64(n)), telemetry.AttrNextDelay.Float64(0))
+			span.End()
+			return n, nil
+		}
+		b.ReportAllocs()
+		b.ResetTimer()
+		if err := bareLoop(b.Context(), fn, b.N); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N), "ns/run")
+	})
 	b.Run("task-traced", func(b *testing.B) {
 		// A recording SDK tracer with no exporter: the cost of the spans alone.
 		tp := sdktrace.NewTracerProvider(sdktrace.WithSampler(sdktrace.AlwaysSample()))

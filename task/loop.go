@@ -12,6 +12,9 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/coreservice/coreservice/core"
@@ -44,6 +47,19 @@ type worker[T any] struct {
 	tracer    trace.Tracer
 	spanName  string
 	startOpts []trace.SpanStartOption
+
+	mgate   telemetry.MeterGate
+	meter   metric.Meter
+	metrics *workerMetrics // made on the first run the meter records
+}
+
+// workerMetrics are a worker's instruments and its precomputed attribute
+// sets, so that recording a successful run allocates nothing.
+type workerMetrics struct {
+	runs      metric.Float64Histogram
+	retries   metric.Int64Counter
+	okOpts    []metric.RecordOption // service and task
+	retryOpts []metric.AddOption    // service and task
 }
 
 func newWorker[T any](t *Task[T], h *core.Host, id int) (*worker[T], error) {
@@ -66,6 +82,8 @@ func newWorker[T any](t *Task[T], h *core.Host, id int) (*worker[T], error) {
 				telemetry.AttrTask.String(t.name),
 				telemetry.AttrWorker.Int(id)),
 		},
+		mgate: telemetry.NewMeterGate(h.Meter(), telemetry.ScopeName),
+		meter: h.Meter(),
 	}
 	var err error
 	if w.cfg.cadence == cadenceSchedule {
@@ -185,6 +203,11 @@ func (w *worker[T]) runOnce(ctx context.Context) (next time.Duration, end bool, 
 		}
 	}
 	lctx := rctx // for logs: the run's span, without the timeout
+	var began time.Time
+	metered := w.mgate.On()
+	if metered {
+		began = time.Now()
+	}
 	timedOut := false
 	var (
 		st       stage
@@ -268,6 +291,9 @@ func (w *worker[T]) runOnce(ctx context.Context) (next time.Duration, end bool, 
 	if runErr != nil {
 		w.t.failures.Add(1) // after runs: Failures() never exceeds Runs()
 	}
+	if metered {
+		w.record(lctx, began, runErr, !end && runErr != nil)
+	}
 
 	if span != nil {
 		if !end && span.IsRecording() {
@@ -281,6 +307,50 @@ func (w *worker[T]) runOnce(ctx context.Context) (next time.Duration, end bool, 
 		}
 	}
 	return next, end, result
+}
+
+// record records a run that began at start in MetricTaskRunDuration, with
+// error.type if it failed, and counts a retry in MetricTaskRetries.
+func (w *worker[T]) record(ctx context.Context, start time.Time, runErr error, retry bool) {
+	d := time.Since(start).Seconds()
+	m := w.metrics
+	if m == nil {
+		m = w.instruments()
+	}
+	if runErr == nil {
+		m.runs.Record(ctx, d, m.okOpts...)
+	} else {
+		m.runs.Record(ctx, d, metric.WithAttributeSet(attribute.NewSet(
+			telemetry.AttrService.String(w.svc), telemetry.AttrTask.String(w.t.name),
+			semconv.ErrorTypeKey.String(telemetry.ErrorType(runErr)))))
+	}
+	if retry {
+		m.retries.Add(ctx, 1, m.retryOpts...)
+	}
+}
+
+// instruments makes the worker's instruments. The SDK returns the same
+// instrument for the same name, so every worker of every task shares them.
+// Errors come only from invalid names or units, constants here: they are
+// logged, and the no-op instruments returned anyway are used.
+func (w *worker[T]) instruments() *workerMetrics {
+	m := &workerMetrics{}
+	var err1, err2 error
+	m.runs, err1 = w.meter.Float64Histogram(telemetry.MetricTaskRunDuration,
+		metric.WithUnit("s"), metric.WithDescription("Duration of task runs"),
+		metric.WithExplicitBucketBoundaries(telemetry.DurationBuckets...))
+	m.retries, err2 = w.meter.Int64Counter(telemetry.MetricTaskRetries,
+		metric.WithUnit("{retry}"), metric.WithDescription("Retries scheduled after failed task runs"))
+	for _, err := range []error{err1, err2} {
+		if err != nil {
+			w.log.Warn("cannot make a metric instrument", "error", err)
+		}
+	}
+	set := attribute.NewSet(telemetry.AttrService.String(w.svc), telemetry.AttrTask.String(w.t.name))
+	m.okOpts = []metric.RecordOption{metric.WithAttributeSet(set)}
+	m.retryOpts = []metric.AddOption{metric.WithAttributeSet(set)}
+	w.metrics = m
+	return m
 }
 
 // call runs the task's function and then, if it succeeded, the result

@@ -48,16 +48,26 @@ func NewSpanGate(tracer trace.Tracer, scope string) SpanGate {
 		return SpanGate{off: true}
 	}
 	gtp := otel.GetTracerProvider()
-	t := reflect.TypeOf(gtp)
-	if t == nil || t.Kind() != reflect.Pointer || t.Elem().PkgPath() != globalPkg {
+	// While the global provider is still the delegating default, the tracer
+	// is its (cached) tracer if core got it from there.
+	if !globalDefault(gtp) || gtp.Tracer(scope) != tracer {
 		return SpanGate{} // an installed provider, or an unknown one: always on
 	}
-	// The global provider is still the delegating default; the tracer is
-	// its (cached) tracer if core got it from there.
-	if gtp.Tracer(scope) != tracer {
-		return SpanGate{}
-	}
 	return SpanGate{unset: gtp}
+}
+
+// globalDefault reports whether p is one of OpenTelemetry's default global
+// providers, which delegate to whatever is installed later.
+func globalDefault(p any) bool {
+	t := reflect.TypeOf(p)
+	return t != nil && t.Kind() == reflect.Pointer && t.Elem().PkgPath() == globalPkg
+}
+
+// GlobalInstalled reports whether a tracer or meter provider has been
+// installed as an OpenTelemetry global (otel.SetTracerProvider or
+// otel.SetMeterProvider).
+func GlobalInstalled() bool {
+	return !globalDefault(otel.GetTracerProvider()) || !globalDefault(otel.GetMeterProvider())
 }
 
 // On reports whether a span started now could be recorded. It does not
