@@ -63,8 +63,10 @@
 // run is a new trace "healthcheck <name>" linked to the start span (while no
 // tracer is installed, the monitor starts no span). Spans go to the
 // service's TracerProvider, by default the OpenTelemetry global one, which
-// records nothing until a program installs an SDK (otel.SetTracerProvider;
-// package otelx, which will do it, is planned). Every log record of a
+// records nothing until a program installs an SDK (otel.SetTracerProvider,
+// or package otelx's Setup). Metrics go to the service's MeterProvider
+// likewise: the state of each service, and the duration of every check
+// run. Every log record of a
 // service carries service=<name>, and the library logs with the context so
 // that handlers can add the span.
 package core

@@ -240,8 +240,12 @@ func (o tracerProviderOption) ApplyTo(c *Config) {
 func (o tracerProviderOption) String() string { return "core.TracerProvider(...)" }
 
 // MeterProvider sets where the service's metrics go. The default is the
-// OpenTelemetry global provider (otel.GetMeterProvider). The library records
-// no metrics yet; units get the meter from Host.Meter. Nil is invalid.
+// OpenTelemetry global provider (otel.GetMeterProvider). The service
+// records coreservice.service.state and coreservice.healthcheck.duration
+// there, tasks coreservice.task.run.duration and coreservice.task.retries
+// (package otelx names them); units get the meter from Host.Meter. While
+// the provider records nothing (no SDK installed, or a no-op provider), no
+// instrument is made and no clock is read for metrics. Nil is invalid.
 // Repeats replace.
 func MeterProvider(mp metric.MeterProvider) Option { return meterProviderOption{mp} }
 

@@ -47,6 +47,9 @@ type worker[T any] struct {
 	tracer    trace.Tracer
 	spanName  string
 	startOpts []trace.SpanStartOption
+	link      trace.Link           // to the service's start span
+	attrs     []attribute.KeyValue // service, task and worker
+	epoch     time.Time            // run durations are measured from it: one monotonic read each end
 
 	mgate   telemetry.MeterGate
 	meter   metric.Meter
@@ -73,15 +76,17 @@ func newWorker[T any](t *Task[T], h *core.Host, id int) (*worker[T], error) {
 		gate:     telemetry.NewSpanGate(h.Tracer(), telemetry.ScopeName),
 		tracer:   h.Tracer(),
 		spanName: telemetry.SpanName(telemetry.SpanTask, h.Name()+"/"+t.name),
-		startOpts: []trace.SpanStartOption{
-			trace.WithNewRoot(),
-			trace.WithSpanKind(trace.SpanKindInternal),
-			trace.WithLinks(trace.Link{SpanContext: h.StartSpanContext()}),
-			trace.WithAttributes(
-				telemetry.AttrService.String(h.Name()),
-				telemetry.AttrTask.String(t.name),
-				telemetry.AttrWorker.Int(id)),
+		// Only what a sampler decides on goes in the start options; the
+		// attributes and the link are added once the span is known to
+		// record, so that an unsampled run does not copy them.
+		startOpts: []trace.SpanStartOption{trace.WithNewRoot(), trace.WithSpanKind(trace.SpanKindInternal)},
+		link:      trace.Link{SpanContext: h.StartSpanContext()},
+		attrs: []attribute.KeyValue{
+			telemetry.AttrService.String(h.Name()),
+			telemetry.AttrTask.String(t.name),
+			telemetry.AttrWorker.Int(id),
 		},
+		epoch: time.Now(),
 		mgate: telemetry.NewMeterGate(h.Meter(), telemetry.ScopeName),
 		meter: h.Meter(),
 	}
@@ -199,14 +204,16 @@ func (w *worker[T]) runOnce(ctx context.Context) (next time.Duration, end bool, 
 	if w.gate.On() {
 		rctx, span = w.tracer.Start(ctx, w.spanName, w.startOpts...)
 		if span.IsRecording() {
+			span.AddLink(w.link)
+			span.SetAttributes(w.attrs...)
 			span.SetAttributes(telemetry.AttrRun.Int64(w.run))
 		}
 	}
 	lctx := rctx // for logs: the run's span, without the timeout
-	var began time.Time
+	var began time.Duration
 	metered := w.mgate.On()
 	if metered {
-		began = time.Now()
+		began = time.Since(w.epoch)
 	}
 	timedOut := false
 	var (
@@ -309,10 +316,11 @@ func (w *worker[T]) runOnce(ctx context.Context) (next time.Duration, end bool, 
 	return next, end, result
 }
 
-// record records a run that began at start in MetricTaskRunDuration, with
-// error.type if it failed, and counts a retry in MetricTaskRetries.
-func (w *worker[T]) record(ctx context.Context, start time.Time, runErr error, retry bool) {
-	d := time.Since(start).Seconds()
+// record records a run that began at start (since the worker's epoch) in
+// MetricTaskRunDuration, with error.type if it failed, and counts a retry in
+// MetricTaskRetries.
+func (w *worker[T]) record(ctx context.Context, start time.Duration, runErr error, retry bool) {
+	d := (time.Since(w.epoch) - start).Seconds()
 	m := w.metrics
 	if m == nil {
 		m = w.instruments()
