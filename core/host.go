@@ -22,13 +22,29 @@ type Unit interface {
 	// non-empty and unique among the service's units.
 	Name() string
 	// Launch is called once per start with Start's context. It validates
-	// the unit's settings and calls h.Go for every goroutine the unit
+	// the unit's settings (those it can check before anything starts
+	// belong in UnitValidator's Validate) and calls h.Go for every goroutine the unit
 	// needs; it must not block. An error aborts and rolls back the start.
 	Launch(ctx context.Context, h *Host) error
 }
 
-// validateUnits reports units with an empty or repeated name: their
-// errors, spans and stop timeouts could not be told apart.
+// UnitValidator is a Unit with settings that can be checked only at Start:
+// settings changed after NewService applied the unit's option, or checked
+// by calling user code (package task calls its policy factories here).
+// Start calls Validate on every unit that implements it before it starts
+// anything (requirements, OnStart hooks, units), in the order the units were
+// registered; an error or a panic fails the start as an invalid option
+// does: with a *StartupError matching ErrInvalidOption that names the unit.
+// Validate is called once per Start, and must not block.
+type UnitValidator interface {
+	Unit
+	// Validate reports the unit's invalid settings, or nil.
+	Validate() error
+}
+
+// validateUnits reports units with an empty or repeated name (their
+// errors, spans and stop timeouts could not be told apart) and what the
+// units that are UnitValidators report.
 func (b *Base) validateUnits() error {
 	var errs []error
 	seen := make(map[string]bool, len(b.cfg.units))
@@ -41,11 +57,26 @@ func (b *Base) validateUnits() error {
 		default:
 			seen[name] = true
 		}
+		if v, ok := u.(UnitValidator); ok {
+			if err := validateUnit(v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", u.Name(), err))
+			}
+		}
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: %w", ErrInvalidOption, errors.Join(errs...))
 	}
 	return nil
+}
+
+// validateUnit calls v.Validate, turning a panic into a *PanicError.
+func validateUnit(v UnitValidator) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &PanicError{Value: r, Stack: debug.Stack()}
+		}
+	}()
+	return v.Validate()
 }
 
 // Host is a started service as its units see it: its name, logger and

@@ -28,9 +28,12 @@
 //
 // A worker ends, and the service keeps running, when its function returns
 // ErrDone, after its first success under Once, and when its Schedule policy
-// returns backoff.Stop. A run that fails (an error, a panic, a Timeout) is
-// retried after the Retry policy's next delay; when there is no Retry
-// policy, when it returns backoff.Stop (or panics), or when the error is
+// returns backoff.Stop. Once (whether a worker repeats) is independent of
+// Every and Schedule (how long it waits), in whatever order they are given;
+// Every and Schedule replace each other. A run that fails (an error, a
+// panic, a Timeout) is retried after the Retry policy's next delay; when
+// there is no Retry policy, when it returns backoff.Stop (or panics, or
+// returns any other negative delay), or when the error is
 // backoff.Permanent, the service fails with that run's failure.
 //
 // A task that fails while its service is still starting (its first run
@@ -42,7 +45,15 @@
 // at once; a run in progress sees its context cancelled, and Stop waits for
 // it to return, for at most the service's StopTimeout (then it names the
 // worker, "task fetch#2", in a *core.StopTimeoutError). A run that returns
-// an error once its context was cancelled by Stop is not a failure.
+// its context's cancellation once Stop cancelled it (an error matching
+// context.Canceled, or the context's cause) was interrupted: it is not a
+// failure. A run that returns any other error then, or panics, has failed:
+// it is counted in Failures and, when the failure is the service's (no
+// Retry policy, backoff.Stop, backoff.Permanent), it is the stop's error,
+// a *core.TaskError returned by Stop (the service still ends Terminated,
+// and Err stays nil, as for a failing OnStop hook). A failure that a Retry
+// policy would retry is not retried, since the service stops, and is only
+// logged, as it would have been a moment before the stop.
 //
 // # Concurrency
 //
@@ -50,18 +61,22 @@
 // goroutine owned by the service; the runs of one worker are sequential.
 // The function must be safe for concurrent use when Workers is more than 1.
 // The result consumers (OnResult) run in the worker that produced the
-// result, so they too run concurrently across workers. Last, Runs, Failures
-// and OnResult are safe to call from any goroutine at any time. Every
+// result, so they too run concurrently across workers. Last, Stats, Runs,
+// Failures and OnResult are safe to call from any goroutine at any time;
+// Stats reads both counters as one snapshot. Every
 // goroutine of a task ends before the service's Stop returns, except a run
 // that ignores its context past StopTimeout.
 //
 // # Errors
 //
 // Invalid arguments and options (an empty name, a nil function, Workers(0),
-// negative durations, a Jitter outside [0, 1], nil policy factories or
-// factories that return nil) are reported by the service's Start, as a
-// *core.StartupError matching core.ErrInvalidOption whose message names the
-// task. A task failure that is not retried makes the service fail with a
+// negative durations, a Jitter outside [0, 1], nil policy factories,
+// factories that return nil or panic, a nil OnResult consumer) are reported
+// by the service's Start before it starts anything (requirements, hooks,
+// tasks), as a *core.StartupError matching core.ErrInvalidOption whose
+// message names the task. To check the Schedule and Retry factories, Start
+// calls each one given once, even one a later option replaced; the first
+// worker keeps the policy of that call. A task failure that is not retried makes the service fail with a
 // *core.TaskError naming the service, the task and the worker (from 1) and
 // wrapping the run's error; a panic is a *core.PanicError, with the stack,
 // inside it. A run that timed out wraps context.DeadlineExceeded. Match them

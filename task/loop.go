@@ -31,7 +31,7 @@ type worker[T any] struct {
 	goName string // "task <name>#<id>", for Host.Go and StopTimeoutError
 	svc    string
 	log    *slog.Logger
-	sched  backoff.BackOff // cadenceSchedule only
+	sched  backoff.BackOff // cadenceSchedule without Once only
 	retry  backoff.BackOff // nil: no retries
 	timer  *time.Timer     // made on the first wait longer than zero
 	run    int64           // number of the current run, from 1
@@ -65,7 +65,9 @@ type workerMetrics struct {
 	retryOpts []metric.AddOption    // service and task
 }
 
-func newWorker[T any](t *Task[T], h *core.Host, id int) (*worker[T], error) {
+// newWorker makes worker id of t. sched and retry are its policies if
+// already made (by Validate), or nil for newWorker to call the factories.
+func newWorker[T any](t *Task[T], h *core.Host, id int, sched, retry backoff.BackOff) (*worker[T], error) {
 	w := &worker[T]{
 		t:        t,
 		cfg:      &t.cfg,
@@ -90,14 +92,17 @@ func newWorker[T any](t *Task[T], h *core.Host, id int) (*worker[T], error) {
 		mgate: telemetry.NewMeterGate(h.Meter(), telemetry.ScopeName),
 		meter: h.Meter(),
 	}
+	w.sched, w.retry = sched, retry
 	var err error
-	if w.cfg.cadence == cadenceSchedule {
-		if w.sched, err = policy("task.Schedule", w.cfg.schedule); err != nil {
+	if c := w.cfg; c.cadence == cadenceSchedule && !c.once && w.sched == nil {
+		pf := c.policies[c.schedule]
+		if w.sched, err = policy(pf.option, pf.factory); err != nil {
 			return nil, err
 		}
 	}
-	if w.cfg.retry != nil {
-		if w.retry, err = policy("task.Retry", w.cfg.retry); err != nil {
+	if c := w.cfg; c.retry >= 0 && w.retry == nil {
+		pf := c.policies[c.retry]
+		if w.retry, err = policy(pf.option, pf.factory); err != nil {
 			return nil, err
 		}
 	}
@@ -105,7 +110,8 @@ func newWorker[T any](t *Task[T], h *core.Host, id int) (*worker[T], error) {
 }
 
 // nextBackOff asks p for its next delay, first resetting it if reset is
-// set, turning a panic in the policy into a *core.PanicError.
+// set, turning a panic in the policy into a *core.PanicError. A negative
+// delay other than backoff.Stop is an error: there is no floor.
 func nextBackOff(p backoff.BackOff, reset bool) (d time.Duration, err error) {
 	defer func() {
 		if v := recover(); v != nil {
@@ -115,7 +121,17 @@ func nextBackOff(p backoff.BackOff, reset bool) (d time.Duration, err error) {
 	if reset {
 		p.Reset()
 	}
-	return p.NextBackOff(), nil
+	if d = p.NextBackOff(); d < 0 && d != backoff.Stop {
+		return 0, fmt.Errorf("NextBackOff returned %v, want >= 0 or backoff.Stop", d)
+	}
+	return d, nil
+}
+
+// interrupted reports whether err, returned by a run once the service's
+// context ctx was cancelled, is that cancellation: it matches
+// context.Canceled or ctx's cause. Any other error is the run's own.
+func interrupted(ctx context.Context, err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.Cause(ctx))
 }
 
 // policy calls a policy factory, turning a nil policy or a panic into an
@@ -234,10 +250,13 @@ func (w *worker[T]) runOnce(ctx context.Context) (next time.Duration, end bool, 
 	switch {
 	case err == nil:
 		w.failing = false
-		switch w.cfg.cadence {
-		case cadenceEvery:
+		switch {
+		case w.cfg.once:
+			end = true
+			w.log.InfoContext(lctx, "task worker done: Once", "run", w.run)
+		case w.cfg.cadence == cadenceEvery:
 			next = w.cfg.every
-		case cadenceSchedule:
+		default: // cadenceSchedule
 			var perr error
 			if next, perr = nextBackOff(w.sched, false); perr != nil {
 				runErr = fmt.Errorf("task.Schedule policy: %w", perr)
@@ -247,23 +266,18 @@ func (w *worker[T]) runOnce(ctx context.Context) (next time.Duration, end bool, 
 				end = true
 				w.log.InfoContext(lctx, "task worker done: the Schedule policy stopped", "run", w.run)
 			}
-		case cadenceOnce:
-			end = true
-			w.log.InfoContext(lctx, "task worker done: Once", "run", w.run)
-		}
-	case panicked == nil && ctx.Err() != nil:
-		// The service is stopping and the run returned: not a failure.
-		end = true
-		switch {
-		case st == stageConsumer:
-			w.log.WarnContext(lctx, "task result not delivered to every consumer: the service is stopping",
-				"run", w.run, "error", err)
-		case !errors.Is(err, context.Canceled):
-			w.log.InfoContext(lctx, "task run interrupted by stop", "run", w.run, "error", err)
 		}
 	case panicked == nil && errors.Is(err, ErrDone):
 		end = true
 		w.log.InfoContext(lctx, "task worker done: ErrDone", "run", w.run)
+	case panicked == nil && ctx.Err() != nil && interrupted(ctx, err):
+		// The service is stopping and the run returned its cancellation:
+		// not a failure.
+		end = true
+		if st == stageConsumer {
+			w.log.WarnContext(lctx, "task result not delivered to every consumer: the service is stopping",
+				"run", w.run, "error", err)
+		}
 	default:
 		switch {
 		case timedOut && errors.Is(err, context.DeadlineExceeded):
@@ -282,21 +296,36 @@ func (w *worker[T]) runOnce(ctx context.Context) (next time.Duration, end bool, 
 		}
 		w.failing = true
 		runErr = err
-		if end {
+		switch {
+		case end:
+			// Also while the service stops: the failure is then the
+			// stop's error, returned by Stop.
 			result = &core.TaskError{Service: w.svc, Task: w.t.name, Worker: w.id, Err: err}
-			w.log.ErrorContext(lctx, "task run failed; the service fails", "run", w.run, "error", err)
+			if ctx.Err() != nil {
+				w.log.ErrorContext(lctx, "task run failed while the service stops; Stop returns it", "run", w.run,
+					"error", err)
+			} else {
+				w.log.ErrorContext(lctx, "task run failed; the service fails", "run", w.run, "error", err)
+			}
+		case ctx.Err() != nil:
+			// A failure the policy would retry, but the service stops:
+			// it is no more the service's than it was a moment earlier.
+			end = true
+			w.log.WarnContext(lctx, "task run failed while the service stops; not retried", "run", w.run,
+				"error", err)
 		}
 	}
 	if !end {
-		next = w.jitter(max(next, 0))
+		next = w.jitter(next)
 		if runErr != nil {
 			w.log.WarnContext(lctx, "task run failed; retrying", "run", w.run, "error", runErr,
 				"retry_in", next)
 		}
 	}
-	w.t.runs.Add(1)
 	if runErr != nil {
-		w.t.failures.Add(1) // after runs: Failures() never exceeds Runs()
+		w.t.failures.Add(1)
+	} else {
+		w.t.passed.Add(1)
 	}
 	if metered {
 		w.record(lctx, began, runErr, !end && runErr != nil)

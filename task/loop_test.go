@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -166,20 +168,35 @@ func TestSchedule(t *testing.T) {
 	})
 }
 
-func TestEveryScheduleOnceLastOneWins(t *testing.T) {
+// Once says whether a worker repeats, Every and Schedule how long it waits:
+// Once holds whatever order the options come in, while Every and Schedule
+// replace each other (the last one given wins).
+func TestOnceIsIndependentOfEveryAndSchedule(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		once := task.Func("once", func(context.Context) error { return nil },
-			task.Every(time.Second), task.Once())
-		every := task.Func("every", func(context.Context) error { return nil },
+		nop := func(context.Context) error { return nil }
+		once := task.Func("once", nop, task.Every(time.Second), task.Once())
+		onceFirst := task.Func("once-first", nop,
 			task.Once(), task.Schedule(func() backoff.BackOff { return &backoff.StopBackOff{} }), task.Every(time.Second))
-		svc := newService(once, every)
+		every := task.Func("every", nop,
+			task.Schedule(func() backoff.BackOff { return &backoff.StopBackOff{} }), task.Every(time.Second))
+		st := newStamps()
+		schedule := task.Func("schedule", func(context.Context) error { st.add(); return nil },
+			task.Every(time.Second), task.Schedule(func() backoff.BackOff { return &sequence{delays: secs(2, 3)} }))
+		svc := newService(once, onceFirst, every, schedule)
 		mustStart(t, svc)
 		advance(10*time.Second + time.Millisecond)
 		if got := once.Runs(); got != 1 {
 			t.Errorf("Every then Once: got %d runs, want 1", got)
 		}
+		if got := onceFirst.Runs(); got != 1 {
+			t.Errorf("Once, Schedule then Every(1s): got %d runs in 10s, want 1", got)
+		}
 		if got := every.Runs(); got != 11 {
-			t.Errorf("Once, Schedule then Every(1s): got %d runs in 10s, want 11", got)
+			t.Errorf("Schedule then Every(1s): got %d runs in 10s, want 11", got)
+		}
+		// 0, +2s, +3s, then the policy says Stop.
+		if got, want := st.get(), secs(0, 2, 5); !slices.Equal(got, want) {
+			t.Errorf("Every then Schedule: runs started at %v, want %v", got, want)
 		}
 		mustStop(t, svc)
 	})
@@ -482,6 +499,156 @@ func TestPanicWithErrDoneIsStillAFailure(t *testing.T) {
 		var pe *core.PanicError
 		if !errors.As(svc.Err(), &pe) {
 			t.Fatalf("Err: got %v, want a *core.PanicError", svc.Err())
+		}
+	})
+}
+
+// errFlush is a run's own error, returned after the stop cancelled it: not
+// a context error.
+var errFlush = errors.New("flush: connection reset")
+
+// A run that ignores the stop's cancellation and then fails with an error
+// of its own (not a context error) has failed: when the failure is the
+// service's (no Retry, backoff.Stop, backoff.Permanent), it is the stop's
+// error, returned by Stop, as a panic at the same point is.
+func TestRunErrorAfterStopIsAStopError(t *testing.T) {
+	cases := []struct {
+		name string
+		fn   func(context.Context) error
+		opts []task.Option
+	}{
+		{"own error", func(ctx context.Context) error { <-ctx.Done(); return errFlush }, nil},
+		{"own error wrapping DeadlineExceeded", func(ctx context.Context) error {
+			<-ctx.Done()
+			return fmt.Errorf("%w: %w", errFlush, context.DeadlineExceeded)
+		}, nil},
+		{"panic", func(ctx context.Context) error { <-ctx.Done(); panic(errFlush) }, nil},
+		{"permanent error, with Retry", func(ctx context.Context) error {
+			<-ctx.Done()
+			return backoff.Permanent(errFlush)
+		}, []task.Option{task.Retry(func() backoff.BackOff { return backoff.NewConstantBackOff(time.Second) })}},
+		{"own error, with Retry that stops", func(ctx context.Context) error { <-ctx.Done(); return errFlush },
+			[]task.Option{task.Retry(func() backoff.BackOff { return &backoff.StopBackOff{} })}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				tk := task.Func("flusher", tc.fn, tc.opts...)
+				svc := newService(tk)
+				mustStart(t, svc)
+				synctest.Wait()
+				err := svc.Stop(context.Background())
+				wantTaskError(t, err, "flusher", errFlush)
+				if f := tk.Failures(); f != 1 {
+					t.Fatalf("Failures: got %d, want 1", f)
+				}
+				if got := svc.State(); got != core.StateTerminated {
+					t.Fatalf("state: got %v, want terminated: the failure is the stop's error", got)
+				}
+				if e := svc.Err(); e != nil {
+					t.Fatalf("Err: got %v, want nil: the failure is the stop's error", e)
+				}
+				if again := svc.Stop(context.Background()); !errors.Is(again, errFlush) {
+					t.Fatalf("second Stop: got %v, want the same error", again)
+				}
+			})
+		})
+	}
+}
+
+// A run that fails during the stop, with a Retry policy that would have
+// retried it, is not retried (the service stops) and is no error of the
+// service's, as it would not be a moment earlier: it is counted and logged.
+func TestRunErrorAfterStopWithRetryIsLogged(t *testing.T) {
+	for _, panics := range []bool{false, true} {
+		t.Run(fmt.Sprintf("panic=%v", panics), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				logs := &capture{}
+				tk := task.Func("flusher", func(ctx context.Context) error {
+					<-ctx.Done()
+					if panics {
+						panic(errFlush)
+					}
+					return errFlush
+				}, task.Retry(func() backoff.BackOff { return backoff.NewConstantBackOff(time.Second) }))
+				svc := core.NewService(core.Name("svc"), core.Logger(slog.New(logs)), tk)
+				mustStart(t, svc)
+				synctest.Wait()
+				mustStop(t, svc)
+				if f := tk.Failures(); f != 1 {
+					t.Fatalf("Failures: got %d, want 1", f)
+				}
+				r, ok := logs.find("task run failed while the service stops; not retried")
+				if !ok || r.level != slog.LevelWarn || !strings.Contains(r.attrs["error"], errFlush.Error()) {
+					t.Fatalf("log: got %+v, %v, want a warning with the run's error", r, ok)
+				}
+			})
+		})
+	}
+}
+
+// Only an error matching context.Canceled (or the context's cause) is an
+// interruption by the stop: no failure, no error.
+func TestRunInterruptedByStopIsNoFailure(t *testing.T) {
+	cases := []struct {
+		name string
+		fn   func(context.Context) error
+	}{
+		{"context.Canceled, wrapped", func(ctx context.Context) error {
+			<-ctx.Done()
+			return fmt.Errorf("query: %w", ctx.Err())
+		}},
+		{"the context's cause, joined with an error", func(ctx context.Context) error {
+			<-ctx.Done()
+			return errors.Join(errFlush, context.Cause(ctx))
+		}},
+		{"ErrDone", func(ctx context.Context) error { <-ctx.Done(); return task.ErrDone }},
+		{"nil", func(ctx context.Context) error { <-ctx.Done(); return nil }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				tk := task.Func("flusher", tc.fn)
+				svc := newService(tk)
+				mustStart(t, svc)
+				synctest.Wait()
+				mustStop(t, svc)
+				if f := tk.Failures(); f != 0 {
+					t.Fatalf("Failures: got %d, want 0", f)
+				}
+				if got := svc.State(); got != core.StateTerminated {
+					t.Fatalf("state: got %v, want terminated", got)
+				}
+			})
+		})
+	}
+}
+
+// A Schedule policy's delay is >= 0 or backoff.Stop: any other negative
+// delay is invalid, and fails the service with a *core.TaskError naming the
+// policy (it would run the task back to back).
+func TestScheduleNegativeDelayFailsTheService(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var calls atomic.Int32
+		tk := task.Func("spin", func(ctx context.Context) error {
+			if calls.Add(1) <= 10 {
+				return nil
+			}
+			<-ctx.Done()
+			return ctx.Err()
+		}, afterStart, task.Schedule(func() backoff.BackOff { return &sequence{delays: []time.Duration{-2 * time.Second}} }))
+		svc := newService(tk)
+		mustStart(t, svc)
+		waitFailed(t, svc)
+		var te *core.TaskError
+		if !errors.As(svc.Err(), &te) || te.Task != "spin" {
+			t.Fatalf("Err: got %v, want a *core.TaskError for task spin", svc.Err())
+		}
+		if want := "task.Schedule policy: NextBackOff returned -2s, want >= 0 or backoff.Stop"; !strings.Contains(svc.Err().Error(), want) {
+			t.Fatalf("Err: got %q, want it to contain %q", svc.Err(), want)
+		}
+		if got := calls.Load(); got != 1 {
+			t.Fatalf("runs: got %d, want 1", got)
 		}
 	})
 }

@@ -21,25 +21,28 @@ type Option interface {
 	apply(c *config)
 }
 
-// DefaultEvery is the delay between two runs of a worker when no Every,
-// Schedule or Once is given: 100 ms, as in core-service's @task.
+// DefaultEvery is the delay between two runs of a worker when neither
+// Every nor Schedule is given: 100 ms, as in core-service's @task.
 const DefaultEvery = 100 * time.Millisecond
 
-// cadence is what a worker does after a successful run.
+// cadence is how long a worker waits after a successful run.
 type cadence int
 
 const (
-	cadenceEvery    cadence = iota // wait config.every, run again
-	cadenceSchedule                // wait what config.schedule says, run again
-	cadenceOnce                    // end the worker
+	cadenceEvery    cadence = iota // wait config.every
+	cadenceSchedule                // wait what the policy config.schedule says
 )
 
 // config is the settings of one task, built by newConfig.
 type config struct {
+	once     bool // end the worker after its first success
 	cadence  cadence
 	every    time.Duration
-	schedule func() backoff.BackOff // cadenceSchedule only
-	retry    func() backoff.BackOff // nil: the first failure is the service's
+	schedule int // index in policies of the Schedule that won; cadenceSchedule only
+	retry    int // index in policies of the Retry that won; -1: the first failure is the service's
+	// policies is every Schedule and Retry factory given, in order, winning
+	// or not: the service's Start calls each once to validate it.
+	policies []policyFactory
 	workers  int
 	delay    time.Duration
 	timeout  time.Duration // 0: none
@@ -47,10 +50,16 @@ type config struct {
 	errs     []error
 }
 
+// policyFactory is the factory of a Schedule or Retry option.
+type policyFactory struct {
+	option  string // "task.Schedule" or "task.Retry"
+	factory func() backoff.BackOff
+}
+
 // newConfig sets the defaults, applies opts in order and validates the
 // result. The error joins every invalid setting, each naming its option.
 func newConfig(opts []Option) (config, error) {
-	c := config{cadence: cadenceEvery, every: DefaultEvery, workers: 1}
+	c := config{cadence: cadenceEvery, every: DefaultEvery, schedule: -1, retry: -1, workers: 1}
 	for i, o := range opts {
 		if values.IsNil(o) {
 			c.errs = append(c.errs, fmt.Errorf("option %d is nil", i))
@@ -65,13 +74,15 @@ func (c *config) invalid(format string, args ...any) {
 	c.errs = append(c.errs, fmt.Errorf(format, args...))
 }
 
-// Every makes each worker wait d between the end of a run and the start of
-// the next: a fixed delay, so a run never overlaps the previous one of its
-// worker, and a slow run delays the next. Zero runs back to back. The
-// default is DefaultEvery (100 ms). Negative is invalid.
+// Every makes each worker wait d between the end of a successful run and
+// the start of the next: a fixed delay, so a run never overlaps the previous
+// one of its worker, and a slow run delays the next. Zero runs back to back.
+// The default is DefaultEvery (100 ms). Negative is invalid.
 //
-// Every, Schedule and Once all say what follows a successful run; the last
-// one given wins. Every(d) is Schedule with a backoff.ConstantBackOff of d.
+// Every and Schedule both say how long a worker waits after a successful
+// run: they replace each other, the last one given wins. Every(d) is
+// Schedule with a backoff.ConstantBackOff of d. Every is independent of
+// Once, whatever their order (under Once no worker waits after a success).
 func Every(d time.Duration) Option { return everyOption(d) }
 
 type everyOption time.Duration
@@ -81,34 +92,48 @@ func (o everyOption) apply(c *config) {
 		c.invalid("task.Every: got %v, want >= 0", time.Duration(o))
 		return
 	}
-	c.cadence, c.every, c.schedule = cadenceEvery, time.Duration(o), nil
+	c.cadence, c.every, c.schedule = cadenceEvery, time.Duration(o), -1
 }
 
 func (o everyOption) String() string { return fmt.Sprintf("task.Every(%v)", time.Duration(o)) }
 
 // Once makes each worker end after its first successful run: the task is
-// not periodic. A failed run is retried as the Retry policy says. The
-// service keeps running after its once-tasks end. Every, Schedule and Once
-// all say what follows a successful run; the last one given wins.
+// not periodic (core-service's periodic=False). A failed run is retried as
+// the Retry policy says. The service keeps running after its once-tasks
+// end.
+//
+// Once says whether a worker repeats, Every and Schedule how long it waits
+// between runs: Once is independent of them, and the order in which they
+// are given never changes its meaning (Once then Every runs once, as Every
+// then Once does). A Schedule given with Once is still validated by Start.
 func Once() Option { return onceOption{} }
 
 type onceOption struct{}
 
-func (onceOption) apply(c *config) { c.cadence, c.schedule = cadenceOnce, nil }
+func (onceOption) apply(c *config) { c.once = true }
 func (onceOption) String() string  { return "task.Once()" }
 
 // Schedule takes the delays between successful runs from a backoff policy:
 // after each successful run, the worker waits the policy's NextBackOff().
 // When the policy returns backoff.Stop, the worker ends cleanly, as with
-// ErrDone; the service keeps running. A policy that panics fails the service
-// with a *core.TaskError. The policy's Reset is never called: a worker takes
-// its delays in order from its own policy.
+// ErrDone; the service keeps running. A policy that panics, or returns a
+// negative delay other than backoff.Stop, fails the service with a
+// *core.TaskError naming task.Schedule. The policy's Reset is never called:
+// a worker takes its delays in order from its own policy.
 //
-// factory is called once per worker when the service starts, because a
-// backoff.BackOff is stateful: each worker needs its own. A nil factory, or
-// one that returns nil, is invalid and reported by the service's Start.
-// Every, Schedule and Once all say what follows a successful run; the last
-// one given wins.
+// factory is called once per worker, because a backoff.BackOff is
+// stateful: each worker needs its own. The first call is made by the
+// service's Start, before it starts anything, to validate the option: a nil
+// factory, one that returns nil and one that panics are invalid, reported
+// by Start as invalid options. The first worker then gets the policy of
+// that call, the others call factory when the task is launched. A Schedule
+// that a later Every or Schedule replaces, or that Once makes unused, is
+// still validated: its factory is called once, at Start, and the policy
+// discarded.
+//
+// Every and Schedule both say how long a worker waits after a successful
+// run: they replace each other, the last one given wins. Schedule is
+// independent of Once, whatever their order.
 func Schedule(factory func() backoff.BackOff) Option { return &scheduleOption{factory} }
 
 type scheduleOption struct{ factory func() backoff.BackOff }
@@ -118,7 +143,8 @@ func (o *scheduleOption) apply(c *config) {
 		c.invalid("task.Schedule: nil policy factory")
 		return
 	}
-	c.cadence, c.schedule = cadenceSchedule, o.factory
+	c.cadence, c.schedule = cadenceSchedule, len(c.policies)
+	c.policies = append(c.policies, policyFactory{"task.Schedule", o.factory})
 }
 
 func (*scheduleOption) String() string { return "task.Schedule(...)" }
@@ -132,14 +158,23 @@ func (*scheduleOption) String() string { return "task.Schedule(...)" }
 // the last success (the wait between successful runs is not retry time).
 // When the policy returns backoff.Stop, or panics, the failure becomes the
 // service's: the service fails with a *core.TaskError (which, for a panic,
-// wraps the panic too). An error wrapped with backoff.Permanent is never
-// retried. A run that panics is a failed run like any other.
+// wraps the panic too). A negative delay other than backoff.Stop is
+// invalid (there is no floor: it would make a failing task a busy loop):
+// the failure becomes the service's too, and the *core.TaskError also
+// names task.Retry and the delay. An error wrapped with backoff.Permanent
+// is never retried. A run that panics is a failed run like any other. A
+// run that fails while the service stops is not retried; see the package
+// documentation.
 //
 // The default is no retry: the first failure fails the service, as in
-// core-service. factory is called once per worker when the service starts,
-// because a backoff.BackOff is stateful: each worker needs its own. A nil
-// factory, or one that returns nil, is invalid and reported by the service's
-// Start. Repeats replace.
+// core-service. factory is called once per worker, because a
+// backoff.BackOff is stateful: each worker needs its own. The first call is
+// made by the service's Start, before it starts anything, to validate the
+// option: a nil factory, one that returns nil and one that panics are
+// invalid, reported by Start as invalid options. The first worker then gets
+// the policy of that call, the others call factory when the task is
+// launched. Repeats replace, but a replaced Retry is still validated: its
+// factory is called once, at Start, and the policy discarded.
 func Retry(factory func() backoff.BackOff) Option { return &retryOption{factory} }
 
 type retryOption struct{ factory func() backoff.BackOff }
@@ -149,7 +184,8 @@ func (o *retryOption) apply(c *config) {
 		c.invalid("task.Retry: nil policy factory")
 		return
 	}
-	c.retry = o.factory
+	c.retry = len(c.policies)
+	c.policies = append(c.policies, policyFactory{"task.Retry", o.factory})
 }
 
 func (*retryOption) String() string { return "task.Retry(...)" }

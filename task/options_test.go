@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"math"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -134,4 +137,110 @@ func TestString(t *testing.T) {
 	if r := task.Retry(factory); r == task.Retry(factory) || task.Schedule(factory) == r {
 		t.Error("policy options do not compare by identity")
 	}
+}
+
+// witness is a requirement, an OnStart hook and a task that record whether
+// they ran: a service given an invalid task option must start none of them.
+type witness struct {
+	mu  sync.Mutex
+	ran []string
+}
+
+func (w *witness) record(what string) {
+	w.mu.Lock()
+	w.ran = append(w.ran, what)
+	w.mu.Unlock()
+}
+
+func (w *witness) get() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.Clone(w.ran)
+}
+
+// options returns the witness's requirement, hook and task, to be given to
+// a service before the option under test.
+func (w *witness) options() []core.Option {
+	req := core.NewService(core.Name("db"), core.Logger(quiet),
+		core.OnStart(func(context.Context) error { w.record("requirement db"); return nil }))
+	return []core.Option{
+		witnessRequirement{req},
+		core.OnStart(func(context.Context) error { w.record("OnStart hook"); return nil }),
+		task.Func("first", func(context.Context) error { w.record("task first"); return nil }),
+	}
+}
+
+// witnessRequirement is an owned core.Requirement on a fixed service.
+type witnessRequirement struct{ s core.Service }
+
+func (r witnessRequirement) ApplyTo(c *core.Config)                        { c.AddRequirement(r) }
+func (r witnessRequirement) Name() string                                  { return r.s.Name() }
+func (r witnessRequirement) Resolve(context.Context) (core.Service, error) { return r.s, nil }
+func (r witnessRequirement) Owned() bool                                   { return true }
+func (r witnessRequirement) After() []core.Requirement                     { return nil }
+
+func TestEveryInvalidOptionIsReportedBeforeAnythingStarts(t *testing.T) {
+	var nilPolicy func() backoff.BackOff = func() backoff.BackOff { return nil }
+	panicky := func() backoff.BackOff { panic("no policy") }
+	constant := func() backoff.BackOff { return backoff.NewConstantBackOff(time.Second) }
+	cases := []struct {
+		name  string
+		opts  []task.Option
+		after func(*task.Task[struct{}]) // called between NewService and Start
+		want  string
+	}{
+		{"Retry factory returns nil", []task.Option{task.Retry(nilPolicy)}, nil,
+			"task.Retry: the policy factory returned nil"},
+		{"Retry factory panics", []task.Option{task.Retry(panicky)}, nil,
+			"task.Retry: policy factory: panic: no policy"},
+		{"Schedule factory returns nil", []task.Option{task.Schedule(nilPolicy)}, nil,
+			"task.Schedule: the policy factory returned nil"},
+		{"Schedule factory panics", []task.Option{task.Schedule(panicky)}, nil,
+			"task.Schedule: policy factory: panic: no policy"},
+		{"Schedule factory returns nil, then Every", []task.Option{task.Schedule(nilPolicy), task.Every(time.Second)}, nil,
+			"task.Schedule: the policy factory returned nil"},
+		{"Schedule factory returns nil, under Once", []task.Option{task.Once(), task.Schedule(nilPolicy)}, nil,
+			"task.Schedule: the policy factory returned nil"},
+		{"Retry factory returns nil, then another Retry", []task.Option{task.Retry(nilPolicy), task.Retry(constant)}, nil,
+			"task.Retry: the policy factory returned nil"},
+		{"OnResult(nil) between NewService and Start", nil, func(tk *task.Task[struct{}]) { tk.OnResult(nil) },
+			"OnResult: nil consumer"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				w := &witness{}
+				tk := task.Func("bad", func(context.Context) error { w.record("task bad"); return nil }, tc.opts...)
+				svc := newService(append(w.options(), tk)...)
+				t.Cleanup(func() { _ = svc.Stop(context.Background()) }) // if Start succeeds
+				if tc.after != nil {
+					tc.after(tk)
+				}
+				wantInvalid(t, svc.Start(t.Context()), "task bad", tc.want)
+				synctest.Wait()
+				if ran := w.get(); len(ran) != 0 {
+					t.Fatalf("before the invalid option was reported, these ran: %q; want none", ran)
+				}
+			})
+		})
+	}
+}
+
+func TestPolicyFactoriesAreCalledOncePerWorker(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var scheds, retries, overridden atomic.Int32
+		tk := task.Func("counted", func(context.Context) error { return nil }, task.Workers(3),
+			task.Schedule(func() backoff.BackOff { overridden.Add(1); return &backoff.StopBackOff{} }),
+			task.Schedule(func() backoff.BackOff { scheds.Add(1); return backoff.NewConstantBackOff(time.Second) }),
+			task.Retry(func() backoff.BackOff { retries.Add(1); return &backoff.StopBackOff{} }))
+		svc := newService(tk)
+		mustStart(t, svc)
+		synctest.Wait()
+		// The validation at Start calls each factory once; the first
+		// worker keeps the policies of the options that won.
+		if s, r, o := scheds.Load(), retries.Load(), overridden.Load(); s != 3 || r != 3 || o != 1 {
+			t.Fatalf("factory calls: got Schedule %d, Retry %d, overridden Schedule %d, want 3, 3, 1", s, r, o)
+		}
+		mustStop(t, svc)
+	})
 }

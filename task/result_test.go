@@ -351,3 +351,46 @@ func TestOnResultIntoAChannel(t *testing.T) {
 		mustStop(t, svc)
 	})
 }
+
+// Stats is one snapshot of both counters, so Runs-Failures is the number of
+// runs that did not fail, even while workers count concurrently: a failure
+// is never counted in one field and not in the other.
+func TestStatsIsAConsistentSnapshot(t *testing.T) {
+	const workers, snapshots = 8, 20000
+	var oks, fails atomic.Uint64 // counted by the function, before the task counts the run
+	var n atomic.Uint64
+	tk := task.Func("mixed", func(context.Context) error {
+		if n.Add(1)%2 == 0 {
+			fails.Add(1)
+			return errBoom
+		}
+		oks.Add(1)
+		return nil
+	}, task.Every(0), task.Workers(workers), task.Retry(func() backoff.BackOff { return &backoff.ZeroBackOff{} }))
+	svc := newService(tk)
+	mustStart(t, svc)
+	var prev task.Stats
+	for i := range snapshots {
+		s := tk.Stats()
+		if s.Failures > s.Runs {
+			t.Fatalf("snapshot %d: got Runs %d, Failures %d: more failures than runs", i, s.Runs, s.Failures)
+		}
+		// Read after the snapshot, the function's own counts bound it.
+		if ok, f := oks.Load(), fails.Load(); s.Runs-s.Failures > ok || s.Failures > f {
+			t.Fatalf("snapshot %d: got %d runs that did not fail and %d failures, want at most %d and %d",
+				i, s.Runs-s.Failures, s.Failures, ok, f)
+		}
+		if s.Runs < prev.Runs || s.Failures < prev.Failures {
+			t.Fatalf("snapshot %d: got %+v after %+v: a counter went back", i, s, prev)
+		}
+		prev = s
+	}
+	mustStop(t, svc)
+	s := tk.Stats()
+	if s.Runs != tk.Runs() || s.Failures != tk.Failures() {
+		t.Fatalf("after Stop: Stats %+v, Runs %d, Failures %d: want the same counts", s, tk.Runs(), tk.Failures())
+	}
+	if s.Runs != oks.Load()+fails.Load() || s.Failures != fails.Load() {
+		t.Fatalf("after Stop: got %+v, want Runs %d, Failures %d", s, oks.Load()+fails.Load(), fails.Load())
+	}
+}

@@ -228,3 +228,43 @@ func TestFailureWhileStartingFailsStart(t *testing.T) {
 		}
 	})
 }
+
+// fixedPolicy is a backoff.BackOff that always returns d.
+type fixedPolicy time.Duration
+
+func (p fixedPolicy) NextBackOff() time.Duration { return time.Duration(p) }
+func (fixedPolicy) Reset()                       {}
+
+// untilCancelled returns a task function that fails its first n runs and
+// then blocks until its context ends (so that a busy loop ends and the
+// fake clock can move), counting its calls.
+func untilCancelled(calls *atomic.Int32, n int32, err error) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if calls.Add(1) <= n {
+			return err
+		}
+		<-ctx.Done()
+		return ctx.Err()
+	}
+}
+
+// A Retry policy's delay is >= 0 or backoff.Stop: any other negative delay
+// is invalid, and fails the service (it would make an always-failing task a
+// busy loop).
+func TestRetryNegativeDelayFailsTheService(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var calls atomic.Int32
+		tk := task.Func("spin", untilCancelled(&calls, 10, errBoom), afterStart,
+			task.Retry(func() backoff.BackOff { return fixedPolicy(-5 * time.Second) }))
+		svc := newService(tk)
+		mustStart(t, svc)
+		waitFailed(t, svc)
+		wantTaskError(t, svc.Err(), "spin", errBoom)
+		if want := "task.Retry policy: NextBackOff returned -5s, want >= 0 or backoff.Stop"; !strings.Contains(svc.Err().Error(), want) {
+			t.Fatalf("Err: got %q, want it to contain %q", svc.Err(), want)
+		}
+		if got := calls.Load(); got != 1 {
+			t.Fatalf("runs: got %d, want 1", got)
+		}
+	})
+}

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/cenkalti/backoff/v4"
+
 	"github.com/coreservice/coreservice/core"
 	"github.com/coreservice/coreservice/internal/values"
 )
@@ -39,14 +41,19 @@ type Task[T any] struct {
 
 	applied   atomic.Bool
 	consumers atomic.Pointer[[]func(context.Context, T) error]
-	runs      atomic.Uint64
-	failures  atomic.Uint64
+	// Every ended run is counted in exactly one of these: Stats reads them
+	// as one snapshot.
+	passed   atomic.Uint64 // runs that did not fail
+	failures atomic.Uint64
 
 	mu      sync.Mutex
 	last    T
 	hasLast bool
 	host    *core.Host // set by Launch
-	lateErr error      // an invalid OnResult, reported by ApplyTo or Launch
+	lateErr error      // an invalid OnResult, reported by ApplyTo, Validate or Launch
+	// first holds the policies made by Validate for the first worker
+	// (nil where the option is unused), taken by Launch.
+	first struct{ sched, retry backoff.BackOff }
 }
 
 // New returns a task named name that runs fn in the loop its options
@@ -119,15 +126,50 @@ func (t *Task[T]) Last() (T, bool) {
 	return t.last, t.hasLast
 }
 
-// Runs returns how many runs have ended, whatever their outcome, in all
-// workers together. A run ends once fn and the result consumers have
-// returned.
-func (t *Task[T]) Runs() uint64 { return t.runs.Load() }
+// Stats is a snapshot of a task's counters, taken by Task.Stats: both
+// fields are read at one instant, so Failures <= Runs always holds and
+// Runs-Failures is the number of runs that did not fail.
+type Stats struct {
+	// Runs is how many runs have ended, whatever their outcome, in all
+	// workers together. A run ends once fn and the result consumers have
+	// returned.
+	Runs uint64
+	// Failures is how many of those runs failed: fn or a result consumer
+	// returned an error other than ErrDone (and other than the
+	// cancellation of the service's stop), panicked, or timed out.
+	// Failures that were retried count too.
+	Failures uint64
+}
 
-// Failures returns how many runs have failed: fn or a result consumer
-// returned an error other than ErrDone, panicked, or timed out. Failures
-// that were retried count too. A run cut short by the service's stop is not
-// a failure.
+// Stats returns the task's counters as one consistent snapshot: the values
+// they had together at one instant while the workers went on counting.
+// Computing Runs()-Failures() from two calls can underflow while workers
+// fail concurrently; Stats().Runs-Stats().Failures cannot. It does not
+// block the workers.
+func (t *Task[T]) Stats() Stats {
+	// Each ended run adds 1 to exactly one of passed and failures, and both
+	// only grow: if failures is the same before and after passed is read,
+	// it had that value at the instant passed was read.
+	for {
+		f := t.failures.Load()
+		p := t.passed.Load()
+		if t.failures.Load() == f {
+			return Stats{Runs: p + f, Failures: f}
+		}
+	}
+}
+
+// Runs returns how many runs have ended, whatever their outcome, in all
+// workers together: Stats().Runs. A run ends once fn and the result
+// consumers have returned. To compare it with Failures, use one Stats
+// snapshot rather than two calls.
+func (t *Task[T]) Runs() uint64 { return t.Stats().Runs }
+
+// Failures returns how many runs have failed: Stats().Failures. A run fails
+// when fn or a result consumer returns an error other than ErrDone,
+// panics, or times out. Failures that were retried count too. A run cut
+// short by the service's stop (its error matches context.Canceled) is not a
+// failure.
 func (t *Task[T]) Failures() uint64 { return t.failures.Load() }
 
 // OnResult adds fn to the task's result consumers: every successful result
@@ -162,8 +204,9 @@ func (t *Task[T]) Failures() uint64 { return t.failures.Load() }
 //
 // OnResult may be called at any time, even while the task runs: fn gets the
 // results of the runs whose function returns after the call. A nil fn is
-// invalid: the service's Start reports it, or, once the task has been
-// launched, the service fails with that error.
+// invalid: given before the service's Start, Start reports it before it
+// starts anything; once the task has been launched, the service fails with
+// that error.
 func (t *Task[T]) OnResult(fn func(ctx context.Context, v T) error) {
 	if fn == nil {
 		err := errors.New("OnResult: nil consumer")
@@ -216,23 +259,63 @@ func (t *Task[T]) ApplyTo(c *core.Config) {
 	c.AddUnit(unit[T]{t})
 }
 
-// unit is the core.Unit of a task: it launches the workers.
+// unit is the core.Unit of a task: it launches the workers. It is a
+// core.UnitValidator: the service's Start validates it before it starts
+// anything.
 type unit[T any] struct{ t *Task[T] }
 
 func (u unit[T]) Name() string { return "task " + u.t.name }
+
+// Validate reports what could not be checked when the task was given to
+// NewService: a nil OnResult consumer added since, and the Schedule and
+// Retry factories, each called once (a factory returning nil, or
+// panicking, is invalid), winning or not. It keeps the policies of the
+// winning options for the first worker.
+func (u unit[T]) Validate() error {
+	t := u.t
+	t.mu.Lock()
+	errs := []error{t.lateErr}
+	t.mu.Unlock()
+	var sched, retry backoff.BackOff
+	for i, pf := range t.cfg.policies {
+		p, err := policy(pf.option, pf.factory)
+		switch {
+		case err != nil:
+			errs = append(errs, err)
+		case i == t.cfg.retry:
+			retry = p
+		case i == t.cfg.schedule && t.cfg.cadence == cadenceSchedule && !t.cfg.once:
+			sched = p
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	t.mu.Lock()
+	t.first.sched, t.first.retry = sched, retry
+	t.mu.Unlock()
+	return nil
+}
 
 func (u unit[T]) Launch(_ context.Context, h *core.Host) error {
 	t := u.t
 	t.mu.Lock()
 	err := t.lateErr
 	t.host = h
+	first := t.first
+	t.first.sched, t.first.retry = nil, nil
 	t.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("%w: %w", core.ErrInvalidOption, err)
 	}
 	ws := make([]*worker[T], t.cfg.workers)
 	for i := range ws {
-		w, err := newWorker(t, h, i+1)
+		var w *worker[T]
+		if i == 0 {
+			w, err = newWorker(t, h, i+1, first.sched, first.retry)
+		} else {
+			w, err = newWorker(t, h, i+1, nil, nil)
+		}
 		if err != nil {
 			return fmt.Errorf("%w: %w", core.ErrInvalidOption, err)
 		}
