@@ -3,6 +3,14 @@
 # in the repository (every go.mod), check formatting (gofmt), then run
 # go vet, staticcheck and the tests with the race detector.
 # Usage: ./test.sh   (from anywhere; exits non-zero on any failure)
+#        CORESERVICE_SKIP_JAEGER=1 ./test.sh   (skips the tests that need a
+#        real Jaeger, and says so at the start and in the summary)
+#
+# What it fetches over the network, once, when missing:
+#   - staticcheck, with go install (into GOBIN or GOPATH/bin);
+#   - Jaeger v2, built by scripts/jaeger from the Go module proxy (module
+#     tools/jaeger) into ${CORESERVICE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/coreservice};
+#     a cold build takes 5-12 minutes, later runs reuse it.
 set -euo pipefail
 
 STATICCHECK_VERSION=v0.8.2
@@ -19,6 +27,24 @@ export PATH="$gobin:$PATH"
 if ! command -v staticcheck >/dev/null 2>&1; then
 	echo "==> installing staticcheck $STATICCHECK_VERSION"
 	go install "honnef.co/go/tools/cmd/staticcheck@$STATICCHECK_VERSION"
+fi
+
+# The end-to-end tests start a real Jaeger (internal/jaegertest). Build it
+# once into the cache, and require it, so that those tests cannot skip
+# silently.
+jaeger_skip=
+if [[ ${CORESERVICE_SKIP_JAEGER:-} == 1 ]]; then
+	jaeger_skip="SKIP: Jaeger end-to-end tests (CORESERVICE_SKIP_JAEGER=1)"
+	echo "$jaeger_skip"
+	export CORESERVICE_SKIP_JAEGER
+	unset CORESERVICE_JAEGER_REQUIRED
+else
+	if ! jaeger_bin=$(scripts/jaeger build); then
+		echo "FAIL: building Jaeger (CORESERVICE_SKIP_JAEGER=1 skips the tests that need it)" >&2
+		exit 1
+	fi
+	echo "==> Jaeger: $jaeger_bin"
+	export CORESERVICE_JAEGER_BIN=$jaeger_bin CORESERVICE_JAEGER_REQUIRED=1
 fi
 
 failed=()
@@ -63,6 +89,13 @@ for mod in "${modules[@]}"; do
 	echo "=== module $mod ($(cd "$mod" && go list -m))"
 	pushd "$mod" >/dev/null
 	step "gofmt -l ." gofmt_check
+	# A module of tool dependencies only (tools/jaeger) has no package, and
+	# go vet and go test fail on "no packages".
+	if pkgs=$(go list ./... 2>/dev/null) && [[ -z $pkgs ]]; then
+		echo "--- no Go package in $mod (tool dependencies only): nothing to vet or test"
+		popd >/dev/null
+		continue
+	fi
 	step "go vet ./..." go vet ./...
 	step "staticcheck ./..." staticcheck ./...
 	if [[ $mod == . ]]; then
@@ -75,6 +108,9 @@ for mod in "${modules[@]}"; do
 done
 
 echo
+if [[ -n $jaeger_skip ]]; then
+	echo "$jaeger_skip"
+fi
 passed=$(grep -c '^ok ' "$testlog" || true)
 failing=$(grep -c '^FAIL[[:space:]]' "$testlog" || true)
 if [[ ${#failed[@]} -gt 0 ]]; then
