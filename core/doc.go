@@ -36,8 +36,22 @@
 // called once; Stop any number of times, from any goroutine: all callers
 // wait for the same stop and get the same result. Every goroutine the
 // service starts (units, monitor, requirement watchers, the stop sequence of
-// a self-stop) ends before Done is closed, except units that ignore their
-// context past StopTimeout, which are named in a *StopTimeoutError.
+// a self-stop) ends before Done is closed, except user code that ignores its
+// context past the timeout that bounds it.
+//
+// # Bounds
+//
+// Every wait is bounded. User code (OnStart and OnStop hooks, units, lazy
+// builders, the Start and Stop of a requirement that is not a *Base) is
+// called so that the service can stop waiting for it: Start stops at
+// StartTimeout, each step of Stop at its own StopTimeout (see StopTimeout:
+// the OnStop hooks always get their full time). A goroutine stuck in user
+// code cannot be killed, so, as http.Server.Shutdown does with its handlers
+// and suture with a service that fails to terminate in a timely manner, the
+// service stops waiting, names it in the error (a *StartupError, or a
+// *StopTimeoutError with the units still running) and lets it finish in the
+// background; its result is logged when it comes. Done and the final state
+// always come.
 //
 // # Errors
 //

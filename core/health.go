@@ -100,8 +100,8 @@ func (b *Base) Healthcheck(ctx context.Context) error {
 	b.mu.Lock()
 	state, reqs := b.state, b.reqs
 	if state == StateRunning {
-		b.checking.Add(1) // the stop waits for it before its OnStop hooks
-		defer b.checking.Done()
+		b.checking++ // the stop waits for it before its OnStop hooks
+		defer b.doneChecking()
 	}
 	b.mu.Unlock()
 	if state != StateRunning {

@@ -165,7 +165,9 @@ func (b *Base) startRequirement(ctx context.Context, st *reqState, states []*req
 		return errSkipped
 	}
 	var svc Service
-	err := protect(func() (err error) {
+	// svc is read only when the call returned in time: an abandoned Resolve
+	// writes it for nobody.
+	err, _ := b.callBounded(ctx, "requirement "+st.name+" Resolve", func(ctx context.Context) (err error) {
 		svc, err = st.r.Resolve(ctx)
 		return err
 	})
@@ -201,7 +203,7 @@ func (b *Base) startRequirement(ctx context.Context, st *reqState, states []*req
 	if err != nil {
 		return err
 	}
-	if err := protect(func() error { return svc.Healthcheck(ctx) }); err != nil {
+	if err, _ := b.callBounded(ctx, "requirement "+st.name+" Healthcheck", svc.Healthcheck); err != nil {
 		return err
 	}
 	st.ok = true
@@ -248,9 +250,12 @@ func (b *Base) releaseRequirements(ctx context.Context) []error {
 			if !attempted || !st.r.Owned() {
 				return
 			}
-			if err := release(ctx, svc); err != nil {
+			if err := b.release(ctx, st.name, svc); err != nil {
+				if ste := (*StopTimeoutError)(nil); !errors.As(err, &ste) || ste.Service != b.name {
+					err = fmt.Errorf("requirement %s: %w", st.name, err)
+				}
 				mu.Lock()
-				errs = append(errs, fmt.Errorf("requirement %s: %w", st.name, err))
+				errs = append(errs, err)
 				mu.Unlock()
 			}
 		})
@@ -267,7 +272,7 @@ func (b *Base) require(ctx context.Context, svc Service) error {
 	ctx, span := b.tracer.Start(ctx, telemetry.SpanName(telemetry.SpanStart, svc.Name()),
 		trace.WithSpanKind(trace.SpanKindInternal),
 		trace.WithAttributes(telemetry.AttrService.String(svc.Name())))
-	err := protect(func() error { return svc.Start(ctx) })
+	err, _ := b.callBounded(ctx, "requirement "+svc.Name()+" Start", svc.Start)
 	telemetry.End(span, err)
 	return err
 }
@@ -333,18 +338,27 @@ func (b *Base) awaitRunning(ctx context.Context) error {
 // A shared service already Stopping (its own rollback, or a stop someone
 // else began) is not waited for: it ends by itself, and waiting could
 // deadlock two services rolling back a cycle, each releasing the other.
-func release(ctx context.Context, svc Service) error {
+func (b *Base) release(ctx context.Context, name string, svc Service) error {
 	if bb, ok := svc.(baser); ok {
-		b := bb.coreBase()
-		b.mu.Lock()
-		b.holders = max(b.holders-1, 0)
-		last, stopping := b.holders == 0, b.state == StateStopping
-		b.mu.Unlock()
+		child := bb.coreBase()
+		child.mu.Lock()
+		child.holders = max(child.holders-1, 0)
+		last, stopping := child.holders == 0, child.state == StateStopping
+		child.mu.Unlock()
 		if !last || stopping {
 			return nil
 		}
+		return child.Stop(ctx)
 	}
-	return protect(func() error { return svc.Stop(ctx) })
+	// A service of another type is bounded by the parent's StopTimeout.
+	what := "requirement " + name
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.stopTimeout)
+	defer cancel()
+	err, returned := b.callBounded(ctx, what, svc.Stop)
+	if !returned {
+		return &StopTimeoutError{Service: b.name, Timeout: b.cfg.stopTimeout, Units: []string{what}}
+	}
+	return err
 }
 
 // awaitPoll is how often await looks at the state of a service that is not

@@ -324,3 +324,58 @@ func TestDependencies(t *testing.T) {
 	}
 	mustStop(t, api)
 }
+
+func TestStartBoundsAForeignRequirementWhoseStartIgnoresItsContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{}
+		f := newFake("f", rec)
+		f.hang = make(chan struct{})
+		defer close(f.hang)
+		p := core.NewService(core.Name("p"), core.Logger(quiet), core.StartTimeout(time.Second), requires(f))
+		begin := time.Now()
+		res := make(chan error, 1)
+		go func() { res <- p.Start(context.Background()) }()
+		select {
+		case err := <-res:
+			var se *core.StartupError
+			if !errors.As(err, &se) || se.Part != "requirement f" || !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("Start: got %v, want a *StartupError naming requirement f, matching DeadlineExceeded", err)
+			}
+		case <-time.After(time.Hour):
+			t.Fatal("Start still running an hour after StartTimeout 1s")
+		}
+		// The rollback stops f, whose Stop returns at once (f is not Running).
+		if got := time.Since(begin); got != time.Second {
+			t.Errorf("Start returned after %v, want 1s", got)
+		}
+	})
+}
+
+func TestStopBoundsAForeignRequirementWhoseStopIgnoresItsContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{}
+		f := newFake("f", rec)
+		p := core.NewService(core.Name("p"), core.Logger(quiet), core.StopTimeout(time.Second), requires(f))
+		mustStart(t, p)
+		f.hang = make(chan struct{})
+		defer close(f.hang)
+		begin := time.Now()
+		res := make(chan error, 1)
+		go func() { res <- p.Stop(context.Background()) }()
+		select {
+		case err := <-res:
+			var ste *core.StopTimeoutError
+			if !errors.As(err, &ste) || len(ste.Units) != 1 || ste.Units[0] != "requirement f" {
+				t.Errorf("Stop: got %v, want a *StopTimeoutError naming requirement f", err)
+			}
+		case <-time.After(time.Hour):
+			t.Fatal("Stop still running an hour after StopTimeout 1s")
+		}
+		if got := time.Since(begin); got != time.Second {
+			t.Errorf("Stop returned after %v, want 1s", got)
+		}
+		if got := p.State(); got != core.StateTerminated {
+			t.Errorf("state: got %v, want terminated", got)
+		}
+	})
+}

@@ -77,9 +77,10 @@ type Base struct {
 	settled      chan struct{} // closed when Start has finished, either way
 	done         chan struct{} // closed on reaching a final state
 
-	cancel   context.CancelFunc // cancels the service's lifetime context
-	checking sync.WaitGroup     // Healthcheck calls under way while Running
-	workers  workerSet
+	cancel    context.CancelFunc // cancels the service's lifetime context
+	checking  int                // Healthcheck calls begun while Running, under way
+	checkIdle chan struct{}      // closed when checking drops to 0; nil if nobody waits
+	workers   workerSet
 }
 
 // serviceSeq numbers the services whose name is derived from their caller,
@@ -291,7 +292,7 @@ func (b *Base) startSteps(ctx context.Context) error {
 	fail := func(part string, err error) error {
 		if ctx.Err() != nil {
 			b.mu.Lock()
-			if cause := b.startAbort(ctx); cause != nil && errors.Is(err, ctx.Err()) {
+			if cause := b.startAbort(ctx); cause != nil && errors.Is(err, ctx.Err()) && !errors.Is(err, cause) {
 				err = cause
 			}
 			b.mu.Unlock()
@@ -319,19 +320,24 @@ func (b *Base) startSteps(ctx context.Context) error {
 	b.mu.Lock()
 	b.hooksStarted = true
 	b.mu.Unlock()
+	// A hook's context is marked as the service's own, so that Stop called
+	// from a hook with it does not wait for the hook.
+	hookCtx := context.WithValue(ctx, unitKey{}, b)
 	for _, h := range b.cfg.onStart {
+		part := fmt.Sprintf("OnStart hook %d", h.index)
 		if err := ctx.Err(); err != nil {
-			return fail(fmt.Sprintf("OnStart hook %d", h.index), err)
+			return fail(part, err)
 		}
-		if err := protect(func() error { return h.fn(ctx) }); err != nil {
-			return fail(fmt.Sprintf("OnStart hook %d", h.index), err)
+		if err, _ := b.callBounded(hookCtx, part, h.fn); err != nil {
+			return fail(part, err)
 		}
 	}
 	for _, u := range b.cfg.units {
 		if err := ctx.Err(); err != nil {
 			return fail(u.Name(), err)
 		}
-		if err := protect(func() error { return u.Launch(ctx, b.host) }); err != nil {
+		launch := func(ctx context.Context) error { return u.Launch(ctx, b.host) }
+		if err, _ := b.callBounded(ctx, u.Name(), launch); err != nil {
 			return fail(u.Name(), err)
 		}
 	}
@@ -355,7 +361,8 @@ func (b *Base) startSteps(ctx context.Context) error {
 //
 // The stop sequence moves the service to StateStopping; cancels the
 // service's context, so that task workers and the monitor end; waits for
-// them, for at most StopTimeout; runs the OnStop hooks in reverse order;
+// them, for at most StopTimeout; runs the OnStop hooks in reverse order,
+// each bounded by a StopTimeout of its own;
 // stops the requirements this service holds in reverse dependency order,
 // independent ones concurrently (a requirement shared with other parents
 // only when its last parent releases it); and moves the service to
@@ -376,12 +383,14 @@ func (b *Base) startSteps(ctx context.Context) error {
 // rollback's result. Stop stops a shared service even while other parents
 // hold it; they then fail, as they would if it had failed.
 //
-// Stop called from one of the service's own units with the context the unit
-// was given (or one derived from it) begins the stop and returns nil at
-// once: the stop waits for that unit, so the unit must return. Called from
-// a unit with an unrelated context, such as context.Background(), Stop
-// cannot tell, waits for the unit that waits for it, and returns a
-// *StopTimeoutError naming it after StopTimeout.
+// Stop called from one of the service's own units or OnStart/OnStop hooks
+// with the context it was given (or one derived from it) begins the stop
+// (or aborts the start) and returns nil at once: the stop waits for that
+// unit or hook, so it must return. Called with an unrelated context, such
+// as context.Background(), Stop cannot tell: from a unit or an OnStop hook
+// it waits for the stop that waits for its caller, which is left running
+// after StopTimeout and named in a *StopTimeoutError; from an OnStart hook
+// the aborted start stops waiting for the hook at once.
 func (b *Base) Stop(ctx context.Context) error {
 	b.mu.Lock()
 	switch b.state {
@@ -476,22 +485,33 @@ func (b *Base) shutdown(ctx context.Context) error {
 	if cancelLife != nil {
 		cancelLife()
 	}
-	hookCtx, cancel := context.WithTimeout(ctx, b.cfg.stopTimeout)
-	defer cancel()
-	if err := b.workers.wait(hookCtx, b.name, b.cfg.stopTimeout); err != nil {
+	// Each step has a StopTimeout of its own, so that no step, however
+	// stuck, takes the time of the next: first the units and the monitor.
+	unitsCtx, cancel := context.WithTimeout(ctx, b.cfg.stopTimeout)
+	if err := b.workers.wait(unitsCtx, b.name, b.cfg.stopTimeout); err != nil {
 		errs = append(errs, err)
 	}
-	if !waitGroup(hookCtx, &b.checking) { // Healthcheck calls begun while Running
+	if !b.waitChecking(unitsCtx) { // Healthcheck calls begun while Running
 		errs = append(errs, fmt.Errorf("Healthcheck calls still running after StopTimeout %v", b.cfg.stopTimeout))
 	}
+	cancel()
 	b.mu.Lock()
 	hooks := b.hooksStarted
 	b.mu.Unlock()
 	if hooks {
+		// Then each OnStop hook, marked as the service's own (Stop called
+		// from a hook does not wait for it).
 		for i := len(b.cfg.onStop) - 1; i >= 0; i-- {
 			h := b.cfg.onStop[i]
-			if err := protect(func() error { return h.fn(hookCtx) }); err != nil {
-				errs = append(errs, fmt.Errorf("OnStop hook %d: %w", h.index, err))
+			name := fmt.Sprintf("OnStop hook %d", h.index)
+			hookCtx, cancel := context.WithTimeout(context.WithValue(ctx, unitKey{}, b), b.cfg.stopTimeout)
+			err, returned := b.callBounded(hookCtx, name, h.fn)
+			cancel()
+			switch {
+			case !returned:
+				errs = append(errs, &StopTimeoutError{Service: b.name, Timeout: b.cfg.stopTimeout, Units: []string{name}})
+			case err != nil:
+				errs = append(errs, fmt.Errorf("%s: %w", name, err))
 			}
 		}
 	}
@@ -530,18 +550,36 @@ func (b *Base) finish(stopErr error) {
 	b.mu.Unlock()
 }
 
-// waitGroup waits for wg until ctx ends, and reports whether wg is done.
-func waitGroup(ctx context.Context, wg *sync.WaitGroup) bool {
-	idle := make(chan struct{})
-	go func() {
-		wg.Wait()
-		close(idle)
-	}()
+// waitChecking waits until no Healthcheck call begun while Running is under
+// way, or until ctx ends, and reports whether none is.
+func (b *Base) waitChecking(ctx context.Context) bool {
+	b.mu.Lock()
+	if b.checking == 0 {
+		b.mu.Unlock()
+		return true
+	}
+	if b.checkIdle == nil {
+		b.checkIdle = make(chan struct{})
+	}
+	idle := b.checkIdle
+	b.mu.Unlock()
 	select {
 	case <-idle:
 		return true
 	case <-ctx.Done():
-		return false
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return b.checking == 0
+	}
+}
+
+// doneChecking ends one Healthcheck call counted in b.checking.
+func (b *Base) doneChecking() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.checking--; b.checking == 0 && b.checkIdle != nil {
+		close(b.checkIdle)
+		b.checkIdle = nil
 	}
 }
 

@@ -330,3 +330,30 @@ func TestRequirementString(t *testing.T) {
 		t.Errorf("After: got %q", got)
 	}
 }
+
+func TestStartBoundsALazyBuilderThatIgnoresItsContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		defer close(release)
+		lazy := deps.Lazy(func(context.Context) (*core.Base, error) {
+			<-release
+			return nil, errors.New("too late")
+		}, deps.Name("db"))
+		p := core.NewService(core.Name("p"), core.Logger(quiet), core.StartTimeout(time.Second), lazy)
+		begin := time.Now()
+		res := make(chan error, 1)
+		go func() { res <- p.Start(context.Background()) }()
+		select {
+		case err := <-res:
+			var se *core.StartupError
+			if !errors.As(err, &se) || se.Part != "requirement db" || !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("Start: got %v, want a *StartupError naming requirement db, matching DeadlineExceeded", err)
+			}
+		case <-time.After(time.Hour):
+			t.Fatal("Start still running an hour after StartTimeout 1s")
+		}
+		if got := time.Since(begin); got != time.Second {
+			t.Errorf("Start returned after %v, want 1s", got)
+		}
+	})
+}
