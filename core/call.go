@@ -7,8 +7,16 @@ import (
 	"time"
 )
 
+// AbandonGrace is how long the service still waits for user code (a hook,
+// a lazy builder, a foreign requirement's Start or Stop) once the context it
+// was called with has ended, before it abandons the call and reports it as
+// left running: the moment a function that honours its context needs to
+// return. So Start returns within StartTimeout + AbandonGrace (plus the
+// rollback), and each step of a stop within StopTimeout + AbandonGrace.
+const AbandonGrace = 100 * time.Millisecond
+
 // callBounded calls fn(ctx) in a goroutine of its own and waits until fn
-// returns or ctx ends, whichever is first; a panic in fn is a *PanicError.
+// returns or ctx ends (and AbandonGrace passed), whichever is first; a panic in fn is a *PanicError.
 // It is how the service calls user code that could ignore its context (hooks,
 // lazy builders, services that are not a *Base), so that no Start or Stop
 // waits longer than its timeout.
@@ -37,6 +45,15 @@ func (b *Base) callBounded(ctx context.Context, what string, fn func(context.Con
 	case <-c.done:
 		return c.err, true
 	case <-ctx.Done():
+	}
+	// Told to stop, a call that honours its context returns at once: give
+	// it that moment, so that its own result is not mistaken for a hang.
+	grace := time.NewTimer(AbandonGrace)
+	defer grace.Stop()
+	select {
+	case <-c.done:
+		return c.err, true
+	case <-grace.C:
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -621,8 +621,8 @@ func TestStartBoundsAnOnStartHookThatIgnoresItsContext(t *testing.T) {
 		case <-time.After(time.Hour):
 			t.Fatal("Start still running an hour after StartTimeout 1s")
 		}
-		if got := time.Since(begin); got != time.Second {
-			t.Errorf("Start returned after %v, want 1s (StartTimeout)", got)
+		if got, want := time.Since(begin), time.Second+core.AbandonGrace; got != want {
+			t.Errorf("Start returned after %v, want %v (StartTimeout + AbandonGrace)", got, want)
 		}
 		var se *core.StartupError
 		if !errors.As(err, &se) || se.Part != "OnStart hook 1" || !errors.Is(err, context.DeadlineExceeded) {
@@ -654,8 +654,8 @@ func TestStopBoundsAnOnStopHookThatIgnoresItsContext(t *testing.T) {
 		case <-time.After(time.Hour):
 			t.Fatal("Stop still running an hour after StopTimeout 2s")
 		}
-		if got := time.Since(begin); got != 2*time.Second {
-			t.Errorf("Stop returned after %v, want 2s (StopTimeout)", got)
+		if got, want := time.Since(begin), 2*time.Second+core.AbandonGrace; got != want {
+			t.Errorf("Stop returned after %v, want %v (StopTimeout + AbandonGrace)", got, want)
 		}
 		var ste *core.StopTimeoutError
 		if !errors.As(err, &ste) || len(ste.Units) != 1 || ste.Units[0] != "OnStop hook 1" {
@@ -764,4 +764,46 @@ func TestStopFromAnOnStopHookReturnsAtOnce(t *testing.T) {
 			t.Errorf("Stop from the OnStop hook: got %v, want nil", inner)
 		}
 	})
+}
+
+func TestRollbackErrorsReachStartErrAndStop(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		defer close(release)
+		boom, flush := errors.New("check: boom"), errors.New("flush failed")
+		s := core.NewService(core.Name("svc"), core.Logger(quiet), core.StopTimeout(time.Second),
+			&unit{name: "stuck", fn: func(context.Context) error { <-release; return nil }},
+			core.OnStop(func(context.Context) error { return flush }),
+			&check{name: "ping", fn: func(context.Context) error { return boom }})
+		err := s.Start(context.Background())
+		for _, want := range []error{core.ErrStartup, boom, flush, core.ErrStopTimeout} {
+			if !errors.Is(err, want) {
+				t.Errorf("Start: got %v, want it to match %v", err, want)
+			}
+			if !errors.Is(s.Err(), want) {
+				t.Errorf("Err: got %v, want it to match %v", s.Err(), want)
+			}
+		}
+		var se *core.StartupError
+		if !errors.As(err, &se) || se.Part != "check ping" || !errors.Is(se.Err, boom) || errors.Is(se.Err, flush) {
+			t.Errorf("Start: got %#v, want Part check ping, Err the check's failure", se)
+		}
+		if err := s.Stop(context.Background()); !errors.Is(err, flush) {
+			t.Errorf("Stop after the rollback: got %v, want the rollback's errors", err)
+		}
+	})
+}
+
+func TestRollbackGoesThroughStopping(t *testing.T) {
+	var s *core.Base
+	var during core.State
+	s = core.NewService(core.Name("svc"), core.Logger(quiet),
+		core.OnStop(func(context.Context) error { during = s.State(); return nil }),
+		&check{name: "ping", fn: func(context.Context) error { return errors.New("down") }})
+	if err := s.Start(t.Context()); err == nil {
+		t.Fatal("Start: got nil, want the check's failure")
+	}
+	if during != core.StateStopping || s.State() != core.StateFailed {
+		t.Fatalf("states: got %v during the rollback and %v after, want stopping then failed", during, s.State())
+	}
 }

@@ -195,7 +195,7 @@ func MonitorInterval(d time.Duration) Option { return durationOption{kind: "Moni
 // does not extend it: Start stops waiting at StartTimeout and names it in
 // its *StartupError. A failed start is then rolled back, which is a stop
 // bounded as StopTimeout says, so Start returns within StartTimeout plus
-// that rollback. Default DefaultStartTimeout (15 s). Zero or negative is
+// AbandonGrace plus that rollback. Default DefaultStartTimeout (15 s). Zero or negative is
 // invalid. Repeats replace.
 func StartTimeout(d time.Duration) Option { return durationOption{kind: "StartTimeout", d: d} }
 
@@ -213,8 +213,8 @@ func StartTimeout(d time.Duration) Option { return durationOption{kind: "StartTi
 //     Stop of a service of another type is bounded by this StopTimeout.
 //
 // So the stop of a service that holds no requirement returns within
-// (1 + number of OnStop hooks) × StopTimeout, and a tree's stop within the
-// sum along its deepest chain of requirements. Abandoned goroutines (user
+// (1 + number of OnStop hooks) × (StopTimeout + AbandonGrace), and a tree's
+// stop within the sum along its deepest chain of requirements. Abandoned goroutines (user
 // code that ignored its cancelled context) cannot be killed: they finish in
 // the background and their result is logged. A rolled-back start is a stop
 // with the same bounds. Default DefaultStopTimeout (15 s). Zero or negative

@@ -30,8 +30,17 @@ import (
 // Running, and it is stopped when its last parent releases it. Its start
 // belongs to it, not to the first parent: it keeps that parent's trace but
 // not its cancellation, and is bounded by the service's own StartTimeout;
-// it is aborted only when every parent waiting for it has given up. An
-// owned service of another type is started and stopped by each parent.
+// it is aborted only when every parent waiting for it has given up. The
+// hold and the decision to stop are taken under the shared service's lock:
+// a parent acquiring it while its last holder releases it either holds it
+// (it keeps running) or sees it stopping and fails to start. Parents start
+// and stop such a service through its *Base: a Start or Stop method of the
+// embedding type is not what they call. A parent's stop waits for every
+// owned requirement that is stopping, whoever stopped it, and returns its
+// stop errors: once a parent's Stop has returned, nothing below it still
+// runs. An owned service of another type is started and stopped by each
+// parent, its Start bounded by the parent's start and its Stop by the
+// parent's StopTimeout.
 //
 // A cycle among requirements is a *CycleError: found before anything starts
 // for static requirements, and otherwise when a start would wait for a
@@ -332,23 +341,35 @@ func (b *Base) awaitRunning(ctx context.Context) error {
 	return fmt.Errorf("%s is %s", b.name, b.state)
 }
 
-// release drops one parent's hold on svc, stopping it when no parent holds
-// it any more.
+// release drops b's hold on svc, a requirement named name, and stops svc
+// when no parent holds it any more. It returns once svc is stopped, when it
+// is stopping: b's stop never ends while something below b still runs.
 //
-// A shared service already Stopping (its own rollback, or a stop someone
-// else began) is not waited for: it ends by itself, and waiting could
-// deadlock two services rolling back a cycle, each releasing the other.
+// For a *Base, dropping the hold and deciding to stop are one step under
+// svc's lock (stopLocked), so a parent acquiring svc meanwhile either holds
+// it (and svc is not stopped) or sees it stopping. A stopping *Base, whoever
+// stopped it, is waited for (its stop is bounded by its own StopTimeout
+// steps) and its stop errors are returned, except when its stop waits, in
+// turn, for b's (two services rolling back a cycle release each other): then
+// neither waits for the other. The Stop of another type of service is
+// bounded by b's StopTimeout.
 func (b *Base) release(ctx context.Context, name string, svc Service) error {
 	if bb, ok := svc.(baser); ok {
 		child := bb.coreBase()
 		child.mu.Lock()
 		child.holders = max(child.holders-1, 0)
-		last, stopping := child.holders == 0, child.state == StateStopping
+		last := child.holders == 0
+		if last {
+			child.stopLocked(ctx)
+		}
+		wait := last || child.state == StateStopping
 		child.mu.Unlock()
-		if !last || stopping {
+		if !wait || !b.waitStopped(child) {
 			return nil
 		}
-		return child.Stop(ctx)
+		child.mu.Lock()
+		defer child.mu.Unlock()
+		return child.stopErr
 	}
 	// A service of another type is bounded by the parent's StopTimeout.
 	what := "requirement " + name
@@ -359,6 +380,45 @@ func (b *Base) release(ctx context.Context, name string, svc Service) error {
 		return &StopTimeoutError{Service: b.name, Timeout: b.cfg.stopTimeout, Units: []string{what}}
 	}
 	return err
+}
+
+// waitStopped waits for child's Done while b's stop is recorded as waiting
+// for it, unless child's stop waits, directly or not, for b's: then it
+// returns false at once.
+func (b *Base) waitStopped(child *Base) bool {
+	b.mu.Lock()
+	if b.stopWaits == nil {
+		b.stopWaits = make(map[*Base]int)
+	}
+	b.stopWaits[child]++
+	b.mu.Unlock()
+	defer func() {
+		b.mu.Lock()
+		if b.stopWaits[child]--; b.stopWaits[child] <= 0 {
+			delete(b.stopWaits, child)
+		}
+		b.mu.Unlock()
+	}()
+	seen := map[*Base]bool{}
+	next := []*Base{child}
+	for len(next) > 0 {
+		n := next[len(next)-1]
+		next = next[:len(next)-1]
+		if n == b {
+			return false
+		}
+		if seen[n] {
+			continue
+		}
+		seen[n] = true
+		n.mu.Lock()
+		for m := range n.stopWaits {
+			next = append(next, m)
+		}
+		n.mu.Unlock()
+	}
+	<-child.done
+	return true
 }
 
 // awaitPoll is how often await looks at the state of a service that is not

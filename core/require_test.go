@@ -345,8 +345,8 @@ func TestStartBoundsAForeignRequirementWhoseStartIgnoresItsContext(t *testing.T)
 			t.Fatal("Start still running an hour after StartTimeout 1s")
 		}
 		// The rollback stops f, whose Stop returns at once (f is not Running).
-		if got := time.Since(begin); got != time.Second {
-			t.Errorf("Start returned after %v, want 1s", got)
+		if got, want := time.Since(begin), time.Second+core.AbandonGrace; got != want {
+			t.Errorf("Start returned after %v, want %v (StartTimeout + AbandonGrace)", got, want)
 		}
 	})
 }
@@ -371,11 +371,90 @@ func TestStopBoundsAForeignRequirementWhoseStopIgnoresItsContext(t *testing.T) {
 		case <-time.After(time.Hour):
 			t.Fatal("Stop still running an hour after StopTimeout 1s")
 		}
-		if got := time.Since(begin); got != time.Second {
-			t.Errorf("Stop returned after %v, want 1s", got)
+		if got, want := time.Since(begin), time.Second+core.AbandonGrace; got != want {
+			t.Errorf("Stop returned after %v, want %v (StopTimeout + AbandonGrace)", got, want)
 		}
 		if got := p.State(); got != core.StateTerminated {
 			t.Errorf("state: got %v, want terminated", got)
 		}
+	})
+}
+
+func TestSharedStartFailingAfterItsParentGaveUpIsFailed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		refused := errors.New("db refused")
+		s := core.NewService(core.Name("s"), core.Logger(quiet),
+			core.OnStart(func(ctx context.Context) error {
+				<-ctx.Done()   // the only parent gave up: its rollback aborts this start ...
+				return refused // ... which fails for a reason of its own
+			}))
+		p := core.NewService(core.Name("p"), core.Logger(quiet), core.StartTimeout(time.Second), requires(s))
+		if err := p.Start(context.Background()); !errors.Is(err, core.ErrStartup) {
+			t.Fatalf("p.Start: got %v, want ErrStartup", err)
+		}
+		<-s.Done()
+		if got := s.State(); got != core.StateFailed || !errors.Is(s.Err(), refused) {
+			t.Fatalf("s: got %v with Err %v, want failed with %v", got, s.Err(), refused)
+		}
+	})
+}
+
+func TestStopWaitsForARequirementSomeoneElseIsStopping(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		flush := errors.New("s: flush failed")
+		s := core.NewService(core.Name("s"), core.Logger(quiet),
+			core.OnStop(func(context.Context) error {
+				<-time.After(2 * time.Second)
+				return flush
+			}))
+		p := core.NewService(core.Name("p"), core.Logger(quiet), core.MonitorInterval(time.Hour), requires(s))
+		mustStart(t, p)
+		go func() { _ = s.Stop(context.Background()) }() // someone else stops s under p
+		synctest.Wait()                                  // s is in its OnStop hook
+		err := p.Stop(context.Background())
+		if got := s.State(); got != core.StateTerminated {
+			t.Errorf("s when p's Stop returned: got %v, want terminated (stopped last)", got)
+		}
+		if !errors.Is(err, flush) {
+			t.Errorf("p.Stop: got %v, want the stop errors of s (%v)", err, flush)
+		}
+		<-s.Done()
+	})
+}
+
+// slowStop is a service embedding *core.Base whose Stop takes a while to
+// begin, as a user type adding its own Stop might.
+type slowStop struct {
+	*core.Base
+	gate chan struct{}
+}
+
+func (s slowStop) Stop(ctx context.Context) error {
+	<-s.gate
+	return s.Base.Stop(ctx)
+}
+
+func TestSharedRequirementIsNeverStoppedUnderAParentThatAcquiredIt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := slowStop{core.NewService(core.Name("s"), core.Logger(quiet), core.MonitorInterval(time.Hour)), make(chan struct{})}
+		a := core.NewService(core.Name("a"), core.Logger(quiet), core.MonitorInterval(time.Hour), requires(s))
+		mustStart(t, a)
+		stopped := make(chan error, 1)
+		go func() { stopped <- a.Stop(context.Background()) }() // a releases s, its last holder
+		synctest.Wait()
+		b := core.NewService(core.Name("b"), core.Logger(quiet), core.MonitorInterval(time.Hour), requires(s))
+		errB := b.Start(context.Background())
+		close(s.gate)
+		if err := <-stopped; err != nil {
+			t.Errorf("a.Stop: got %v, want nil", err)
+		}
+		synctest.Wait()
+		if errB == nil && (s.State() != core.StateRunning || b.State() != core.StateRunning) {
+			t.Errorf("b started on s, then s was stopped under it: s %v, b %v, want both running", s.State(), b.State())
+		}
+		if errB != nil && s.State().String() == "running" {
+			t.Errorf("b failed to start (%v) while s is running", errB)
+		}
+		_ = b.Stop(context.Background())
 	})
 }

@@ -164,3 +164,13 @@ func TestRunSignalDuringStartIsClean(t *testing.T) {
 		wantEvents(t, rec.get(), []string{"a start", "a stop"})
 	})
 }
+
+func TestRunReturnsTheRollbackErrorsOfAFailedStart(t *testing.T) {
+	flush := errors.New("flush failed")
+	s := core.NewService(core.Name("svc"), core.Logger(quiet),
+		core.OnStop(func(context.Context) error { return flush }),
+		&check{name: "ping", fn: func(context.Context) error { return errors.New("down") }})
+	if err := core.Run(t.Context(), s); !errors.Is(err, core.ErrStartup) || !errors.Is(err, flush) {
+		t.Fatalf("Run: got %v, want the start failure and the rollback's %v", err, flush)
+	}
+}

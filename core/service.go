@@ -74,6 +74,7 @@ type Base struct {
 	hooksStarted bool // the start got past the requirements: OnStop hooks run
 	reqs         []*reqState
 	waits        map[*Base]int // services this one's start is waiting for
+	stopWaits    map[*Base]int // services this one's stop is waiting for
 	settled      chan struct{} // closed when Start has finished, either way
 	done         chan struct{} // closed on reaching a final state
 
@@ -189,11 +190,14 @@ type baser interface{ coreBase() *Base }
 // "start <name>" and is bounded by StartTimeout and by ctx.
 //
 // If any of it fails, or ctx ends, or a unit already launched fails, Start
-// rolls back everything started so far, the failing part included, in
-// reverse order, moves the service to StateFailed and returns a
-// *StartupError (matching ErrStartup) that names the failing part and wraps
-// the cause. Stop called during Start ends it the same way, but the service
-// ends in StateTerminated.
+// moves the service to StateStopping, rolls back everything started so far,
+// the failing part included, in reverse order (the stop sequence, see
+// Stop), moves the service to StateFailed and returns a *StartupError
+// (matching ErrStartup) that names the failing part and wraps the cause and
+// what the rollback met (StartupError.Rollback); Err returns the same
+// error. Stop called during Start ends it the same way, but the service ends
+// in StateTerminated, unless the start also failed for a reason of its own
+// (an error that is not the cancellation Stop caused).
 //
 // Start is meant to be called once. A second call, concurrent or not, or a
 // call after Stop stopped the service, returns an error matching
@@ -259,7 +263,9 @@ func (b *Base) startup(ctx context.Context) error {
 		// the unit's failure is the cause worth reporting.
 		se.Err = b.cause
 	}
-	if !b.stopReq {
+	if !b.stopReq || !errors.Is(err, errStopRequested) {
+		// A start that failed for a reason of its own is a failure, also
+		// when Stop (or the last parent giving up) aborted it meanwhile.
 		b.cause = err
 	}
 	b.state = StateStopping
@@ -269,8 +275,19 @@ func (b *Base) startup(ctx context.Context) error {
 	telemetry.End(span, err)
 	b.raise(ctx, StateStarting, StateStopping, err)
 
-	// Roll back under the stop budget, whatever is left of the start's.
-	b.finish(b.shutdown(context.WithoutCancel(ctx)))
+	// Roll back under the stop's bounds, whatever is left of the start's.
+	rollback := b.shutdown(context.WithoutCancel(ctx))
+	if se := (*StartupError)(nil); rollback != nil && errors.As(err, &se) {
+		// A new error: parents may already hold the first one.
+		final := &StartupError{Service: se.Service, Part: se.Part, Err: se.Err, Rollback: rollback}
+		b.mu.Lock()
+		if b.cause == err {
+			b.cause = final
+		}
+		b.mu.Unlock()
+		err = final
+	}
+	b.finish(rollback)
 	return err
 }
 
@@ -365,7 +382,8 @@ func (b *Base) startSteps(ctx context.Context) error {
 // each bounded by a StopTimeout of its own;
 // stops the requirements this service holds in reverse dependency order,
 // independent ones concurrently (a requirement shared with other parents
-// only when its last parent releases it); and moves the service to
+// only when its last parent releases it), waiting for those that are
+// stopping, also when someone else stopped them; and moves the service to
 // StateTerminated, or StateFailed if a failure caused the stop. It runs
 // under a span "stop <name>".
 //
@@ -393,19 +411,11 @@ func (b *Base) startSteps(ctx context.Context) error {
 // the aborted start stops waiting for the hook at once.
 func (b *Base) Stop(ctx context.Context) error {
 	b.mu.Lock()
-	switch b.state {
-	case StateNew:
+	if b.state == StateNew {
 		b.mu.Unlock()
 		return nil
-	case StateStarting:
-		b.stopReq = true
-		b.startCancel(errStopRequested)
-	case StateRunning:
-		b.state = StateStopping
-		b.workers.close()
-		go b.stopAsync(ctx, StateRunning)
 	}
-	b.holders = 0
+	b.stopLocked(ctx)
 	b.mu.Unlock()
 	if ctx.Value(unitKey{}) == b {
 		// Called from one of b's own units: the stop waits for them, so
@@ -426,6 +436,34 @@ func (b *Base) Stop(ctx context.Context) error {
 	return b.stopErr
 }
 
+// stopLocked begins the stop of a Starting or Running service (Starting:
+// by aborting the start, which rolls back) and drops every hold on it; it
+// does not wait. It is the one decision to stop, taken under b.mu, so that a
+// parent acquiring b either comes before it (and then holds b, which is not
+// stopped) or sees b stopping. b.mu is held.
+func (b *Base) stopLocked(ctx context.Context) {
+	switch b.state {
+	case StateStarting:
+		b.stopReq = true
+		b.startCancel(errStopRequested)
+	case StateRunning:
+		b.beginStopLocked(ctx)
+	}
+	b.holders = 0
+}
+
+// beginStopLocked moves a Running service to Stopping and launches its stop
+// sequence: no unit starts from now on, and the units' context is cancelled
+// at once. b.mu is held.
+func (b *Base) beginStopLocked(ctx context.Context) {
+	b.state = StateStopping
+	b.workers.close()
+	if b.cancel != nil {
+		b.cancel()
+	}
+	go b.stopAsync(ctx, StateRunning)
+}
+
 // fail makes the service stop itself with cause: at once when Running; by
 // aborting the start when Starting. During a stop, cause is kept with the
 // stop's errors, unless it is the cancellation the stop caused.
@@ -443,9 +481,7 @@ func (b *Base) fail(cause error) {
 		}
 	case StateRunning:
 		b.cause = cause
-		b.state = StateStopping
-		b.workers.close()
-		go b.stopAsync(context.Background(), StateRunning)
+		b.beginStopLocked(context.Background())
 	case StateStopping:
 		switch {
 		case errors.Is(cause, context.Canceled):
