@@ -26,9 +26,14 @@
 //
 // A service fails, and stops itself at once, when a unit returns an error
 // or panics, when a check fails Threshold monitor ticks in a row, or when a
-// requirement it holds reaches a final state. Every service that requires
-// it then fails in turn. Done is closed once the stop has finished; Err
-// tells why it failed.
+// requirement it holds stops. Every service that requires it then fails in
+// turn, before the failing service's own stop sequence runs: the failing
+// service tells its dependents first and waits for their units and OnStop
+// hooks, so that they never use it while it stops (dependents stop before
+// what they use, on a failure as on Stop). A failure met while the service
+// is already stopping (a requirement failing meanwhile, say) is returned by
+// Stop. Done is closed once the stop has finished; Err tells why it failed.
+// Changed wakes code that waits for a state.
 //
 // # Concurrency
 //

@@ -158,6 +158,10 @@ func (b *Base) monitor(ctx context.Context) error {
 				trace.WithSpanKind(trace.SpanKindInternal),
 				trace.WithAttributes(telemetry.AttrService.String(b.name)))
 		}
+		if err := b.foreignRequirementsRunning(); err != nil {
+			telemetry.End(span, err)
+			return err
+		}
 		var failed, fatal []error
 		for i, c := range checks {
 			err := b.runCheck(cctx, c)
@@ -184,6 +188,25 @@ func (b *Base) monitor(ctx context.Context) error {
 		}
 		t.Reset(b.cfg.monitorInterval)
 	}
+}
+
+// foreignRequirementsRunning reports a requirement of a type other than
+// *Base that is no longer Running: such a service has no way to tell its
+// parents, so the monitor looks at each tick (a *Base tells them itself,
+// the moment it begins to stop).
+func (b *Base) foreignRequirementsRunning() error {
+	b.mu.Lock()
+	reqs := b.reqs
+	b.mu.Unlock()
+	for _, r := range reqs {
+		if _, ok := r.svc.(baser); ok || r.svc == nil {
+			continue
+		}
+		if st := r.svc.State(); st != StateRunning {
+			return fmt.Errorf("requirement %s is %s", r.name, st)
+		}
+	}
+	return nil
 }
 
 // Checks returns the service's health checks in registration order.

@@ -164,6 +164,14 @@ func (f *fake) Stop(context.Context) error {
 	return f.stopErr
 }
 
+// stopping makes the fake report StateStopping, as a service of another
+// type whose own stop is under way.
+func (f *fake) stopping() {
+	f.mu.Lock()
+	f.state = core.StateStopping
+	f.mu.Unlock()
+}
+
 // crash makes the fake fail on its own while running.
 func (f *fake) crash(err error) { f.setFinal(core.StateFailed, err) }
 

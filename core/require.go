@@ -21,8 +21,13 @@ import (
 //
 // The parent starts its requirements in dependency order, independent ones
 // concurrently; each is followed by one Healthcheck of the required
-// service. While the parent runs, a required service reaching a final state
-// fails the parent. The parent's Stop releases its requirements after its
+// service. While the parent runs, a required service that stops fails the
+// parent, at once: a *Base tells its parents the moment it begins to stop
+// (a failure, or a Stop from elsewhere), and its own stop sequence waits
+// until their units have ended and their OnStop hooks have run, so that
+// dependents stop before what they use, as in any stop; a service of another
+// type is seen when it reaches a final state, or by the parent's monitor at
+// its next tick once it is no longer Running. The parent's Stop releases its requirements after its
 // tasks and hooks, in reverse dependency order.
 //
 // An owned requirement whose service is (or embeds) a *Base is shared: every
@@ -215,11 +220,23 @@ func (b *Base) startRequirement(ctx context.Context, st *reqState, states []*req
 	if err, _ := b.callBounded(ctx, "requirement "+st.name+" Healthcheck", svc.Healthcheck); err != nil {
 		return err
 	}
+	if bb, ok := svc.(baser); ok {
+		// A *Base tells its parents when it begins to stop (stopAsync).
+		if err := bb.coreBase().addDependent(b, st.name); err != nil {
+			return err
+		}
+		st.ok = true
+		close(st.started)
+		return nil
+	}
 	st.ok = true
 	close(st.started)
 	b.workers.start(b, "requirement "+st.name, func(ctx context.Context) error {
 		select {
 		case <-svc.Done():
+			if ctx.Err() != nil {
+				return nil // b is stopping: the release reports what svc met
+			}
 			if err := svc.Err(); err != nil {
 				return fmt.Errorf("requirement %s failed: %w", st.name, err)
 			}
@@ -228,6 +245,24 @@ func (b *Base) startRequirement(ctx context.Context, st *reqState, states []*req
 			return nil
 		}
 	})
+	return nil
+}
+
+// addDependent records parent as holding b under name, to be told when b
+// begins to stop; unless b is no longer Running, which is then the error.
+func (b *Base) addDependent(parent *Base, name string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.state != StateRunning {
+		if b.cause != nil {
+			return fmt.Errorf("%s is %s: %w", b.name, b.state, b.cause)
+		}
+		return fmt.Errorf("%s is %s", b.name, b.state)
+	}
+	if b.dependents == nil {
+		b.dependents = make(map[*Base]string)
+	}
+	b.dependents[parent] = name
 	return nil
 }
 
@@ -256,10 +291,10 @@ func (b *Base) releaseRequirements(ctx context.Context) []error {
 			b.mu.Lock()
 			svc, attempted := st.svc, st.attempted
 			b.mu.Unlock()
-			if !attempted || !st.r.Owned() {
+			if !attempted {
 				return
 			}
-			if err := b.release(ctx, st.name, svc); err != nil {
+			if err := b.release(ctx, st.name, st.r.Owned(), svc); err != nil {
 				if ste := (*StopTimeoutError)(nil); !errors.As(err, &ste) || ste.Service != b.name {
 					err = fmt.Errorf("requirement %s: %w", st.name, err)
 				}
@@ -341,8 +376,8 @@ func (b *Base) awaitRunning(ctx context.Context) error {
 	return fmt.Errorf("%s is %s", b.name, b.state)
 }
 
-// release drops b's hold on svc, a requirement named name, and stops svc
-// when no parent holds it any more. It returns once svc is stopped, when it
+// release drops b's hold on svc, a requirement named name (owned: started
+// by b, not awaited), and stops svc when no parent holds it any more. It returns once svc is stopped, when it
 // is stopping: b's stop never ends while something below b still runs.
 //
 // For a *Base, dropping the hold and deciding to stop are one step under
@@ -353,10 +388,15 @@ func (b *Base) awaitRunning(ctx context.Context) error {
 // turn, for b's (two services rolling back a cycle release each other): then
 // neither waits for the other. The Stop of another type of service is
 // bounded by b's StopTimeout.
-func (b *Base) release(ctx context.Context, name string, svc Service) error {
+func (b *Base) release(ctx context.Context, name string, owned bool, svc Service) error {
 	if bb, ok := svc.(baser); ok {
 		child := bb.coreBase()
 		child.mu.Lock()
+		delete(child.dependents, b) // b no longer needs to hear of child's stop
+		if !owned {
+			child.mu.Unlock()
+			return nil
+		}
 		child.holders = max(child.holders-1, 0)
 		last := child.holders == 0
 		if last {
@@ -370,6 +410,9 @@ func (b *Base) release(ctx context.Context, name string, svc Service) error {
 		child.mu.Lock()
 		defer child.mu.Unlock()
 		return child.stopErr
+	}
+	if !owned {
+		return nil
 	}
 	// A service of another type is bounded by the parent's StopTimeout.
 	what := "requirement " + name

@@ -259,7 +259,9 @@ func TestFailurePropagatesThroughThreeLevels(t *testing.T) {
 		if msg := a.Err().Error(); !strings.Contains(msg, "requirement b failed: requirement c failed") {
 			t.Fatalf("a's error %q does not name the chain", msg)
 		}
-		wantEvents(t, rec.get(), []string{"c start", "b start", "a start", "c stop", "b stop", "a stop"})
+		// The failure reaches the dependents before c's own stop runs, and
+		// they stop first, as in any stop: dependents before what they use.
+		wantEvents(t, rec.get(), []string{"c start", "b start", "a start", "a stop", "b stop", "c stop"})
 	})
 }
 
@@ -456,5 +458,90 @@ func TestSharedRequirementIsNeverStoppedUnderAParentThatAcquiredIt(t *testing.T)
 			t.Errorf("b failed to start (%v) while s is running", errB)
 		}
 		_ = b.Stop(context.Background())
+	})
+}
+
+func TestParentLearnsOfARequirementFailureBeforeTheRequirementStops(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		boom := errors.New("s: connection lost")
+		var p *core.Base
+		var pState core.State
+		var pWork error
+		rec := &recorder{}
+		work := make(chan context.Context, 1)
+		s := core.NewService(core.Name("s"), core.Logger(quiet), core.MonitorInterval(time.Hour),
+			&unit{name: "conn", fn: func(context.Context) error {
+				<-time.After(time.Second)
+				return boom
+			}},
+			core.OnStop(func(context.Context) error { // s closes what p's work uses
+				pState, pWork = p.State(), (<-work).Err()
+				rec.add("s stop")
+				return nil
+			}))
+		p = core.NewService(core.Name("p"), core.Logger(quiet), core.MonitorInterval(time.Hour), requires(s),
+			&unit{name: "work", fn: func(ctx context.Context) error {
+				work <- ctx
+				<-ctx.Done()
+				return nil
+			}},
+			core.OnStop(func(context.Context) error { rec.add("p stop"); return nil }))
+		mustStart(t, p)
+		<-p.Done()
+		wantEvents(t, rec.get(), []string{"p stop", "s stop"})
+		if pState == core.StateRunning || pWork == nil {
+			t.Errorf("when s's OnStop ran: p was %v and its work's context error %v, want p stopping and its work cancelled", pState, pWork)
+		}
+		if !errors.Is(p.Err(), boom) {
+			t.Errorf("p.Err: got %v, want %v", p.Err(), boom)
+		}
+	})
+}
+
+func TestMonitorFailsAParentWhoseForeignRequirementIsStopping(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake("f", &recorder{})
+		p := core.NewService(core.Name("p"), core.Logger(quiet), core.MonitorInterval(time.Second), requires(f))
+		mustStart(t, p)
+		f.stopping()
+		begin := time.Now()
+		select {
+		case <-p.Done():
+		case <-time.After(time.Hour):
+			t.Errorf("p still %v an hour after its requirement began to stop", p.State())
+			_ = p.Stop(context.Background())
+		}
+		if got := time.Since(begin); got != time.Second {
+			t.Errorf("p failed after %v, want 1s (one MonitorInterval)", got)
+		}
+		if err := p.Err(); err == nil || !strings.Contains(err.Error(), "requirement f is stopping") {
+			t.Errorf("p.Err: got %v, want requirement f is stopping", err)
+		}
+	})
+}
+
+func TestRequirementFailingWhileItsParentStopsIsReported(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		boom := errors.New("s: lost its disk")
+		trigger := make(chan struct{})
+		s := core.NewService(core.Name("s"), core.Logger(quiet), core.MonitorInterval(time.Hour),
+			&unit{name: "disk", fn: func(ctx context.Context) error {
+				select {
+				case <-trigger:
+					return boom
+				case <-ctx.Done():
+					return nil
+				}
+			}})
+		p := core.NewService(core.Name("p"), core.Logger(quiet), core.MonitorInterval(time.Hour), requires(s),
+			core.OnStop(func(context.Context) error {
+				close(trigger) // s fails while p stops
+				<-time.After(time.Second)
+				return nil
+			}))
+		mustStart(t, p)
+		if err := p.Stop(context.Background()); !errors.Is(err, boom) {
+			t.Errorf("p.Stop: got %v, want the failure of s (%v)", err, boom)
+		}
 	})
 }

@@ -73,10 +73,13 @@ type Base struct {
 	startSpan    trace.SpanContext
 	hooksStarted bool // the start got past the requirements: OnStop hooks run
 	reqs         []*reqState
-	waits        map[*Base]int // services this one's start is waiting for
-	stopWaits    map[*Base]int // services this one's stop is waiting for
-	settled      chan struct{} // closed when Start has finished, either way
-	done         chan struct{} // closed on reaching a final state
+	changed      chan struct{}    // closed at the next state change; nil until Changed asks
+	dependents   map[*Base]string // parents to tell when b begins to stop, with b's name there
+	waits        map[*Base]int    // services this one's start is waiting for
+	stopWaits    map[*Base]int    // services this one's stop is waiting for
+	settled      chan struct{}    // closed when Start has finished, either way
+	hooksDone    chan struct{}    // closed when the stop is past its units and OnStop hooks
+	done         chan struct{}    // closed on reaching a final state
 
 	cancel    context.CancelFunc // cancels the service's lifetime context
 	checking  int                // Healthcheck calls begun while Running, under way
@@ -110,13 +113,14 @@ func NewService(opts ...Option) *Base {
 		mp = otel.GetMeterProvider()
 	}
 	b := &Base{
-		name:    name,
-		cfg:     cfg,
-		log:     logger.With("service", name),
-		tracer:  tp.Tracer(telemetry.ScopeName),
-		meter:   mp.Meter(telemetry.ScopeName),
-		settled: make(chan struct{}),
-		done:    make(chan struct{}),
+		name:      name,
+		cfg:       cfg,
+		log:       logger.With("service", name),
+		tracer:    tp.Tracer(telemetry.ScopeName),
+		meter:     mp.Meter(telemetry.ScopeName),
+		settled:   make(chan struct{}),
+		hooksDone: make(chan struct{}),
+		done:      make(chan struct{}),
 	}
 	b.host = &Host{b: b}
 	return b
@@ -151,6 +155,30 @@ func (b *Base) State() State {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.state
+}
+
+// Changed returns a channel that is closed at the service's next state
+// change, for code that waits for a state (such as a readiness probe) and
+// would otherwise poll: take the channel, read State, and wait on the
+// channel if the state is not the one wanted. A channel taken in a final
+// state is never closed.
+func (b *Base) Changed() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.changed == nil {
+		b.changed = make(chan struct{})
+	}
+	return b.changed
+}
+
+// setStateLocked is the one assignment of b.state: it wakes the waiters of
+// Changed. b.mu is held.
+func (b *Base) setStateLocked(s State) {
+	b.state = s
+	if b.changed != nil {
+		close(b.changed)
+		b.changed = nil
+	}
 }
 
 // Running reports whether the state is StateRunning.
@@ -222,7 +250,7 @@ func (b *Base) Start(ctx context.Context) error {
 
 // begin moves the service from New to Starting. b.mu is held.
 func (b *Base) begin(ctx context.Context) context.Context {
-	b.state = StateStarting
+	b.setStateLocked(StateStarting)
 	ctx, b.startCancel = context.WithCancelCause(ctx)
 	return ctx
 }
@@ -251,7 +279,7 @@ func (b *Base) startup(ctx context.Context) error {
 		err = &StartupError{Service: b.name, Err: b.startAbort(ctx)}
 	}
 	if err == nil {
-		b.state = StateRunning
+		b.setStateLocked(StateRunning)
 		b.mu.Unlock()
 		telemetry.End(span, nil)
 		b.raise(ctx, StateStarting, StateRunning, nil)
@@ -268,7 +296,7 @@ func (b *Base) startup(ctx context.Context) error {
 		// when Stop (or the last parent giving up) aborted it meanwhile.
 		b.cause = err
 	}
-	b.state = StateStopping
+	b.setStateLocked(StateStopping)
 	b.workers.close()
 	close(b.settled)
 	b.mu.Unlock()
@@ -456,7 +484,7 @@ func (b *Base) stopLocked(ctx context.Context) {
 // sequence: no unit starts from now on, and the units' context is cancelled
 // at once. b.mu is held.
 func (b *Base) beginStopLocked(ctx context.Context) {
-	b.state = StateStopping
+	b.setStateLocked(StateStopping)
 	b.workers.close()
 	if b.cancel != nil {
 		b.cancel()
@@ -500,7 +528,23 @@ func (b *Base) fail(cause error) {
 func (b *Base) stopAsync(ctx context.Context, from State) {
 	b.mu.Lock()
 	cause := b.cause
+	dependents := b.dependents
+	b.dependents = nil
 	b.mu.Unlock()
+	// Parents learn of it first, before anything of b stops, and b's stop
+	// waits until their work has ended and their OnStop hooks have run (the
+	// order of any stop: dependents first). Their next step, releasing b,
+	// waits for b, so they wait no longer.
+	for parent, name := range dependents {
+		if cause != nil {
+			parent.fail(fmt.Errorf("requirement %s failed: %w", name, cause))
+		} else {
+			parent.fail(fmt.Errorf("requirement %s stopped", name))
+		}
+	}
+	for parent := range dependents {
+		<-parent.hooksDone
+	}
 	b.raise(ctx, from, StateStopping, cause)
 	b.finish(b.shutdown(context.WithoutCancel(ctx)))
 }
@@ -551,6 +595,7 @@ func (b *Base) shutdown(ctx context.Context) error {
 			}
 		}
 	}
+	close(b.hooksDone) // requirements that failed may stop now
 	errs = append(errs, b.releaseRequirements(ctx)...)
 	b.mu.Lock()
 	errs = append(errs, b.lateErrs...) // failures of units and hooks met while stopping
@@ -580,7 +625,7 @@ func (b *Base) finish(stopErr error) {
 	}
 	b.raise(context.Background(), StateStopping, final, cause)
 	b.mu.Lock()
-	b.state = final
+	b.setStateLocked(final)
 	b.stopErr = stopErr
 	close(b.done)
 	b.mu.Unlock()

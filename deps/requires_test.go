@@ -218,7 +218,10 @@ func TestAwait(t *testing.T) {
 			if !errors.Is(p.Err(), boom) || !strings.Contains(p.Err().Error(), "requirement ext failed") {
 				t.Fatalf("p: got %v, want it to fail with ext's cause", p.Err())
 			}
-			wantEvents(t, rec.get(), []string{"ext start", "p start", "ext stop", "p stop"})
+			// p hears of the failure, and stops, before ext's stop runs; p
+			// does not own ext, so its Done does not wait for ext's.
+			<-ext.Done()
+			wantEvents(t, rec.get(), []string{"ext start", "p start", "p stop", "ext stop"})
 		})
 	})
 	t.Run("never stopped by the awaiting service", func(t *testing.T) {
