@@ -64,7 +64,9 @@
 // Healthcheck an error matching ErrUnhealthy; a second Start
 // ErrAlreadyStarted; requirement cycles a *CycleError (ErrCycle); a stop
 // that timed out a *StopTimeoutError (ErrStopTimeout). Invalid options
-// (ErrInvalidOption) are reported by Start, never by a panic. Failures
+// (ErrInvalidOption) are reported by Start, never by a panic; so is a
+// service whose *Base (also embedded) is nil or zero, wherever it is given
+// (Start, Run, a requirement, a lazy builder's result): see Validate. Failures
 // caused by units are the unit's own error, such as a *TaskError, and
 // panics are *PanicError values with the stack. Match them with errors.Is
 // and errors.As; messages are for people.

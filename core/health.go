@@ -97,6 +97,9 @@ func (b *Base) runCheck(ctx context.Context, c Check) error {
 // for its callers, but not for the monitor, which runs Base's: add checks
 // with package health instead.
 func (b *Base) Healthcheck(ctx context.Context) error {
+	if err := b.invalid(); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnhealthy, err)
+	}
 	b.mu.Lock()
 	state, reqs := b.state, b.reqs
 	if state == StateRunning {
@@ -210,7 +213,17 @@ func (b *Base) foreignRequirementsRunning() error {
 }
 
 // Checks returns the service's health checks in registration order.
-func (b *Base) Checks() []Check { return slices.Clone(b.cfg.checks) }
+func (b *Base) Checks() []Check {
+	if b.invalid() != nil {
+		return nil
+	}
+	return slices.Clone(b.cfg.checks)
+}
 
 // MonitorInterval returns how often the monitor runs the checks.
-func (b *Base) MonitorInterval() time.Duration { return b.cfg.monitorInterval }
+func (b *Base) MonitorInterval() time.Duration {
+	if b.invalid() != nil {
+		return 0
+	}
+	return b.cfg.monitorInterval
+}

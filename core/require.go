@@ -114,6 +114,15 @@ func (b *Base) startRequirements(ctx context.Context) (string, error) {
 			states[i].after = append(states[i].after, j)
 		}
 	}
+	for _, st := range states {
+		if sr, ok := st.r.(StaticRequirement); ok {
+			if known := sr.Known(); !values.IsNil(known) {
+				if err := Validate(known); err != nil {
+					return "requirement " + st.name, err
+				}
+			}
+		}
+	}
 	if path := afterCycle(states); path != nil {
 		return "requirement " + path[0], &CycleError{Path: path}
 	}
@@ -188,8 +197,8 @@ func (b *Base) startRequirement(ctx context.Context, st *reqState, states []*req
 	if err != nil {
 		return err
 	}
-	if values.IsNil(svc) {
-		return errors.New("resolved to a nil service")
+	if err := Validate(svc); err != nil {
+		return fmt.Errorf("resolved to an unusable service: %w", err)
 	}
 	if bb, ok := svc.(baser); ok {
 		// Before attempted is set: a service further up the chain must not
@@ -583,7 +592,7 @@ func cycleError(cycle []*Base) *CycleError {
 // knownBase returns the *Base behind a static requirement, or nil.
 func knownBase(r Requirement) *Base {
 	if sr, ok := r.(StaticRequirement); ok {
-		if child, ok := sr.Known().(baser); ok && !values.IsNil(child) {
+		if child, ok := sr.Known().(baser); ok && !values.IsNil(child) && child.coreBase().invalid() == nil {
 			return child.coreBase()
 		}
 	}
@@ -696,6 +705,9 @@ type Dependency struct {
 // Dependencies returns the service's requirements in registration order,
 // with the services they resolved to so far. It is safe for concurrent use.
 func (b *Base) Dependencies() []Dependency {
+	if b.invalid() != nil {
+		return nil
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	deps := make([]Dependency, len(b.cfg.requirements))

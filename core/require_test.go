@@ -545,3 +545,69 @@ func TestRequirementFailingWhileItsParentStopsIsReported(t *testing.T) {
 		}
 	})
 }
+
+// embedsBase is a user type embedding *core.Base.
+type embedsBase struct{ *core.Base }
+
+// unusableBases are services whose *core.Base was not built by NewService.
+func unusableBases() map[string]core.Service {
+	return map[string]core.Service{
+		"embedded nil *Base":  embedsBase{},
+		"embedded zero Base":  embedsBase{&core.Base{}},
+		"zero Base":           &core.Base{},
+		"nil *Base":           (*core.Base)(nil),
+		"pointer to embedder": &embedsBase{},
+	}
+}
+
+func TestRequirementWithAnUnusableBaseIsAnErrorFromStart(t *testing.T) {
+	for name, svc := range unusableBases() {
+		t.Run(name, func(t *testing.T) {
+			p := core.NewService(core.Name("p"), core.Logger(quiet), &req{name: "db", svc: svc})
+			err := p.Start(t.Context())
+			if !errors.Is(err, core.ErrStartup) || !errors.Is(err, core.ErrInvalidOption) {
+				t.Fatalf("Start: got %v, want ErrStartup and ErrInvalidOption", err)
+			}
+			if !strings.Contains(err.Error(), "NewService") {
+				t.Errorf("Start: got %q, want it to say to build the service with NewService", err)
+			}
+		})
+	}
+}
+
+func TestLazyRequirementResolvingToAnUnusableBaseIsAnErrorFromStart(t *testing.T) {
+	for name, svc := range unusableBases() {
+		t.Run(name, func(t *testing.T) {
+			p := core.NewService(core.Name("p"), core.Logger(quiet),
+				&req{name: "db", resolve: func(context.Context) (core.Service, error) { return svc, nil }})
+			if err := p.Start(t.Context()); !errors.Is(err, core.ErrStartup) {
+				t.Fatalf("Start: got %v, want ErrStartup", err)
+			}
+		})
+	}
+}
+
+func TestUnusableBaseMethodsDoNotPanic(t *testing.T) {
+	for name, svc := range unusableBases() {
+		t.Run(name, func(t *testing.T) {
+			if err := core.Validate(svc); !errors.Is(err, core.ErrInvalidOption) {
+				t.Errorf("Validate: got %v, want ErrInvalidOption", err)
+			}
+			if err := svc.Start(t.Context()); !errors.Is(err, core.ErrInvalidOption) {
+				t.Errorf("Start: got %v, want ErrInvalidOption", err)
+			}
+			if err := svc.Healthcheck(t.Context()); !errors.Is(err, core.ErrUnhealthy) {
+				t.Errorf("Healthcheck: got %v, want ErrUnhealthy", err)
+			}
+			<-svc.Done()
+			if svc.State() != core.StateFailed || !errors.Is(svc.Err(), core.ErrInvalidOption) {
+				t.Errorf("got state %v and Err %v, want failed with ErrInvalidOption", svc.State(), svc.Err())
+			}
+			_ = svc.Name()
+			_ = svc.Stop(t.Context())
+		})
+	}
+	if err := core.Validate(core.NewService(core.Logger(quiet))); err != nil {
+		t.Errorf("Validate(NewService()): got %v, want nil", err)
+	}
+}

@@ -28,8 +28,9 @@ var ErrForcedExit = errors.New("second signal: gave up waiting for the stop")
 // at once with ErrForcedExit; the start or stop sequences under way go on,
 // each bounded by its service's timeouts, in a goroutine that ends with them.
 //
-// Run with no services, or with a nil one, returns an error at once and
-// starts nothing.
+// Run with no services, or with a nil or unusable one (a nil or zero *Base,
+// also embedded: see Validate), returns an error at once and starts
+// nothing.
 //
 // Run catches SIGINT and SIGTERM while it runs (signal.Notify) and lets go
 // of them (signal.Stop) before it returns.
@@ -47,6 +48,9 @@ func run(ctx context.Context, sig <-chan os.Signal, svcs []Service) error {
 	for i, s := range svcs {
 		if values.IsNil(s) {
 			return fmt.Errorf("core.Run: service %d is nil", i)
+		}
+		if err := Validate(s); err != nil {
+			return fmt.Errorf("core.Run: service %d: %w", i, err)
 		}
 	}
 	ctx, cancel := context.WithCancelCause(ctx)

@@ -174,3 +174,11 @@ func TestRunReturnsTheRollbackErrorsOfAFailedStart(t *testing.T) {
 		t.Fatalf("Run: got %v, want the start failure and the rollback's %v", err, flush)
 	}
 }
+
+func TestRunWithAnUnusableBaseIsAnError(t *testing.T) {
+	for _, svc := range []core.Service{embedsBase{}, embedsBase{&core.Base{}}, &core.Base{}} {
+		if err := core.Run(t.Context(), svc); !errors.Is(err, core.ErrInvalidOption) {
+			t.Errorf("Run(%T): got %v, want ErrInvalidOption", svc, err)
+		}
+	}
+}

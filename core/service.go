@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/coreservice/coreservice/internal/telemetry"
+	"github.com/coreservice/coreservice/internal/values"
 )
 
 // Service is the contract between a service and whoever starts it: Run, a
@@ -52,7 +53,9 @@ type Service interface {
 // methods; a struct that embeds *Base shares its requirements' bookkeeping,
 // so it can be required by several parents (package deps).
 //
-// The zero Base is not usable: always build one with NewService.
+// The zero Base is not usable: always build one with NewService. A nil or
+// zero Base (also embedded) is reported as an error by Start, Run and
+// parents, never a panic; see Validate.
 type Base struct {
 	name   string
 	cfg    *Config
@@ -145,13 +148,26 @@ func callerName(skip int) string {
 }
 
 // Name returns the service's name.
-func (b *Base) Name() string { return b.name }
+func (b *Base) Name() string {
+	if b == nil {
+		return ""
+	}
+	return b.name
+}
 
 // Log returns the service's logger: every record carries service=<name>.
-func (b *Base) Log() *slog.Logger { return b.log }
+func (b *Base) Log() *slog.Logger {
+	if b.invalid() != nil {
+		return slog.Default()
+	}
+	return b.log
+}
 
 // State returns the current state.
 func (b *Base) State() State {
+	if b.invalid() != nil {
+		return StateFailed
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.state
@@ -163,6 +179,9 @@ func (b *Base) State() State {
 // channel if the state is not the one wanted. A channel taken in a final
 // state is never closed.
 func (b *Base) Changed() <-chan struct{} {
+	if b.invalid() != nil {
+		return make(chan struct{}) // never changes
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.changed == nil {
@@ -186,12 +205,20 @@ func (b *Base) Running() bool { return b.State() == StateRunning }
 
 // Done returns a channel closed when the service reaches StateTerminated or
 // StateFailed, after its whole stop sequence has finished.
-func (b *Base) Done() <-chan struct{} { return b.done }
+func (b *Base) Done() <-chan struct{} {
+	if b.invalid() != nil {
+		return closedDone
+	}
+	return b.done
+}
 
 // Err returns nil until Done is closed. Then it returns the cause of the
 // failure when the state is StateFailed (for a failed start, the
 // *StartupError that Start returned), or nil after a clean stop.
 func (b *Base) Err() error {
+	if err := b.invalid(); err != nil {
+		return err
+	}
 	select {
 	case <-b.done:
 	default:
@@ -234,6 +261,9 @@ type baser interface{ coreBase() *Base }
 // but acquired by their parents, which share a service started once
 // (package deps).
 func (b *Base) Start(ctx context.Context) error {
+	if err := b.invalid(); err != nil {
+		return &StartupError{Service: b.Name(), Part: "options", Err: err}
+	}
 	if err := checkCycle(ctx, b); err != nil {
 		return &StartupError{Service: b.name, Err: err}
 	}
@@ -438,6 +468,9 @@ func (b *Base) startSteps(ctx context.Context) error {
 // after StopTimeout and named in a *StopTimeoutError; from an OnStart hook
 // the aborted start stops waiting for the hook at once.
 func (b *Base) Stop(ctx context.Context) error {
+	if err := b.invalid(); err != nil {
+		return fmt.Errorf("stop: %w", err)
+	}
 	b.mu.Lock()
 	if b.state == StateNew {
 		b.mu.Unlock()
@@ -673,4 +706,39 @@ func protect(fn func() error) (err error) {
 		}
 	}()
 	return fn()
+}
+
+// Validate reports whether s can be used as a service: it returns an error
+// matching ErrInvalidOption when s is nil, or is (or embeds) a *Base that
+// NewService did not build: a nil *Base, or a zero Base{}. Start, Run and
+// the parents of s call it before using s, so such a service is an error
+// from Start, never a panic; the methods of an unusable *Base report it too
+// (State is StateFailed, Done is closed, Err is that error).
+func Validate(s Service) error {
+	if bb, ok := s.(baser); ok {
+		if err := bb.coreBase().invalid(); err != nil {
+			return fmt.Errorf("service of type %T: %w", s, err)
+		}
+	}
+	if values.IsNil(s) {
+		return fmt.Errorf("%w: nil service", ErrInvalidOption)
+	}
+	return nil
+}
+
+var (
+	errNilBase  = fmt.Errorf("%w: nil *core.Base: build services with core.NewService", ErrInvalidOption)
+	errZeroBase = fmt.Errorf("%w: zero core.Base: build services with core.NewService", ErrInvalidOption)
+	closedDone  = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+)
+
+// invalid reports a *Base that NewService did not build.
+func (b *Base) invalid() error {
+	switch {
+	case b == nil:
+		return errNilBase
+	case b.cfg == nil:
+		return errZeroBase
+	}
+	return nil
 }

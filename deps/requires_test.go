@@ -360,3 +360,27 @@ func TestStartBoundsALazyBuilderThatIgnoresItsContext(t *testing.T) {
 		}
 	})
 }
+
+// embedsBase is a user type embedding *core.Base.
+type embedsBase struct{ *core.Base }
+
+func TestUnusableBaseIsAnErrorFromStart(t *testing.T) {
+	for name, svc := range map[string]embedsBase{"nil *Base": {}, "zero Base": {&core.Base{}}} {
+		t.Run(name+" required", func(t *testing.T) {
+			p := core.NewService(core.Name("p"), core.Logger(quiet), deps.Requires(svc))
+			if err := p.Start(t.Context()); !errors.Is(err, core.ErrInvalidOption) {
+				t.Fatalf("Start: got %v, want ErrInvalidOption", err)
+			}
+		})
+		t.Run(name+" built by Lazy", func(t *testing.T) {
+			lazy := deps.Lazy(func(context.Context) (embedsBase, error) { return svc, nil })
+			p := core.NewService(core.Name("p"), core.Logger(quiet), lazy)
+			if err := p.Start(t.Context()); !errors.Is(err, core.ErrInvalidOption) {
+				t.Fatalf("Start: got %v, want ErrInvalidOption", err)
+			}
+			if s := lazy.Get(); s.Base != nil {
+				t.Errorf("Get: got %v, want the zero value: nothing usable was built", s)
+			}
+		})
+	}
+}
