@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"testing/synctest"
@@ -181,4 +182,52 @@ func TestRunWithAnUnusableBaseIsAnError(t *testing.T) {
 			t.Errorf("Run(%T): got %v, want ErrInvalidOption", svc, err)
 		}
 	}
+}
+
+func TestRunStartsEachServiceOnceInAnyOrder(t *testing.T) {
+	for _, order := range []string{"api, db", "db, api", "api, db, api, db"} {
+		t.Run(order, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				rec := &recorder{}
+				db := node("db", rec)
+				api := node("api", rec, requires(db))
+				named := map[string]core.Service{"api": api, "db": db}
+				var svcs []core.Service
+				for _, n := range strings.Split(order, ", ") {
+					svcs = append(svcs, named[n])
+				}
+				ctx, cancel := context.WithCancel(context.Background())
+				res := make(chan error, 1)
+				go func() { res <- core.RunSignals(ctx, nil, svcs...) }()
+				synctest.Wait()
+				if api.State() != core.StateRunning || db.State() != core.StateRunning {
+					t.Errorf("after the start: api %v, db %v, want both running", api.State(), db.State())
+				}
+				cancel()
+				if err := <-res; err != nil {
+					t.Errorf("Run: got %v, want nil", err)
+				}
+				wantEvents(t, rec.get(), []string{"db start", "api start", "api stop", "db stop"})
+				if api.State() != core.StateTerminated || db.State() != core.StateTerminated {
+					t.Errorf("after Run: api %v, db %v, want both terminated", api.State(), db.State())
+				}
+			})
+		})
+	}
+}
+
+func TestRunWithTheSameServiceTwiceStartsItOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{}
+		svc := node("svc", rec)
+		ctx, cancel := context.WithCancel(context.Background())
+		res := make(chan error, 1)
+		go func() { res <- core.RunSignals(ctx, nil, svc, svc) }()
+		synctest.Wait()
+		cancel()
+		if err := <-res; err != nil {
+			t.Errorf("Run: got %v, want nil", err)
+		}
+		wantEvents(t, rec.get(), []string{"svc start", "svc stop"})
+	})
 }
