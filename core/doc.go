@@ -26,9 +26,14 @@
 //
 // A service fails, and stops itself at once, when a unit returns an error
 // or panics, when a check fails Threshold monitor ticks in a row, or when a
-// requirement it holds reaches a final state. Every service that requires
-// it then fails in turn. Done is closed once the stop has finished; Err
-// tells why it failed.
+// requirement it holds stops. Every service that requires it then fails in
+// turn, before the failing service's own stop sequence runs: the failing
+// service tells its dependents first and waits for their units and OnStop
+// hooks, so that they never use it while it stops (dependents stop before
+// what they use, on a failure as on Stop). A failure met while the service
+// is already stopping (a requirement failing meanwhile, say) is returned by
+// Stop. Done is closed once the stop has finished; Err tells why it failed.
+// Changed wakes code that waits for a state.
 //
 // # Concurrency
 //
@@ -36,8 +41,22 @@
 // called once; Stop any number of times, from any goroutine: all callers
 // wait for the same stop and get the same result. Every goroutine the
 // service starts (units, monitor, requirement watchers, the stop sequence of
-// a self-stop) ends before Done is closed, except units that ignore their
-// context past StopTimeout, which are named in a *StopTimeoutError.
+// a self-stop) ends before Done is closed, except user code that ignores its
+// context past the timeout that bounds it.
+//
+// # Bounds
+//
+// Every wait is bounded. User code (OnStart and OnStop hooks, units, lazy
+// builders, the Start and Stop of a requirement that is not a *Base) is
+// called so that the service can stop waiting for it: Start stops at
+// StartTimeout, each step of Stop at its own StopTimeout (see StopTimeout:
+// the OnStop hooks always get their full time). A goroutine stuck in user
+// code cannot be killed, so, as http.Server.Shutdown does with its handlers
+// and suture with a service that fails to terminate in a timely manner, the
+// service stops waiting, names it in the error (a *StartupError, or a
+// *StopTimeoutError with the units still running) and lets it finish in the
+// background; its result is logged when it comes. Done and the final state
+// always come.
 //
 // # Errors
 //
@@ -45,7 +64,9 @@
 // Healthcheck an error matching ErrUnhealthy; a second Start
 // ErrAlreadyStarted; requirement cycles a *CycleError (ErrCycle); a stop
 // that timed out a *StopTimeoutError (ErrStopTimeout). Invalid options
-// (ErrInvalidOption) are reported by Start, never by a panic. Failures
+// (ErrInvalidOption) are reported by Start, never by a panic; so is a
+// service whose *Base (also embedded) is nil or zero, wherever it is given
+// (Start, Run, a requirement, a lazy builder's result): see Validate. Failures
 // caused by units are the unit's own error, such as a *TaskError, and
 // panics are *PanicError values with the stack. Match them with errors.Is
 // and errors.As; messages are for people.

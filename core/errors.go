@@ -37,23 +37,40 @@ var (
 
 // StartupError is the error Start returns when the start failed: it names
 // the service and the part that failed ("requirement db", "OnStart hook 2",
-// "task fetch", "check ping", "options") and wraps the cause. It matches
-// ErrStartup.
+// "task fetch", "check ping", "options") and wraps the cause, and the errors
+// the rollback met, if any. It matches ErrStartup, and errors.Is and
+// errors.As see both Err and Rollback.
 type StartupError struct {
 	Service string // the service being started
 	Part    string // what failed; empty when no one part did (the whole start timed out, say)
 	Err     error  // the cause
+	// Rollback is what the rollback of the failed start met, as Stop would
+	// return it (failing OnStop hooks, a *StopTimeoutError naming what was
+	// left running, ...); nil if it met nothing, or while it is under way
+	// (parents waiting for the service see the error before its rollback).
+	Rollback error
 }
 
+// Error returns "start <service>: <part>: <cause>", followed by
+// "; rollback: <errors>" when the rollback met errors.
 func (e *StartupError) Error() string {
+	msg := fmt.Sprintf("start %s: %s: %v", e.Service, e.Part, e.Err)
 	if e.Part == "" {
-		return fmt.Sprintf("start %s: %v", e.Service, e.Err)
+		msg = fmt.Sprintf("start %s: %v", e.Service, e.Err)
 	}
-	return fmt.Sprintf("start %s: %s: %v", e.Service, e.Part, e.Err)
+	if e.Rollback != nil {
+		msg += "; rollback: " + e.Rollback.Error()
+	}
+	return msg
 }
 
-// Unwrap returns the cause.
-func (e *StartupError) Unwrap() error { return e.Err }
+// Unwrap returns the cause and, if any, the rollback's errors.
+func (e *StartupError) Unwrap() []error {
+	if e.Rollback == nil {
+		return []error{e.Err}
+	}
+	return []error{e.Err, e.Rollback}
+}
 
 // Is reports whether target is ErrStartup.
 func (e *StartupError) Is(target error) bool { return target == ErrStartup }

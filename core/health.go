@@ -108,11 +108,14 @@ func (b *Base) runCheck(ctx context.Context, i int) error {
 // for its callers, but not for the monitor, which runs Base's: add checks
 // with package health instead.
 func (b *Base) Healthcheck(ctx context.Context) error {
+	if err := b.invalid(); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnhealthy, err)
+	}
 	b.mu.Lock()
 	state, reqs := b.state, b.reqs
 	if state == StateRunning {
-		b.checking.Add(1) // the stop waits for it before its OnStop hooks
-		defer b.checking.Done()
+		b.checking++ // the stop waits for it before its OnStop hooks
+		defer b.doneChecking()
 	}
 	b.mu.Unlock()
 	if state != StateRunning {
@@ -169,6 +172,10 @@ func (b *Base) monitor(ctx context.Context) error {
 				trace.WithSpanKind(trace.SpanKindInternal),
 				trace.WithAttributes(telemetry.AttrService.String(b.name)))
 		}
+		if err := b.foreignRequirementsRunning(); err != nil {
+			telemetry.End(span, err)
+			return err
+		}
 		var failed, fatal []error
 		for i, c := range checks {
 			err := b.runCheck(cctx, i)
@@ -197,8 +204,37 @@ func (b *Base) monitor(ctx context.Context) error {
 	}
 }
 
+// foreignRequirementsRunning reports a requirement of a type other than
+// *Base that is no longer Running: such a service has no way to tell its
+// parents, so the monitor looks at each tick (a *Base tells them itself,
+// the moment it begins to stop).
+func (b *Base) foreignRequirementsRunning() error {
+	b.mu.Lock()
+	reqs := b.reqs
+	b.mu.Unlock()
+	for _, r := range reqs {
+		if _, ok := r.svc.(baser); ok || r.svc == nil {
+			continue
+		}
+		if st := r.svc.State(); st != StateRunning {
+			return fmt.Errorf("requirement %s is %s", r.name, st)
+		}
+	}
+	return nil
+}
+
 // Checks returns the service's health checks in registration order.
-func (b *Base) Checks() []Check { return slices.Clone(b.cfg.checks) }
+func (b *Base) Checks() []Check {
+	if b.invalid() != nil {
+		return nil
+	}
+	return slices.Clone(b.cfg.checks)
+}
 
 // MonitorInterval returns how often the monitor runs the checks.
-func (b *Base) MonitorInterval() time.Duration { return b.cfg.monitorInterval }
+func (b *Base) MonitorInterval() time.Duration {
+	if b.invalid() != nil {
+		return 0
+	}
+	return b.cfg.monitorInterval
+}

@@ -119,6 +119,7 @@ type fake struct {
 	startErr error
 	stopErr  error
 	block    chan struct{} // Start waits on it (or ctx) when not nil
+	hang     chan struct{} // Start and Stop wait on it, ignoring ctx, when not nil
 
 	mu    sync.Mutex
 	state core.State
@@ -134,6 +135,9 @@ func newFake(name string, rec *recorder) *fake {
 func (f *fake) Name() string { return f.name }
 func (f *fake) Start(ctx context.Context) error {
 	f.rec.add(f.name + " start")
+	if f.hang != nil {
+		<-f.hang
+	}
 	if f.block != nil {
 		select {
 		case <-f.block:
@@ -153,8 +157,19 @@ func (f *fake) Start(ctx context.Context) error {
 }
 func (f *fake) Stop(context.Context) error {
 	f.rec.add(f.name + " stop")
+	if f.hang != nil && f.State() == core.StateRunning {
+		<-f.hang
+	}
 	f.setFinal(core.StateTerminated, nil)
 	return f.stopErr
+}
+
+// stopping makes the fake report StateStopping, as a service of another
+// type whose own stop is under way.
+func (f *fake) stopping() {
+	f.mu.Lock()
+	f.state = core.StateStopping
+	f.mu.Unlock()
 }
 
 // crash makes the fake fail on its own while running.

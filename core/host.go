@@ -236,3 +236,18 @@ func (w *workerSet) wait(ctx context.Context, service string, timeout time.Durat
 	}
 	return &StopTimeoutError{Service: service, Timeout: timeout, Units: units}
 }
+
+// waitGroup waits for wg until ctx ends, and reports whether wg is done.
+func waitGroup(ctx context.Context, wg *sync.WaitGroup) bool {
+	idle := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(idle)
+	}()
+	select {
+	case <-idle:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}

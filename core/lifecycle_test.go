@@ -605,3 +605,205 @@ func TestHostFail(t *testing.T) {
 		t.Fatalf("after Host.Fail: state %v err %v, want failed with the error", s.State(), s.Err())
 	}
 }
+
+func TestStartBoundsAnOnStartHookThatIgnoresItsContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		defer close(release)
+		s := core.NewService(core.Name("svc"), core.Logger(quiet), core.StartTimeout(time.Second),
+			core.OnStart(func(context.Context) error { <-release; return nil }))
+		begin := time.Now()
+		res := make(chan error, 1)
+		go func() { res <- s.Start(context.Background()) }()
+		var err error
+		select {
+		case err = <-res:
+		case <-time.After(time.Hour):
+			t.Fatal("Start still running an hour after StartTimeout 1s")
+		}
+		if got, want := time.Since(begin), time.Second+core.AbandonGrace; got != want {
+			t.Errorf("Start returned after %v, want %v (StartTimeout + AbandonGrace)", got, want)
+		}
+		var se *core.StartupError
+		if !errors.As(err, &se) || se.Part != "OnStart hook 1" || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Start: got %v, want a *StartupError naming OnStart hook 1 and matching DeadlineExceeded", err)
+		}
+		if !strings.Contains(err.Error(), "left running") {
+			t.Errorf("Start: got %q, want it to say the hook was left running", err)
+		}
+		<-s.Done()
+		if got := s.State(); got != core.StateFailed {
+			t.Errorf("state: got %v, want failed", got)
+		}
+	})
+}
+
+func TestStopBoundsAnOnStopHookThatIgnoresItsContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		defer close(release)
+		s := core.NewService(core.Name("svc"), core.Logger(quiet), core.StopTimeout(2*time.Second),
+			core.OnStop(func(context.Context) error { <-release; return nil }))
+		mustStart(t, s)
+		begin := time.Now()
+		res := make(chan error, 1)
+		go func() { res <- s.Stop(context.Background()) }()
+		var err error
+		select {
+		case err = <-res:
+		case <-time.After(time.Hour):
+			t.Fatal("Stop still running an hour after StopTimeout 2s")
+		}
+		if got, want := time.Since(begin), 2*time.Second+core.AbandonGrace; got != want {
+			t.Errorf("Stop returned after %v, want %v (StopTimeout + AbandonGrace)", got, want)
+		}
+		var ste *core.StopTimeoutError
+		if !errors.As(err, &ste) || len(ste.Units) != 1 || ste.Units[0] != "OnStop hook 1" {
+			t.Fatalf("Stop: got %v, want a *StopTimeoutError naming OnStop hook 1", err)
+		}
+		select {
+		case <-s.Done():
+		default:
+			t.Fatal("Done not closed after Stop returned")
+		}
+		if got := s.State(); got != core.StateTerminated {
+			t.Errorf("state: got %v, want terminated", got)
+		}
+	})
+}
+
+func TestOnStopHooksGetAFullStopTimeoutAfterAUnitUsedItUp(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		defer close(release)
+		var left time.Duration
+		var hookErr error
+		s := core.NewService(core.Name("svc"), core.Logger(quiet), core.StopTimeout(time.Second),
+			&unit{name: "stuck", fn: func(context.Context) error { <-release; return nil }},
+			core.OnStop(func(ctx context.Context) error {
+				dl, _ := ctx.Deadline()
+				left, hookErr = time.Until(dl), ctx.Err()
+				return nil
+			}))
+		mustStart(t, s)
+		begin := time.Now()
+		err := s.Stop(context.Background())
+		if got := time.Since(begin); got != time.Second {
+			t.Errorf("Stop returned after %v, want 1s (StopTimeout for the units, none used by the hook)", got)
+		}
+		if left != time.Second || hookErr != nil {
+			t.Errorf("OnStop hook: got %v left and ctx.Err %v, want 1s left and nil", left, hookErr)
+		}
+		var ste *core.StopTimeoutError
+		if !errors.As(err, &ste) || len(ste.Units) != 1 || ste.Units[0] != "stuck" {
+			t.Fatalf("Stop: got %v, want a *StopTimeoutError naming only the unit stuck", err)
+		}
+		if strings.Contains(err.Error(), "Healthcheck") {
+			t.Errorf("Stop: got %q, want no Healthcheck calls reported: nobody called Healthcheck", err)
+		}
+	})
+}
+
+func TestStopFromAnOnStartHookReturnsAtOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ctx  func(hook context.Context) context.Context
+	}{
+		{"hook context", func(hook context.Context) context.Context { return hook }},
+		{"unrelated context", func(context.Context) context.Context { return context.Background() }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				var s *core.Base
+				stopped := make(chan error, 1)
+				s = core.NewService(core.Name("svc"), core.Logger(quiet),
+					core.OnStart(func(ctx context.Context) error {
+						stopped <- s.Stop(tc.ctx(ctx))
+						return nil
+					}))
+				res := make(chan error, 1)
+				go func() { res <- s.Start(context.Background()) }()
+				select {
+				case err := <-stopped:
+					if err != nil {
+						t.Errorf("Stop from the hook: got %v, want nil", err)
+					}
+				case <-time.After(time.Hour):
+					t.Fatal("Stop called from an OnStart hook still waiting an hour later")
+				}
+				if err := <-res; !errors.Is(err, core.ErrStartup) {
+					t.Errorf("Start: got %v, want ErrStartup (stopped while starting)", err)
+				}
+				<-s.Done()
+				if got := s.State(); got != core.StateTerminated {
+					t.Errorf("state: got %v, want terminated", got)
+				}
+			})
+		})
+	}
+}
+
+func TestStopFromAnOnStopHookReturnsAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var s *core.Base
+		var inner error
+		s = core.NewService(core.Name("svc"), core.Logger(quiet),
+			core.OnStop(func(ctx context.Context) error {
+				inner = s.Stop(ctx)
+				return nil
+			}))
+		mustStart(t, s)
+		begin := time.Now()
+		if err := s.Stop(context.Background()); err != nil {
+			t.Errorf("Stop: got %v, want nil", err)
+		}
+		if got := time.Since(begin); got != 0 {
+			t.Errorf("Stop returned after %v, want at once", got)
+		}
+		if inner != nil {
+			t.Errorf("Stop from the OnStop hook: got %v, want nil", inner)
+		}
+	})
+}
+
+func TestRollbackErrorsReachStartErrAndStop(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		defer close(release)
+		boom, flush := errors.New("check: boom"), errors.New("flush failed")
+		s := core.NewService(core.Name("svc"), core.Logger(quiet), core.StopTimeout(time.Second),
+			&unit{name: "stuck", fn: func(context.Context) error { <-release; return nil }},
+			core.OnStop(func(context.Context) error { return flush }),
+			&check{name: "ping", fn: func(context.Context) error { return boom }})
+		err := s.Start(context.Background())
+		for _, want := range []error{core.ErrStartup, boom, flush, core.ErrStopTimeout} {
+			if !errors.Is(err, want) {
+				t.Errorf("Start: got %v, want it to match %v", err, want)
+			}
+			if !errors.Is(s.Err(), want) {
+				t.Errorf("Err: got %v, want it to match %v", s.Err(), want)
+			}
+		}
+		var se *core.StartupError
+		if !errors.As(err, &se) || se.Part != "check ping" || !errors.Is(se.Err, boom) || errors.Is(se.Err, flush) {
+			t.Errorf("Start: got %#v, want Part check ping, Err the check's failure", se)
+		}
+		if err := s.Stop(context.Background()); !errors.Is(err, flush) {
+			t.Errorf("Stop after the rollback: got %v, want the rollback's errors", err)
+		}
+	})
+}
+
+func TestRollbackGoesThroughStopping(t *testing.T) {
+	var s *core.Base
+	var during core.State
+	s = core.NewService(core.Name("svc"), core.Logger(quiet),
+		core.OnStop(func(context.Context) error { during = s.State(); return nil }),
+		&check{name: "ping", fn: func(context.Context) error { return errors.New("down") }})
+	if err := s.Start(t.Context()); err == nil {
+		t.Fatal("Start: got nil, want the check's failure")
+	}
+	if during != core.StateStopping || s.State() != core.StateFailed {
+		t.Fatalf("states: got %v during the rollback and %v after, want stopping then failed", during, s.State())
+	}
+}

@@ -58,7 +58,7 @@ func (b *Base) instruments() *serviceMetrics {
 // meter records: until then it counted in no state, so that first
 // transition only enters the new state.
 func (b *Base) recordState(ctx context.Context, from, to State) {
-	if !b.metrics.gate.On() {
+	if b.meter == nil || !b.metrics.gate.On() { // b.meter is nil in a zero Base
 		return
 	}
 	m := b.instruments()

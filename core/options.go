@@ -139,14 +139,23 @@ func (o nameOption) String() string { return fmt.Sprintf("core.Name(%q)", string
 // OnStart adds a hook run by Start after the requirements are Running and
 // before the tasks are launched. Hooks run in the order given, each with
 // Start's context (bounded by StartTimeout); the first error aborts and rolls
-// back the start. A nil fn is invalid. Repeats append.
+// back the start. A hook that ignores its context does not hold Start up:
+// when the context ends, Start stops waiting for it and fails with a
+// *StartupError naming the hook ("OnStart hook 2: did not return and was
+// left running: ..."); the hook goes on in the background (a goroutine stuck
+// in user code cannot be stopped) and its result is logged when it returns.
+// Stop called from a hook with the hook's context aborts the start and
+// returns nil at once. A nil fn is invalid. Repeats append.
 func OnStart(fn func(context.Context) error) Option { return &hookOption{fn: fn} }
 
 // OnStop adds a hook run by Stop after the tasks and the monitor have
 // returned and before the requirements are stopped. Hooks run in the reverse
-// of the order given, each with the stop context (bounded by StopTimeout);
-// every hook runs even when an earlier one fails, and their errors are
-// joined. On a rolled-back start they run too, once the start got past the
+// of the order given, each with a context bounded by a StopTimeout of its
+// own, whatever the tasks or the other hooks used (see StopTimeout); every
+// hook runs even when an earlier one fails, and their errors are joined. A
+// hook still running at its StopTimeout is left running in the background,
+// named in a *StopTimeoutError ("OnStop hook 1"), and the stop goes on.
+// Stop called from a hook with the hook's context returns nil at once. On a rolled-back start they run too, once the start got past the
 // requirements (even if no OnStart hook ran), so they must cope with a
 // partial start. A nil fn is invalid. Repeats append.
 func OnStop(fn func(context.Context) error) Option { return &hookOption{fn: fn, stop: true} }
@@ -181,14 +190,35 @@ func (o *hookOption) String() string {
 func MonitorInterval(d time.Duration) Option { return durationOption{kind: "MonitorInterval", d: d} }
 
 // StartTimeout bounds the whole Start: requirements, hooks, launching tasks
-// and the first health checks. Default DefaultStartTimeout (15 s). Zero or
-// negative is invalid. Repeats replace.
+// and the first health checks. User code that ignores the start's context
+// (a hook, a lazy builder, the Start of a requirement that is not a *Base)
+// does not extend it: Start stops waiting at StartTimeout and names it in
+// its *StartupError. A failed start is then rolled back, which is a stop
+// bounded as StopTimeout says, so Start returns within StartTimeout plus
+// AbandonGrace plus that rollback. Default DefaultStartTimeout (15 s). Zero or negative is
+// invalid. Repeats replace.
 func StartTimeout(d time.Duration) Option { return durationOption{kind: "StartTimeout", d: d} }
 
-// StopTimeout bounds how long Stop waits for the service's tasks and runs its
-// OnStop hooks; units still running then are named in a *StopTimeoutError.
-// Each requirement's stop is bounded by its own StopTimeout. Default
-// DefaultStopTimeout (15 s). Zero or negative is invalid. Repeats replace.
+// StopTimeout bounds each step of the service's stop on its own, so that a
+// step that uses up its time never takes it from the next:
+//
+//   - waiting for the units (task workers), the monitor and Healthcheck
+//     calls under way: StopTimeout; those still running then are named in a
+//     *StopTimeoutError and left running;
+//   - each OnStop hook: a full StopTimeout, even after the units used up
+//     theirs, so that flushing a buffer or closing a database always gets its
+//     time; a hook still running then is named in a *StopTimeoutError and
+//     left running;
+//   - each requirement: a *Base stops within its own StopTimeout steps; the
+//     Stop of a service of another type is bounded by this StopTimeout.
+//
+// So the stop of a service that holds no requirement returns within
+// (1 + number of OnStop hooks) × (StopTimeout + AbandonGrace), and a tree's
+// stop within the sum along its deepest chain of requirements. Abandoned goroutines (user
+// code that ignored its cancelled context) cannot be killed: they finish in
+// the background and their result is logged. A rolled-back start is a stop
+// with the same bounds. Default DefaultStopTimeout (15 s). Zero or negative
+// is invalid. Repeats replace.
 func StopTimeout(d time.Duration) Option { return durationOption{kind: "StopTimeout", d: d} }
 
 type durationOption struct {

@@ -21,8 +21,13 @@ import (
 //
 // The parent starts its requirements in dependency order, independent ones
 // concurrently; each is followed by one Healthcheck of the required
-// service. While the parent runs, a required service reaching a final state
-// fails the parent. The parent's Stop releases its requirements after its
+// service. While the parent runs, a required service that stops fails the
+// parent, at once: a *Base tells its parents the moment it begins to stop
+// (a failure, or a Stop from elsewhere), and its own stop sequence waits
+// until their units have ended and their OnStop hooks have run, so that
+// dependents stop before what they use, as in any stop; a service of another
+// type is seen when it reaches a final state, or by the parent's monitor at
+// its next tick once it is no longer Running. The parent's Stop releases its requirements after its
 // tasks and hooks, in reverse dependency order.
 //
 // An owned requirement whose service is (or embeds) a *Base is shared: every
@@ -30,8 +35,17 @@ import (
 // Running, and it is stopped when its last parent releases it. Its start
 // belongs to it, not to the first parent: it keeps that parent's trace but
 // not its cancellation, and is bounded by the service's own StartTimeout;
-// it is aborted only when every parent waiting for it has given up. An
-// owned service of another type is started and stopped by each parent.
+// it is aborted only when every parent waiting for it has given up. The
+// hold and the decision to stop are taken under the shared service's lock:
+// a parent acquiring it while its last holder releases it either holds it
+// (it keeps running) or sees it stopping and fails to start. Parents start
+// and stop such a service through its *Base: a Start or Stop method of the
+// embedding type is not what they call. A parent's stop waits for every
+// owned requirement that is stopping, whoever stopped it, and returns its
+// stop errors: once a parent's Stop has returned, nothing below it still
+// runs. An owned service of another type is started and stopped by each
+// parent, its Start bounded by the parent's start and its Stop by the
+// parent's StopTimeout.
 //
 // A cycle among requirements is a *CycleError: found before anything starts
 // for static requirements, and otherwise when a start would wait for a
@@ -100,6 +114,15 @@ func (b *Base) startRequirements(ctx context.Context) (string, error) {
 			states[i].after = append(states[i].after, j)
 		}
 	}
+	for _, st := range states {
+		if sr, ok := st.r.(StaticRequirement); ok {
+			if known := sr.Known(); !values.IsNil(known) {
+				if err := Validate(known); err != nil {
+					return "requirement " + st.name, err
+				}
+			}
+		}
+	}
 	if path := afterCycle(states); path != nil {
 		return "requirement " + path[0], &CycleError{Path: path}
 	}
@@ -165,15 +188,17 @@ func (b *Base) startRequirement(ctx context.Context, st *reqState, states []*req
 		return errSkipped
 	}
 	var svc Service
-	err := protect(func() (err error) {
+	// svc is read only when the call returned in time: an abandoned Resolve
+	// writes it for nobody.
+	err, _ := b.callBounded(ctx, "requirement "+st.name+" Resolve", func(ctx context.Context) (err error) {
 		svc, err = st.r.Resolve(ctx)
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	if values.IsNil(svc) {
-		return errors.New("resolved to a nil service")
+	if err := Validate(svc); err != nil {
+		return fmt.Errorf("resolved to an unusable service: %w", err)
 	}
 	if bb, ok := svc.(baser); ok {
 		// Before attempted is set: a service further up the chain must not
@@ -201,14 +226,26 @@ func (b *Base) startRequirement(ctx context.Context, st *reqState, states []*req
 	if err != nil {
 		return err
 	}
-	if err := protect(func() error { return svc.Healthcheck(ctx) }); err != nil {
+	if err, _ := b.callBounded(ctx, "requirement "+st.name+" Healthcheck", svc.Healthcheck); err != nil {
 		return err
+	}
+	if bb, ok := svc.(baser); ok {
+		// A *Base tells its parents when it begins to stop (stopAsync).
+		if err := bb.coreBase().addDependent(b, st.name); err != nil {
+			return err
+		}
+		st.ok = true
+		close(st.started)
+		return nil
 	}
 	st.ok = true
 	close(st.started)
 	b.workers.start(b, "requirement "+st.name, func(ctx context.Context) error {
 		select {
 		case <-svc.Done():
+			if ctx.Err() != nil {
+				return nil // b is stopping: the release reports what svc met
+			}
 			if err := svc.Err(); err != nil {
 				return fmt.Errorf("requirement %s failed: %w", st.name, err)
 			}
@@ -217,6 +254,24 @@ func (b *Base) startRequirement(ctx context.Context, st *reqState, states []*req
 			return nil
 		}
 	})
+	return nil
+}
+
+// addDependent records parent as holding b under name, to be told when b
+// begins to stop; unless b is no longer Running, which is then the error.
+func (b *Base) addDependent(parent *Base, name string) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.state != StateRunning {
+		if b.cause != nil {
+			return fmt.Errorf("%s is %s: %w", b.name, b.state, b.cause)
+		}
+		return fmt.Errorf("%s is %s", b.name, b.state)
+	}
+	if b.dependents == nil {
+		b.dependents = make(map[*Base]string)
+	}
+	b.dependents[parent] = name
 	return nil
 }
 
@@ -245,12 +300,15 @@ func (b *Base) releaseRequirements(ctx context.Context) []error {
 			b.mu.Lock()
 			svc, attempted := st.svc, st.attempted
 			b.mu.Unlock()
-			if !attempted || !st.r.Owned() {
+			if !attempted {
 				return
 			}
-			if err := release(ctx, svc); err != nil {
+			if err := b.release(ctx, st.name, st.r.Owned(), svc); err != nil {
+				if ste := (*StopTimeoutError)(nil); !errors.As(err, &ste) || ste.Service != b.name {
+					err = fmt.Errorf("requirement %s: %w", st.name, err)
+				}
 				mu.Lock()
-				errs = append(errs, fmt.Errorf("requirement %s: %w", st.name, err))
+				errs = append(errs, err)
 				mu.Unlock()
 			}
 		})
@@ -267,7 +325,7 @@ func (b *Base) require(ctx context.Context, svc Service) error {
 	ctx, span := b.tracer.Start(ctx, telemetry.SpanName(telemetry.SpanStart, svc.Name()),
 		trace.WithSpanKind(trace.SpanKindInternal),
 		trace.WithAttributes(telemetry.AttrService.String(svc.Name())))
-	err := protect(func() error { return svc.Start(ctx) })
+	err, _ := b.callBounded(ctx, "requirement "+svc.Name()+" Start", svc.Start)
 	telemetry.End(span, err)
 	return err
 }
@@ -327,24 +385,92 @@ func (b *Base) awaitRunning(ctx context.Context) error {
 	return fmt.Errorf("%s is %s", b.name, b.state)
 }
 
-// release drops one parent's hold on svc, stopping it when no parent holds
-// it any more.
+// release drops b's hold on svc, a requirement named name (owned: started
+// by b, not awaited), and stops svc when no parent holds it any more. It returns once svc is stopped, when it
+// is stopping: b's stop never ends while something below b still runs.
 //
-// A shared service already Stopping (its own rollback, or a stop someone
-// else began) is not waited for: it ends by itself, and waiting could
-// deadlock two services rolling back a cycle, each releasing the other.
-func release(ctx context.Context, svc Service) error {
+// For a *Base, dropping the hold and deciding to stop are one step under
+// svc's lock (stopLocked), so a parent acquiring svc meanwhile either holds
+// it (and svc is not stopped) or sees it stopping. A stopping *Base, whoever
+// stopped it, is waited for (its stop is bounded by its own StopTimeout
+// steps) and its stop errors are returned, except when its stop waits, in
+// turn, for b's (two services rolling back a cycle release each other): then
+// neither waits for the other. The Stop of another type of service is
+// bounded by b's StopTimeout.
+func (b *Base) release(ctx context.Context, name string, owned bool, svc Service) error {
 	if bb, ok := svc.(baser); ok {
-		b := bb.coreBase()
-		b.mu.Lock()
-		b.holders = max(b.holders-1, 0)
-		last, stopping := b.holders == 0, b.state == StateStopping
-		b.mu.Unlock()
-		if !last || stopping {
+		child := bb.coreBase()
+		child.mu.Lock()
+		delete(child.dependents, b) // b no longer needs to hear of child's stop
+		if !owned {
+			child.mu.Unlock()
 			return nil
 		}
+		child.holders = max(child.holders-1, 0)
+		last := child.holders == 0
+		if last {
+			child.stopLocked(ctx)
+		}
+		wait := last || child.state == StateStopping
+		child.mu.Unlock()
+		if !wait || !b.waitStopped(child) {
+			return nil
+		}
+		child.mu.Lock()
+		defer child.mu.Unlock()
+		return child.stopErr
 	}
-	return protect(func() error { return svc.Stop(ctx) })
+	if !owned {
+		return nil
+	}
+	// A service of another type is bounded by the parent's StopTimeout.
+	what := "requirement " + name
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.stopTimeout)
+	defer cancel()
+	err, returned := b.callBounded(ctx, what, svc.Stop)
+	if !returned {
+		return &StopTimeoutError{Service: b.name, Timeout: b.cfg.stopTimeout, Units: []string{what}}
+	}
+	return err
+}
+
+// waitStopped waits for child's Done while b's stop is recorded as waiting
+// for it, unless child's stop waits, directly or not, for b's: then it
+// returns false at once.
+func (b *Base) waitStopped(child *Base) bool {
+	b.mu.Lock()
+	if b.stopWaits == nil {
+		b.stopWaits = make(map[*Base]int)
+	}
+	b.stopWaits[child]++
+	b.mu.Unlock()
+	defer func() {
+		b.mu.Lock()
+		if b.stopWaits[child]--; b.stopWaits[child] <= 0 {
+			delete(b.stopWaits, child)
+		}
+		b.mu.Unlock()
+	}()
+	seen := map[*Base]bool{}
+	next := []*Base{child}
+	for len(next) > 0 {
+		n := next[len(next)-1]
+		next = next[:len(next)-1]
+		if n == b {
+			return false
+		}
+		if seen[n] {
+			continue
+		}
+		seen[n] = true
+		n.mu.Lock()
+		for m := range n.stopWaits {
+			next = append(next, m)
+		}
+		n.mu.Unlock()
+	}
+	<-child.done
+	return true
 }
 
 // awaitPoll is how often await looks at the state of a service that is not
@@ -466,7 +592,7 @@ func cycleError(cycle []*Base) *CycleError {
 // knownBase returns the *Base behind a static requirement, or nil.
 func knownBase(r Requirement) *Base {
 	if sr, ok := r.(StaticRequirement); ok {
-		if child, ok := sr.Known().(baser); ok && !values.IsNil(child) {
+		if child, ok := sr.Known().(baser); ok && !values.IsNil(child) && child.coreBase().invalid() == nil {
 			return child.coreBase()
 		}
 	}
@@ -579,6 +705,9 @@ type Dependency struct {
 // Dependencies returns the service's requirements in registration order,
 // with the services they resolved to so far. It is safe for concurrent use.
 func (b *Base) Dependencies() []Dependency {
+	if b.invalid() != nil {
+		return nil
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	deps := make([]Dependency, len(b.cfg.requirements))

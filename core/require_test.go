@@ -259,7 +259,9 @@ func TestFailurePropagatesThroughThreeLevels(t *testing.T) {
 		if msg := a.Err().Error(); !strings.Contains(msg, "requirement b failed: requirement c failed") {
 			t.Fatalf("a's error %q does not name the chain", msg)
 		}
-		wantEvents(t, rec.get(), []string{"c start", "b start", "a start", "c stop", "b stop", "a stop"})
+		// The failure reaches the dependents before c's own stop runs, and
+		// they stop first, as in any stop: dependents before what they use.
+		wantEvents(t, rec.get(), []string{"c start", "b start", "a start", "a stop", "b stop", "c stop"})
 	})
 }
 
@@ -323,4 +325,289 @@ func TestDependencies(t *testing.T) {
 		t.Fatalf("MonitorInterval: got %v, want 1m", got)
 	}
 	mustStop(t, api)
+}
+
+func TestStartBoundsAForeignRequirementWhoseStartIgnoresItsContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{}
+		f := newFake("f", rec)
+		f.hang = make(chan struct{})
+		defer close(f.hang)
+		p := core.NewService(core.Name("p"), core.Logger(quiet), core.StartTimeout(time.Second), requires(f))
+		begin := time.Now()
+		res := make(chan error, 1)
+		go func() { res <- p.Start(context.Background()) }()
+		select {
+		case err := <-res:
+			var se *core.StartupError
+			if !errors.As(err, &se) || se.Part != "requirement f" || !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("Start: got %v, want a *StartupError naming requirement f, matching DeadlineExceeded", err)
+			}
+		case <-time.After(time.Hour):
+			t.Fatal("Start still running an hour after StartTimeout 1s")
+		}
+		// The rollback stops f, whose Stop returns at once (f is not Running).
+		if got, want := time.Since(begin), time.Second+core.AbandonGrace; got != want {
+			t.Errorf("Start returned after %v, want %v (StartTimeout + AbandonGrace)", got, want)
+		}
+	})
+}
+
+func TestStopBoundsAForeignRequirementWhoseStopIgnoresItsContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{}
+		f := newFake("f", rec)
+		p := core.NewService(core.Name("p"), core.Logger(quiet), core.StopTimeout(time.Second), requires(f))
+		mustStart(t, p)
+		f.hang = make(chan struct{})
+		defer close(f.hang)
+		begin := time.Now()
+		res := make(chan error, 1)
+		go func() { res <- p.Stop(context.Background()) }()
+		select {
+		case err := <-res:
+			var ste *core.StopTimeoutError
+			if !errors.As(err, &ste) || len(ste.Units) != 1 || ste.Units[0] != "requirement f" {
+				t.Errorf("Stop: got %v, want a *StopTimeoutError naming requirement f", err)
+			}
+		case <-time.After(time.Hour):
+			t.Fatal("Stop still running an hour after StopTimeout 1s")
+		}
+		if got, want := time.Since(begin), time.Second+core.AbandonGrace; got != want {
+			t.Errorf("Stop returned after %v, want %v (StopTimeout + AbandonGrace)", got, want)
+		}
+		if got := p.State(); got != core.StateTerminated {
+			t.Errorf("state: got %v, want terminated", got)
+		}
+	})
+}
+
+func TestSharedStartFailingAfterItsParentGaveUpIsFailed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		refused := errors.New("db refused")
+		s := core.NewService(core.Name("s"), core.Logger(quiet),
+			core.OnStart(func(ctx context.Context) error {
+				<-ctx.Done()   // the only parent gave up: its rollback aborts this start ...
+				return refused // ... which fails for a reason of its own
+			}))
+		p := core.NewService(core.Name("p"), core.Logger(quiet), core.StartTimeout(time.Second), requires(s))
+		if err := p.Start(context.Background()); !errors.Is(err, core.ErrStartup) {
+			t.Fatalf("p.Start: got %v, want ErrStartup", err)
+		}
+		<-s.Done()
+		if got := s.State(); got != core.StateFailed || !errors.Is(s.Err(), refused) {
+			t.Fatalf("s: got %v with Err %v, want failed with %v", got, s.Err(), refused)
+		}
+	})
+}
+
+func TestStopWaitsForARequirementSomeoneElseIsStopping(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		flush := errors.New("s: flush failed")
+		s := core.NewService(core.Name("s"), core.Logger(quiet),
+			core.OnStop(func(context.Context) error {
+				<-time.After(2 * time.Second)
+				return flush
+			}))
+		p := core.NewService(core.Name("p"), core.Logger(quiet), core.MonitorInterval(time.Hour), requires(s))
+		mustStart(t, p)
+		go func() { _ = s.Stop(context.Background()) }() // someone else stops s under p
+		synctest.Wait()                                  // s is in its OnStop hook
+		err := p.Stop(context.Background())
+		if got := s.State(); got != core.StateTerminated {
+			t.Errorf("s when p's Stop returned: got %v, want terminated (stopped last)", got)
+		}
+		if !errors.Is(err, flush) {
+			t.Errorf("p.Stop: got %v, want the stop errors of s (%v)", err, flush)
+		}
+		<-s.Done()
+	})
+}
+
+// slowStop is a service embedding *core.Base whose Stop takes a while to
+// begin, as a user type adding its own Stop might.
+type slowStop struct {
+	*core.Base
+	gate chan struct{}
+}
+
+func (s slowStop) Stop(ctx context.Context) error {
+	<-s.gate
+	return s.Base.Stop(ctx)
+}
+
+func TestSharedRequirementIsNeverStoppedUnderAParentThatAcquiredIt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := slowStop{core.NewService(core.Name("s"), core.Logger(quiet), core.MonitorInterval(time.Hour)), make(chan struct{})}
+		a := core.NewService(core.Name("a"), core.Logger(quiet), core.MonitorInterval(time.Hour), requires(s))
+		mustStart(t, a)
+		stopped := make(chan error, 1)
+		go func() { stopped <- a.Stop(context.Background()) }() // a releases s, its last holder
+		synctest.Wait()
+		b := core.NewService(core.Name("b"), core.Logger(quiet), core.MonitorInterval(time.Hour), requires(s))
+		errB := b.Start(context.Background())
+		close(s.gate)
+		if err := <-stopped; err != nil {
+			t.Errorf("a.Stop: got %v, want nil", err)
+		}
+		synctest.Wait()
+		if errB == nil && (s.State() != core.StateRunning || b.State() != core.StateRunning) {
+			t.Errorf("b started on s, then s was stopped under it: s %v, b %v, want both running", s.State(), b.State())
+		}
+		if errB != nil && s.State().String() == "running" {
+			t.Errorf("b failed to start (%v) while s is running", errB)
+		}
+		_ = b.Stop(context.Background())
+	})
+}
+
+func TestParentLearnsOfARequirementFailureBeforeTheRequirementStops(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		boom := errors.New("s: connection lost")
+		var p *core.Base
+		var pState core.State
+		var pWork error
+		rec := &recorder{}
+		work := make(chan context.Context, 1)
+		s := core.NewService(core.Name("s"), core.Logger(quiet), core.MonitorInterval(time.Hour),
+			&unit{name: "conn", fn: func(context.Context) error {
+				<-time.After(time.Second)
+				return boom
+			}},
+			core.OnStop(func(context.Context) error { // s closes what p's work uses
+				pState, pWork = p.State(), (<-work).Err()
+				rec.add("s stop")
+				return nil
+			}))
+		p = core.NewService(core.Name("p"), core.Logger(quiet), core.MonitorInterval(time.Hour), requires(s),
+			&unit{name: "work", fn: func(ctx context.Context) error {
+				work <- ctx
+				<-ctx.Done()
+				return nil
+			}},
+			core.OnStop(func(context.Context) error { rec.add("p stop"); return nil }))
+		mustStart(t, p)
+		<-p.Done()
+		wantEvents(t, rec.get(), []string{"p stop", "s stop"})
+		if pState == core.StateRunning || pWork == nil {
+			t.Errorf("when s's OnStop ran: p was %v and its work's context error %v, want p stopping and its work cancelled", pState, pWork)
+		}
+		if !errors.Is(p.Err(), boom) {
+			t.Errorf("p.Err: got %v, want %v", p.Err(), boom)
+		}
+	})
+}
+
+func TestMonitorFailsAParentWhoseForeignRequirementIsStopping(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFake("f", &recorder{})
+		p := core.NewService(core.Name("p"), core.Logger(quiet), core.MonitorInterval(time.Second), requires(f))
+		mustStart(t, p)
+		f.stopping()
+		begin := time.Now()
+		select {
+		case <-p.Done():
+		case <-time.After(time.Hour):
+			t.Errorf("p still %v an hour after its requirement began to stop", p.State())
+			_ = p.Stop(context.Background())
+		}
+		if got := time.Since(begin); got != time.Second {
+			t.Errorf("p failed after %v, want 1s (one MonitorInterval)", got)
+		}
+		if err := p.Err(); err == nil || !strings.Contains(err.Error(), "requirement f is stopping") {
+			t.Errorf("p.Err: got %v, want requirement f is stopping", err)
+		}
+	})
+}
+
+func TestRequirementFailingWhileItsParentStopsIsReported(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		boom := errors.New("s: lost its disk")
+		trigger := make(chan struct{})
+		s := core.NewService(core.Name("s"), core.Logger(quiet), core.MonitorInterval(time.Hour),
+			&unit{name: "disk", fn: func(ctx context.Context) error {
+				select {
+				case <-trigger:
+					return boom
+				case <-ctx.Done():
+					return nil
+				}
+			}})
+		p := core.NewService(core.Name("p"), core.Logger(quiet), core.MonitorInterval(time.Hour), requires(s),
+			core.OnStop(func(context.Context) error {
+				close(trigger) // s fails while p stops
+				<-time.After(time.Second)
+				return nil
+			}))
+		mustStart(t, p)
+		if err := p.Stop(context.Background()); !errors.Is(err, boom) {
+			t.Errorf("p.Stop: got %v, want the failure of s (%v)", err, boom)
+		}
+	})
+}
+
+// embedsBase is a user type embedding *core.Base.
+type embedsBase struct{ *core.Base }
+
+// unusableBases are services whose *core.Base was not built by NewService.
+func unusableBases() map[string]core.Service {
+	return map[string]core.Service{
+		"embedded nil *Base":  embedsBase{},
+		"embedded zero Base":  embedsBase{&core.Base{}},
+		"zero Base":           &core.Base{},
+		"nil *Base":           (*core.Base)(nil),
+		"pointer to embedder": &embedsBase{},
+	}
+}
+
+func TestRequirementWithAnUnusableBaseIsAnErrorFromStart(t *testing.T) {
+	for name, svc := range unusableBases() {
+		t.Run(name, func(t *testing.T) {
+			p := core.NewService(core.Name("p"), core.Logger(quiet), &req{name: "db", svc: svc})
+			err := p.Start(t.Context())
+			if !errors.Is(err, core.ErrStartup) || !errors.Is(err, core.ErrInvalidOption) {
+				t.Fatalf("Start: got %v, want ErrStartup and ErrInvalidOption", err)
+			}
+			if !strings.Contains(err.Error(), "NewService") {
+				t.Errorf("Start: got %q, want it to say to build the service with NewService", err)
+			}
+		})
+	}
+}
+
+func TestLazyRequirementResolvingToAnUnusableBaseIsAnErrorFromStart(t *testing.T) {
+	for name, svc := range unusableBases() {
+		t.Run(name, func(t *testing.T) {
+			p := core.NewService(core.Name("p"), core.Logger(quiet),
+				&req{name: "db", resolve: func(context.Context) (core.Service, error) { return svc, nil }})
+			if err := p.Start(t.Context()); !errors.Is(err, core.ErrStartup) {
+				t.Fatalf("Start: got %v, want ErrStartup", err)
+			}
+		})
+	}
+}
+
+func TestUnusableBaseMethodsDoNotPanic(t *testing.T) {
+	for name, svc := range unusableBases() {
+		t.Run(name, func(t *testing.T) {
+			if err := core.Validate(svc); !errors.Is(err, core.ErrInvalidOption) {
+				t.Errorf("Validate: got %v, want ErrInvalidOption", err)
+			}
+			if err := svc.Start(t.Context()); !errors.Is(err, core.ErrInvalidOption) {
+				t.Errorf("Start: got %v, want ErrInvalidOption", err)
+			}
+			if err := svc.Healthcheck(t.Context()); !errors.Is(err, core.ErrUnhealthy) {
+				t.Errorf("Healthcheck: got %v, want ErrUnhealthy", err)
+			}
+			<-svc.Done()
+			if svc.State() != core.StateFailed || !errors.Is(svc.Err(), core.ErrInvalidOption) {
+				t.Errorf("got state %v and Err %v, want failed with ErrInvalidOption", svc.State(), svc.Err())
+			}
+			_ = svc.Name()
+			_ = svc.Stop(t.Context())
+		})
+	}
+	if err := core.Validate(core.NewService(core.Logger(quiet))); err != nil {
+		t.Errorf("Validate(NewService()): got %v, want nil", err)
+	}
 }

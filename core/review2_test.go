@@ -241,10 +241,12 @@ func TestR2CycleRollbackDeadlock(t *testing.T) {
 		var err1, err2 error
 		wg.Go(func() { err1 = r1.Start(context.Background()) })
 		wg.Go(func() { err2 = r2.Start(context.Background()) })
-		wg.Wait() // both roots failed and rolled back; a and b are about to roll back
-		if !errors.Is(err1, core.ErrCycle) || !errors.Is(err2, core.ErrCycle) {
-			t.Fatalf("roots: got %v and %v, want ErrCycle", err1, err2)
-		}
+		// Both roots failed and released their holds; they wait for a and b
+		// (a root's rollback ends only once its requirements have stopped),
+		// which are about to roll back, releasing each other.
+		<-gateA.hit
+		<-gateB.hit
+		synctest.Wait()
 		close(gateA.gate)
 		close(gateB.gate)
 		select {
@@ -252,6 +254,10 @@ func TestR2CycleRollbackDeadlock(t *testing.T) {
 			<-b.Done()
 		case <-time.After(time.Hour):
 			t.Errorf("a (%v) and b (%v) never finish their rollbacks: each waits in Stop for the other", a.State(), b.State())
+		}
+		wg.Wait()
+		if !errors.Is(err1, core.ErrCycle) || !errors.Is(err2, core.ErrCycle) {
+			t.Fatalf("roots: got %v and %v, want ErrCycle", err1, err2)
 		}
 	})
 }

@@ -92,14 +92,14 @@ func TestLateUnitErrorDuringStopIsKept(t *testing.T) {
 		late := errors.New("late unit error")
 		var logs bytes.Buffer
 		s := core.NewService(core.Name("s"), core.Logger(slog.New(slog.NewTextHandler(&logs, nil))),
-			core.MonitorInterval(time.Hour), core.StopTimeout(time.Second),
+			core.MonitorInterval(time.Hour), core.StopTimeout(2*time.Second),
 			&unit{name: "slow", fn: func(ctx context.Context) error {
 				<-ctx.Done()
-				<-time.After(2 * time.Second) // outlives StopTimeout (1s) ...
+				<-time.After(3 * time.Second) // outlives StopTimeout (2s) ...
 				return late                   // ... then fails
 			}},
 			core.OnStop(func(context.Context) error {
-				<-time.After(3 * time.Second) // a slow hook: still stopping at 2s
+				<-time.After(1500 * time.Millisecond) // a slow hook (2s to 3.5s): still stopping at 3s
 				return nil
 			}))
 		mustStart(t, s)

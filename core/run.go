@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
 	"sync"
 	"syscall"
 
@@ -20,6 +21,14 @@ var ErrForcedExit = errors.New("second signal: gave up waiting for the stop")
 // SIGTERM arrives, or any of them reaches a final state, then stops them
 // all in reverse order, each within its own StopTimeout, and returns.
 //
+// Run accepts the services in any order and with repeats: a service given
+// twice is taken once, and a *Base (or a type embedding one) is held by Run
+// as a parent holds a requirement. So Run(api, db), where api requires db,
+// starts db once, through api's requirement, and Run joins it; Run(db, api)
+// starts db first and api then shares it. Either way db is stopped after
+// api, once nothing holds it any more. A service of another type is started
+// and stopped by Run as given.
+//
 // Run returns nil after a clean stop caused by ctx or a signal, also when
 // they end a start under way (the start is rolled back). Otherwise
 // it returns, joined: the start error when a service failed to start (the
@@ -28,8 +37,9 @@ var ErrForcedExit = errors.New("second signal: gave up waiting for the stop")
 // at once with ErrForcedExit; the start or stop sequences under way go on,
 // each bounded by its service's timeouts, in a goroutine that ends with them.
 //
-// Run with no services, or with a nil one, returns an error at once and
-// starts nothing.
+// Run with no services, or with a nil or unusable one (a nil or zero *Base,
+// also embedded: see Validate), returns an error at once and starts
+// nothing.
 //
 // Run catches SIGINT and SIGTERM while it runs (signal.Notify) and lets go
 // of them (signal.Stop) before it returns.
@@ -47,6 +57,9 @@ func run(ctx context.Context, sig <-chan os.Signal, svcs []Service) error {
 	for i, s := range svcs {
 		if values.IsNil(s) {
 			return fmt.Errorf("core.Run: service %d is nil", i)
+		}
+		if err := Validate(s); err != nil {
+			return fmt.Errorf("core.Run: service %d: %w", i, err)
 		}
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
@@ -76,14 +89,25 @@ func run(ctx context.Context, sig <-chan os.Signal, svcs []Service) error {
 // later ones are still starting), and stops the started ones in reverse
 // order under stopCtx.
 func runAll(ctx, stopCtx context.Context, svcs []Service) error {
+	svcs = distinct(svcs)
 	ctx, cancel := context.WithCancelCause(ctx)
 	var wg sync.WaitGroup
 	var errs []error
 	started := 0
 	for _, s := range svcs {
-		if err := s.Start(ctx); err != nil {
+		if err := hold(ctx, s); err != nil {
 			if ctx.Err() == nil || !errors.Is(err, ctx.Err()) {
 				errs = append(errs, err) // not a start aborted by ctx, a signal or a failure
+			}
+			if bb, ok := s.(baser); ok {
+				// The hold was taken: drop it. A failed start is rolled back
+				// already (its errors are in err); a join that ctx cut short
+				// may leave the service to stop here.
+				b := bb.coreBase()
+				final := b.State().final()
+				if err := unhold(stopCtx, b); err != nil && !final {
+					errs = append(errs, err)
+				}
 			}
 			break
 		}
@@ -102,7 +126,13 @@ func runAll(ctx, stopCtx context.Context, svcs []Service) error {
 	cancel(nil)
 	wg.Wait()
 	for i := started - 1; i >= 0; i-- {
-		if err := svcs[i].Stop(stopCtx); err != nil {
+		var err error
+		if bb, ok := svcs[i].(baser); ok {
+			err = unhold(stopCtx, bb.coreBase())
+		} else {
+			err = svcs[i].Stop(stopCtx)
+		}
+		if err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -112,4 +142,73 @@ func runAll(ctx, stopCtx context.Context, svcs []Service) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// distinct returns svcs without repeats, in the order of their first
+// occurrence; a *Base and a type embedding it are the same service.
+func distinct(svcs []Service) []Service {
+	out := make([]Service, 0, len(svcs))
+	bases := make(map[*Base]bool)
+	for _, s := range svcs {
+		if bb, ok := s.(baser); ok {
+			if b := bb.coreBase(); !bases[b] {
+				bases[b] = true
+				out = append(out, s)
+			}
+			continue
+		}
+		if !slices.ContainsFunc(out, func(o Service) bool { return values.Same(o, s) }) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// hold is how Run takes a service: a *Base is held as a parent holds a
+// requirement, started if it is New and joined (waited for until Running)
+// if another service given to Run, or anyone else, started it already; any
+// other service is started.
+func hold(ctx context.Context, s Service) error {
+	bb, ok := s.(baser)
+	if !ok {
+		return s.Start(ctx)
+	}
+	b := bb.coreBase()
+	if err := checkCycle(ctx, b); err != nil {
+		return &StartupError{Service: b.name, Err: err}
+	}
+	b.mu.Lock()
+	b.holders++
+	if b.state == StateNew {
+		startCtx := b.begin(ctx)
+		b.mu.Unlock()
+		return b.startup(startCtx)
+	}
+	b.mu.Unlock()
+	return b.awaitRunning(ctx)
+}
+
+// unhold drops Run's hold on b and stops b when nobody else holds it, then
+// waits, bounded by ctx, for b to stop if it is stopping, and returns its
+// stop errors.
+func unhold(ctx context.Context, b *Base) error {
+	b.mu.Lock()
+	b.holders = max(b.holders-1, 0)
+	last := b.holders == 0
+	if last && b.state != StateNew {
+		b.stopLocked(ctx)
+	}
+	wait := (last && b.state != StateNew) || b.state == StateStopping
+	b.mu.Unlock()
+	if !wait {
+		return nil
+	}
+	select {
+	case <-b.done:
+	case <-ctx.Done():
+		return fmt.Errorf("stop %s: %w", b.name, context.Cause(ctx))
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.stopErr
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"testing/synctest"
@@ -162,5 +163,71 @@ func TestRunSignalDuringStartIsClean(t *testing.T) {
 			t.Fatalf("Run: got %v, want nil: the start was ended by a signal", err)
 		}
 		wantEvents(t, rec.get(), []string{"a start", "a stop"})
+	})
+}
+
+func TestRunReturnsTheRollbackErrorsOfAFailedStart(t *testing.T) {
+	flush := errors.New("flush failed")
+	s := core.NewService(core.Name("svc"), core.Logger(quiet),
+		core.OnStop(func(context.Context) error { return flush }),
+		&check{name: "ping", fn: func(context.Context) error { return errors.New("down") }})
+	if err := core.Run(t.Context(), s); !errors.Is(err, core.ErrStartup) || !errors.Is(err, flush) {
+		t.Fatalf("Run: got %v, want the start failure and the rollback's %v", err, flush)
+	}
+}
+
+func TestRunWithAnUnusableBaseIsAnError(t *testing.T) {
+	for _, svc := range []core.Service{embedsBase{}, embedsBase{&core.Base{}}, &core.Base{}} {
+		if err := core.Run(t.Context(), svc); !errors.Is(err, core.ErrInvalidOption) {
+			t.Errorf("Run(%T): got %v, want ErrInvalidOption", svc, err)
+		}
+	}
+}
+
+func TestRunStartsEachServiceOnceInAnyOrder(t *testing.T) {
+	for _, order := range []string{"api, db", "db, api", "api, db, api, db"} {
+		t.Run(order, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				rec := &recorder{}
+				db := node("db", rec)
+				api := node("api", rec, requires(db))
+				named := map[string]core.Service{"api": api, "db": db}
+				var svcs []core.Service
+				for _, n := range strings.Split(order, ", ") {
+					svcs = append(svcs, named[n])
+				}
+				ctx, cancel := context.WithCancel(context.Background())
+				res := make(chan error, 1)
+				go func() { res <- core.RunSignals(ctx, nil, svcs...) }()
+				synctest.Wait()
+				if api.State() != core.StateRunning || db.State() != core.StateRunning {
+					t.Errorf("after the start: api %v, db %v, want both running", api.State(), db.State())
+				}
+				cancel()
+				if err := <-res; err != nil {
+					t.Errorf("Run: got %v, want nil", err)
+				}
+				wantEvents(t, rec.get(), []string{"db start", "api start", "api stop", "db stop"})
+				if api.State() != core.StateTerminated || db.State() != core.StateTerminated {
+					t.Errorf("after Run: api %v, db %v, want both terminated", api.State(), db.State())
+				}
+			})
+		})
+	}
+}
+
+func TestRunWithTheSameServiceTwiceStartsItOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{}
+		svc := node("svc", rec)
+		ctx, cancel := context.WithCancel(context.Background())
+		res := make(chan error, 1)
+		go func() { res <- core.RunSignals(ctx, nil, svc, svc) }()
+		synctest.Wait()
+		cancel()
+		if err := <-res; err != nil {
+			t.Errorf("Run: got %v, want nil", err)
+		}
+		wantEvents(t, rec.get(), []string{"svc start", "svc stop"})
 	})
 }

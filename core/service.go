@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/coreservice/coreservice/internal/telemetry"
+	"github.com/coreservice/coreservice/internal/values"
 )
 
 // Service is the contract between a service and whoever starts it: Run, a
@@ -52,7 +53,9 @@ type Service interface {
 // methods; a struct that embeds *Base shares its requirements' bookkeeping,
 // so it can be required by several parents (package deps).
 //
-// The zero Base is not usable: always build one with NewService.
+// The zero Base is not usable: always build one with NewService. A nil or
+// zero Base (also embedded) is reported as an error by Start, Run and
+// parents, never a panic; see Validate.
 type Base struct {
 	name   string
 	cfg    *Config
@@ -73,15 +76,20 @@ type Base struct {
 	startSpan    trace.SpanContext
 	hooksStarted bool // the start got past the requirements: OnStop hooks run
 	reqs         []*reqState
-	waits        map[*Base]int // services this one's start is waiting for
-	settled      chan struct{} // closed when Start has finished, either way
-	done         chan struct{} // closed on reaching a final state
+	changed      chan struct{}    // closed at the next state change; nil until Changed asks
+	dependents   map[*Base]string // parents to tell when b begins to stop, with b's name there
+	waits        map[*Base]int    // services this one's start is waiting for
+	stopWaits    map[*Base]int    // services this one's stop is waiting for
+	settled      chan struct{}    // closed when Start has finished, either way
+	hooksDone    chan struct{}    // closed when the stop is past its units and OnStop hooks
+	done         chan struct{}    // closed on reaching a final state
 
 	metrics serviceMetrics
 
-	cancel   context.CancelFunc // cancels the service's lifetime context
-	checking sync.WaitGroup     // Healthcheck calls under way while Running
-	workers  workerSet
+	cancel    context.CancelFunc // cancels the service's lifetime context
+	checking  int                // Healthcheck calls begun while Running, under way
+	checkIdle chan struct{}      // closed when checking drops to 0; nil if nobody waits
+	workers   workerSet
 }
 
 // serviceSeq numbers the services whose name is derived from their caller,
@@ -110,13 +118,14 @@ func NewService(opts ...Option) *Base {
 		mp = otel.GetMeterProvider()
 	}
 	b := &Base{
-		name:    name,
-		cfg:     cfg,
-		log:     logger.With("service", name),
-		tracer:  tp.Tracer(telemetry.ScopeName),
-		meter:   mp.Meter(telemetry.ScopeName),
-		settled: make(chan struct{}),
-		done:    make(chan struct{}),
+		name:      name,
+		cfg:       cfg,
+		log:       logger.With("service", name),
+		tracer:    tp.Tracer(telemetry.ScopeName),
+		meter:     mp.Meter(telemetry.ScopeName),
+		settled:   make(chan struct{}),
+		hooksDone: make(chan struct{}),
+		done:      make(chan struct{}),
 	}
 	b.metrics.gate = telemetry.NewMeterGate(b.meter, telemetry.ScopeName)
 	b.host = &Host{b: b}
@@ -142,16 +151,56 @@ func callerName(skip int) string {
 }
 
 // Name returns the service's name.
-func (b *Base) Name() string { return b.name }
+func (b *Base) Name() string {
+	if b == nil {
+		return ""
+	}
+	return b.name
+}
 
 // Log returns the service's logger: every record carries service=<name>.
-func (b *Base) Log() *slog.Logger { return b.log }
+func (b *Base) Log() *slog.Logger {
+	if b.invalid() != nil {
+		return slog.Default()
+	}
+	return b.log
+}
 
 // State returns the current state.
 func (b *Base) State() State {
+	if b.invalid() != nil {
+		return StateFailed
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.state
+}
+
+// Changed returns a channel that is closed at the service's next state
+// change, for code that waits for a state (such as a readiness probe) and
+// would otherwise poll: take the channel, read State, and wait on the
+// channel if the state is not the one wanted. A channel taken in a final
+// state is never closed.
+func (b *Base) Changed() <-chan struct{} {
+	if b.invalid() != nil {
+		return make(chan struct{}) // never changes
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.changed == nil {
+		b.changed = make(chan struct{})
+	}
+	return b.changed
+}
+
+// setStateLocked is the one assignment of b.state: it wakes the waiters of
+// Changed. b.mu is held.
+func (b *Base) setStateLocked(s State) {
+	b.state = s
+	if b.changed != nil {
+		close(b.changed)
+		b.changed = nil
+	}
 }
 
 // Running reports whether the state is StateRunning.
@@ -159,12 +208,20 @@ func (b *Base) Running() bool { return b.State() == StateRunning }
 
 // Done returns a channel closed when the service reaches StateTerminated or
 // StateFailed, after its whole stop sequence has finished.
-func (b *Base) Done() <-chan struct{} { return b.done }
+func (b *Base) Done() <-chan struct{} {
+	if b.invalid() != nil {
+		return closedDone
+	}
+	return b.done
+}
 
 // Err returns nil until Done is closed. Then it returns the cause of the
 // failure when the state is StateFailed (for a failed start, the
 // *StartupError that Start returned), or nil after a clean stop.
 func (b *Base) Err() error {
+	if err := b.invalid(); err != nil {
+		return err
+	}
 	select {
 	case <-b.done:
 	default:
@@ -191,11 +248,14 @@ type baser interface{ coreBase() *Base }
 // "start <name>" and is bounded by StartTimeout and by ctx.
 //
 // If any of it fails, or ctx ends, or a unit already launched fails, Start
-// rolls back everything started so far, the failing part included, in
-// reverse order, moves the service to StateFailed and returns a
-// *StartupError (matching ErrStartup) that names the failing part and wraps
-// the cause. Stop called during Start ends it the same way, but the service
-// ends in StateTerminated.
+// moves the service to StateStopping, rolls back everything started so far,
+// the failing part included, in reverse order (the stop sequence, see
+// Stop), moves the service to StateFailed and returns a *StartupError
+// (matching ErrStartup) that names the failing part and wraps the cause and
+// what the rollback met (StartupError.Rollback); Err returns the same
+// error. Stop called during Start ends it the same way, but the service ends
+// in StateTerminated, unless the start also failed for a reason of its own
+// (an error that is not the cancellation Stop caused).
 //
 // Start is meant to be called once. A second call, concurrent or not, or a
 // call after Stop stopped the service, returns an error matching
@@ -204,6 +264,9 @@ type baser interface{ coreBase() *Base }
 // but acquired by their parents, which share a service started once
 // (package deps).
 func (b *Base) Start(ctx context.Context) error {
+	if err := b.invalid(); err != nil {
+		return &StartupError{Service: b.Name(), Part: "options", Err: err}
+	}
 	if err := checkCycle(ctx, b); err != nil {
 		return &StartupError{Service: b.name, Err: err}
 	}
@@ -220,7 +283,7 @@ func (b *Base) Start(ctx context.Context) error {
 
 // begin moves the service from New to Starting. b.mu is held.
 func (b *Base) begin(ctx context.Context) context.Context {
-	b.state = StateStarting
+	b.setStateLocked(StateStarting)
 	ctx, b.startCancel = context.WithCancelCause(ctx)
 	return ctx
 }
@@ -249,7 +312,7 @@ func (b *Base) startup(ctx context.Context) error {
 		err = &StartupError{Service: b.name, Err: b.startAbort(ctx)}
 	}
 	if err == nil {
-		b.state = StateRunning
+		b.setStateLocked(StateRunning)
 		b.mu.Unlock()
 		telemetry.End(span, nil)
 		b.raise(ctx, StateStarting, StateRunning, nil)
@@ -261,18 +324,31 @@ func (b *Base) startup(ctx context.Context) error {
 		// the unit's failure is the cause worth reporting.
 		se.Err = b.cause
 	}
-	if !b.stopReq {
+	if !b.stopReq || !errors.Is(err, errStopRequested) {
+		// A start that failed for a reason of its own is a failure, also
+		// when Stop (or the last parent giving up) aborted it meanwhile.
 		b.cause = err
 	}
-	b.state = StateStopping
+	b.setStateLocked(StateStopping)
 	b.workers.close()
 	close(b.settled)
 	b.mu.Unlock()
 	telemetry.End(span, err)
 	b.raise(ctx, StateStarting, StateStopping, err)
 
-	// Roll back under the stop budget, whatever is left of the start's.
-	b.finish(b.shutdown(context.WithoutCancel(ctx)))
+	// Roll back under the stop's bounds, whatever is left of the start's.
+	rollback := b.shutdown(context.WithoutCancel(ctx))
+	if se := (*StartupError)(nil); rollback != nil && errors.As(err, &se) {
+		// A new error: parents may already hold the first one.
+		final := &StartupError{Service: se.Service, Part: se.Part, Err: se.Err, Rollback: rollback}
+		b.mu.Lock()
+		if b.cause == err {
+			b.cause = final
+		}
+		b.mu.Unlock()
+		err = final
+	}
+	b.finish(rollback)
 	return err
 }
 
@@ -294,7 +370,7 @@ func (b *Base) startSteps(ctx context.Context) error {
 	fail := func(part string, err error) error {
 		if ctx.Err() != nil {
 			b.mu.Lock()
-			if cause := b.startAbort(ctx); cause != nil && errors.Is(err, ctx.Err()) {
+			if cause := b.startAbort(ctx); cause != nil && errors.Is(err, ctx.Err()) && !errors.Is(err, cause) {
 				err = cause
 			}
 			b.mu.Unlock()
@@ -322,19 +398,24 @@ func (b *Base) startSteps(ctx context.Context) error {
 	b.mu.Lock()
 	b.hooksStarted = true
 	b.mu.Unlock()
+	// A hook's context is marked as the service's own, so that Stop called
+	// from a hook with it does not wait for the hook.
+	hookCtx := context.WithValue(ctx, unitKey{}, b)
 	for _, h := range b.cfg.onStart {
+		part := fmt.Sprintf("OnStart hook %d", h.index)
 		if err := ctx.Err(); err != nil {
-			return fail(fmt.Sprintf("OnStart hook %d", h.index), err)
+			return fail(part, err)
 		}
-		if err := protect(func() error { return h.fn(ctx) }); err != nil {
-			return fail(fmt.Sprintf("OnStart hook %d", h.index), err)
+		if err, _ := b.callBounded(hookCtx, part, h.fn); err != nil {
+			return fail(part, err)
 		}
 	}
 	for _, u := range b.cfg.units {
 		if err := ctx.Err(); err != nil {
 			return fail(u.Name(), err)
 		}
-		if err := protect(func() error { return u.Launch(ctx, b.host) }); err != nil {
+		launch := func(ctx context.Context) error { return u.Launch(ctx, b.host) }
+		if err, _ := b.callBounded(ctx, u.Name(), launch); err != nil {
 			return fail(u.Name(), err)
 		}
 	}
@@ -358,10 +439,12 @@ func (b *Base) startSteps(ctx context.Context) error {
 //
 // The stop sequence moves the service to StateStopping; cancels the
 // service's context, so that task workers and the monitor end; waits for
-// them, for at most StopTimeout; runs the OnStop hooks in reverse order;
+// them, for at most StopTimeout; runs the OnStop hooks in reverse order,
+// each bounded by a StopTimeout of its own;
 // stops the requirements this service holds in reverse dependency order,
 // independent ones concurrently (a requirement shared with other parents
-// only when its last parent releases it); and moves the service to
+// only when its last parent releases it), waiting for those that are
+// stopping, also when someone else stopped them; and moves the service to
 // StateTerminated, or StateFailed if a failure caused the stop. It runs
 // under a span "stop <name>".
 //
@@ -379,27 +462,24 @@ func (b *Base) startSteps(ctx context.Context) error {
 // rollback's result. Stop stops a shared service even while other parents
 // hold it; they then fail, as they would if it had failed.
 //
-// Stop called from one of the service's own units with the context the unit
-// was given (or one derived from it) begins the stop and returns nil at
-// once: the stop waits for that unit, so the unit must return. Called from
-// a unit with an unrelated context, such as context.Background(), Stop
-// cannot tell, waits for the unit that waits for it, and returns a
-// *StopTimeoutError naming it after StopTimeout.
+// Stop called from one of the service's own units or OnStart/OnStop hooks
+// with the context it was given (or one derived from it) begins the stop
+// (or aborts the start) and returns nil at once: the stop waits for that
+// unit or hook, so it must return. Called with an unrelated context, such
+// as context.Background(), Stop cannot tell: from a unit or an OnStop hook
+// it waits for the stop that waits for its caller, which is left running
+// after StopTimeout and named in a *StopTimeoutError; from an OnStart hook
+// the aborted start stops waiting for the hook at once.
 func (b *Base) Stop(ctx context.Context) error {
+	if err := b.invalid(); err != nil {
+		return fmt.Errorf("stop: %w", err)
+	}
 	b.mu.Lock()
-	switch b.state {
-	case StateNew:
+	if b.state == StateNew {
 		b.mu.Unlock()
 		return nil
-	case StateStarting:
-		b.stopReq = true
-		b.startCancel(errStopRequested)
-	case StateRunning:
-		b.state = StateStopping
-		b.workers.close()
-		go b.stopAsync(ctx, StateRunning)
 	}
-	b.holders = 0
+	b.stopLocked(ctx)
 	b.mu.Unlock()
 	if ctx.Value(unitKey{}) == b {
 		// Called from one of b's own units: the stop waits for them, so
@@ -420,6 +500,34 @@ func (b *Base) Stop(ctx context.Context) error {
 	return b.stopErr
 }
 
+// stopLocked begins the stop of a Starting or Running service (Starting:
+// by aborting the start, which rolls back) and drops every hold on it; it
+// does not wait. It is the one decision to stop, taken under b.mu, so that a
+// parent acquiring b either comes before it (and then holds b, which is not
+// stopped) or sees b stopping. b.mu is held.
+func (b *Base) stopLocked(ctx context.Context) {
+	switch b.state {
+	case StateStarting:
+		b.stopReq = true
+		b.startCancel(errStopRequested)
+	case StateRunning:
+		b.beginStopLocked(ctx)
+	}
+	b.holders = 0
+}
+
+// beginStopLocked moves a Running service to Stopping and launches its stop
+// sequence: no unit starts from now on, and the units' context is cancelled
+// at once. b.mu is held.
+func (b *Base) beginStopLocked(ctx context.Context) {
+	b.setStateLocked(StateStopping)
+	b.workers.close()
+	if b.cancel != nil {
+		b.cancel()
+	}
+	go b.stopAsync(ctx, StateRunning)
+}
+
 // fail makes the service stop itself with cause: at once when Running; by
 // aborting the start when Starting. During a stop, cause is kept with the
 // stop's errors, unless it is the cancellation the stop caused.
@@ -437,9 +545,7 @@ func (b *Base) fail(cause error) {
 		}
 	case StateRunning:
 		b.cause = cause
-		b.state = StateStopping
-		b.workers.close()
-		go b.stopAsync(context.Background(), StateRunning)
+		b.beginStopLocked(context.Background())
 	case StateStopping:
 		switch {
 		case errors.Is(cause, context.Canceled):
@@ -458,7 +564,23 @@ func (b *Base) fail(cause error) {
 func (b *Base) stopAsync(ctx context.Context, from State) {
 	b.mu.Lock()
 	cause := b.cause
+	dependents := b.dependents
+	b.dependents = nil
 	b.mu.Unlock()
+	// Parents learn of it first, before anything of b stops, and b's stop
+	// waits until their work has ended and their OnStop hooks have run (the
+	// order of any stop: dependents first). Their next step, releasing b,
+	// waits for b, so they wait no longer.
+	for parent, name := range dependents {
+		if cause != nil {
+			parent.fail(fmt.Errorf("requirement %s failed: %w", name, cause))
+		} else {
+			parent.fail(fmt.Errorf("requirement %s stopped", name))
+		}
+	}
+	for parent := range dependents {
+		<-parent.hooksDone
+	}
 	b.raise(ctx, from, StateStopping, cause)
 	b.finish(b.shutdown(context.WithoutCancel(ctx)))
 }
@@ -479,25 +601,37 @@ func (b *Base) shutdown(ctx context.Context) error {
 	if cancelLife != nil {
 		cancelLife()
 	}
-	hookCtx, cancel := context.WithTimeout(ctx, b.cfg.stopTimeout)
-	defer cancel()
-	if err := b.workers.wait(hookCtx, b.name, b.cfg.stopTimeout); err != nil {
+	// Each step has a StopTimeout of its own, so that no step, however
+	// stuck, takes the time of the next: first the units and the monitor.
+	unitsCtx, cancel := context.WithTimeout(ctx, b.cfg.stopTimeout)
+	if err := b.workers.wait(unitsCtx, b.name, b.cfg.stopTimeout); err != nil {
 		errs = append(errs, err)
 	}
-	if !waitGroup(hookCtx, &b.checking) { // Healthcheck calls begun while Running
+	if !b.waitChecking(unitsCtx) { // Healthcheck calls begun while Running
 		errs = append(errs, fmt.Errorf("Healthcheck calls still running after StopTimeout %v", b.cfg.stopTimeout))
 	}
+	cancel()
 	b.mu.Lock()
 	hooks := b.hooksStarted
 	b.mu.Unlock()
 	if hooks {
+		// Then each OnStop hook, marked as the service's own (Stop called
+		// from a hook does not wait for it).
 		for i := len(b.cfg.onStop) - 1; i >= 0; i-- {
 			h := b.cfg.onStop[i]
-			if err := protect(func() error { return h.fn(hookCtx) }); err != nil {
-				errs = append(errs, fmt.Errorf("OnStop hook %d: %w", h.index, err))
+			name := fmt.Sprintf("OnStop hook %d", h.index)
+			hookCtx, cancel := context.WithTimeout(context.WithValue(ctx, unitKey{}, b), b.cfg.stopTimeout)
+			err, returned := b.callBounded(hookCtx, name, h.fn)
+			cancel()
+			switch {
+			case !returned:
+				errs = append(errs, &StopTimeoutError{Service: b.name, Timeout: b.cfg.stopTimeout, Units: []string{name}})
+			case err != nil:
+				errs = append(errs, fmt.Errorf("%s: %w", name, err))
 			}
 		}
 	}
+	close(b.hooksDone) // requirements that failed may stop now
 	errs = append(errs, b.releaseRequirements(ctx)...)
 	b.mu.Lock()
 	errs = append(errs, b.lateErrs...) // failures of units and hooks met while stopping
@@ -527,24 +661,42 @@ func (b *Base) finish(stopErr error) {
 	}
 	b.raise(context.Background(), StateStopping, final, cause)
 	b.mu.Lock()
-	b.state = final
+	b.setStateLocked(final)
 	b.stopErr = stopErr
 	close(b.done)
 	b.mu.Unlock()
 }
 
-// waitGroup waits for wg until ctx ends, and reports whether wg is done.
-func waitGroup(ctx context.Context, wg *sync.WaitGroup) bool {
-	idle := make(chan struct{})
-	go func() {
-		wg.Wait()
-		close(idle)
-	}()
+// waitChecking waits until no Healthcheck call begun while Running is under
+// way, or until ctx ends, and reports whether none is.
+func (b *Base) waitChecking(ctx context.Context) bool {
+	b.mu.Lock()
+	if b.checking == 0 {
+		b.mu.Unlock()
+		return true
+	}
+	if b.checkIdle == nil {
+		b.checkIdle = make(chan struct{})
+	}
+	idle := b.checkIdle
+	b.mu.Unlock()
 	select {
 	case <-idle:
 		return true
 	case <-ctx.Done():
-		return false
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return b.checking == 0
+	}
+}
+
+// doneChecking ends one Healthcheck call counted in b.checking.
+func (b *Base) doneChecking() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.checking--; b.checking == 0 && b.checkIdle != nil {
+		close(b.checkIdle)
+		b.checkIdle = nil
 	}
 }
 
@@ -557,4 +709,39 @@ func protect(fn func() error) (err error) {
 		}
 	}()
 	return fn()
+}
+
+// Validate reports whether s can be used as a service: it returns an error
+// matching ErrInvalidOption when s is nil, or is (or embeds) a *Base that
+// NewService did not build: a nil *Base, or a zero Base{}. Start, Run and
+// the parents of s call it before using s, so such a service is an error
+// from Start, never a panic; the methods of an unusable *Base report it too
+// (State is StateFailed, Done is closed, Err is that error).
+func Validate(s Service) error {
+	if bb, ok := s.(baser); ok {
+		if err := bb.coreBase().invalid(); err != nil {
+			return fmt.Errorf("service of type %T: %w", s, err)
+		}
+	}
+	if values.IsNil(s) {
+		return fmt.Errorf("%w: nil service", ErrInvalidOption)
+	}
+	return nil
+}
+
+var (
+	errNilBase  = fmt.Errorf("%w: nil *core.Base: build services with core.NewService", ErrInvalidOption)
+	errZeroBase = fmt.Errorf("%w: zero core.Base: build services with core.NewService", ErrInvalidOption)
+	closedDone  = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+)
+
+// invalid reports a *Base that NewService did not build.
+func (b *Base) invalid() error {
+	switch {
+	case b == nil:
+		return errNilBase
+	case b.cfg == nil:
+		return errZeroBase
+	}
+	return nil
 }

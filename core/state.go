@@ -5,9 +5,14 @@ import "strconv"
 // State is a point in a service's lifecycle. A service moves only forward:
 //
 //	New -> Starting -> Running -> Stopping -> Terminated | Failed
-//	New -> Starting -> Failed (start rolled back) | Terminated (stopped while starting)
+//	New -> Starting -> Stopping (start rolled back) -> Failed | Terminated (stopped while starting)
 //
-// Terminated and Failed are final: a service is never restarted.
+// A failed start is rolled back by the stop sequence (OnStop hooks,
+// requirements released, StopTimeout bounds), so the service reports
+// Stopping while its rollback runs, as during any stop: Starting means a
+// start still under way, Stopping that the service is going down and Done is
+// about to close. Terminated and Failed are final: a service is never
+// restarted.
 type State int32
 
 const (
@@ -15,14 +20,17 @@ const (
 	// StateStarting (Start) and stays New on Stop, which is a no-op.
 	StateNew State = iota
 	// StateStarting is a service whose Start is under way. It leads to
-	// StateRunning, or to StateFailed when the start is rolled back, or to
-	// StateTerminated when Stop was called during the start.
+	// StateRunning, or to StateStopping when the start failed or Stop was
+	// called during it, and is rolled back.
 	StateStarting
 	// StateRunning is a started service doing its work. It leads to
 	// StateStopping, on Stop or on a failure.
 	StateRunning
-	// StateStopping is a service whose stop sequence is under way. It leads
-	// to StateTerminated, or StateFailed when a failure caused the stop.
+	// StateStopping is a service whose stop sequence, or the rollback of its
+	// start, is under way. It leads to StateTerminated, or StateFailed when a
+	// failure caused the stop (a failed start included; Stop called during
+	// the start ends in StateTerminated unless the start also failed for a
+	// reason of its own).
 	StateStopping
 	// StateTerminated is a service that stopped cleanly. Final.
 	StateTerminated

@@ -165,6 +165,9 @@ func (a *adapter[S]) Resolve(ctx context.Context) (core.Service, error) {
 	if values.IsNil(s) {
 		return nil, fmt.Errorf("%s: %w", r, errNilBuilt)
 	}
+	if err := core.Validate(s); err != nil {
+		return nil, fmt.Errorf("%s: %w", r, err)
+	}
 	r.mu.Lock()
 	r.built = s
 	r.mu.Unlock()

@@ -218,7 +218,10 @@ func TestAwait(t *testing.T) {
 			if !errors.Is(p.Err(), boom) || !strings.Contains(p.Err().Error(), "requirement ext failed") {
 				t.Fatalf("p: got %v, want it to fail with ext's cause", p.Err())
 			}
-			wantEvents(t, rec.get(), []string{"ext start", "p start", "ext stop", "p stop"})
+			// p hears of the failure, and stops, before ext's stop runs; p
+			// does not own ext, so its Done does not wait for ext's.
+			<-ext.Done()
+			wantEvents(t, rec.get(), []string{"ext start", "p start", "p stop", "ext stop"})
 		})
 	})
 	t.Run("never stopped by the awaiting service", func(t *testing.T) {
@@ -328,5 +331,56 @@ func TestRequirementString(t *testing.T) {
 	}
 	if got := deps.After(deps.Requires(db)).String(); got != "deps.After(deps.Requires(db))" {
 		t.Errorf("After: got %q", got)
+	}
+}
+
+func TestStartBoundsALazyBuilderThatIgnoresItsContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		defer close(release)
+		lazy := deps.Lazy(func(context.Context) (*core.Base, error) {
+			<-release
+			return nil, errors.New("too late")
+		}, deps.Name("db"))
+		p := core.NewService(core.Name("p"), core.Logger(quiet), core.StartTimeout(time.Second), lazy)
+		begin := time.Now()
+		res := make(chan error, 1)
+		go func() { res <- p.Start(context.Background()) }()
+		select {
+		case err := <-res:
+			var se *core.StartupError
+			if !errors.As(err, &se) || se.Part != "requirement db" || !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("Start: got %v, want a *StartupError naming requirement db, matching DeadlineExceeded", err)
+			}
+		case <-time.After(time.Hour):
+			t.Fatal("Start still running an hour after StartTimeout 1s")
+		}
+		if got, want := time.Since(begin), time.Second+core.AbandonGrace; got != want {
+			t.Errorf("Start returned after %v, want %v (StartTimeout + AbandonGrace)", got, want)
+		}
+	})
+}
+
+// embedsBase is a user type embedding *core.Base.
+type embedsBase struct{ *core.Base }
+
+func TestUnusableBaseIsAnErrorFromStart(t *testing.T) {
+	for name, svc := range map[string]embedsBase{"nil *Base": {}, "zero Base": {&core.Base{}}} {
+		t.Run(name+" required", func(t *testing.T) {
+			p := core.NewService(core.Name("p"), core.Logger(quiet), deps.Requires(svc))
+			if err := p.Start(t.Context()); !errors.Is(err, core.ErrInvalidOption) {
+				t.Fatalf("Start: got %v, want ErrInvalidOption", err)
+			}
+		})
+		t.Run(name+" built by Lazy", func(t *testing.T) {
+			lazy := deps.Lazy(func(context.Context) (embedsBase, error) { return svc, nil })
+			p := core.NewService(core.Name("p"), core.Logger(quiet), lazy)
+			if err := p.Start(t.Context()); !errors.Is(err, core.ErrInvalidOption) {
+				t.Fatalf("Start: got %v, want ErrInvalidOption", err)
+			}
+			if s := lazy.Get(); s.Base != nil {
+				t.Errorf("Get: got %v, want the zero value: nothing usable was built", s)
+			}
+		})
 	}
 }

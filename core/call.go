@@ -1,0 +1,75 @@
+package core
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// AbandonGrace is how long the service still waits for user code (a hook,
+// a lazy builder, a foreign requirement's Start or Stop) once the context it
+// was called with has ended, before it abandons the call and reports it as
+// left running: the moment a function that honours its context needs to
+// return. So Start returns within StartTimeout + AbandonGrace (plus the
+// rollback), and each step of a stop within StopTimeout + AbandonGrace.
+const AbandonGrace = 100 * time.Millisecond
+
+// callBounded calls fn(ctx) in a goroutine of its own and waits until fn
+// returns or ctx ends (and AbandonGrace passed), whichever is first; a panic in fn is a *PanicError.
+// It is how the service calls user code that could ignore its context (hooks,
+// lazy builders, services that are not a *Base), so that no Start or Stop
+// waits longer than its timeout.
+//
+// If ctx ends first, fn is abandoned: a goroutine stuck in user code cannot
+// be stopped, so, as http.Server.Shutdown does with its handlers, the
+// service stops waiting, callBounded reports false with an error wrapping
+// ctx's cause (the caller names what in its own error), and fn finishes in the background; its result, whenever it
+// comes, is logged.
+func (b *Base) callBounded(ctx context.Context, what string, fn func(context.Context) error) (err error, returned bool) {
+	c := &boundedCall{done: make(chan struct{})}
+	begin := time.Now()
+	go func() {
+		err := protect(func() error { return fn(ctx) })
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.abandoned {
+			b.log.Warn("abandoned call returned", "call", what,
+				"after", time.Since(begin).Round(time.Millisecond), "error", err)
+			return
+		}
+		c.err = err
+		close(c.done)
+	}()
+	select {
+	case <-c.done:
+		return c.err, true
+	case <-ctx.Done():
+	}
+	// Told to stop, a call that honours its context returns at once: give
+	// it that moment, so that its own result is not mistaken for a hang.
+	grace := time.NewTimer(AbandonGrace)
+	defer grace.Stop()
+	select {
+	case <-c.done:
+		return c.err, true
+	case <-grace.C:
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	select {
+	case <-c.done: // it returned just now
+		return c.err, true
+	default:
+	}
+	c.abandoned = true
+	return fmt.Errorf("did not return and was left running: %w", context.Cause(ctx)), false
+}
+
+// boundedCall is one call of callBounded.
+type boundedCall struct {
+	mu        sync.Mutex
+	abandoned bool          // the caller stopped waiting
+	err       error         // fn's result, once done is closed
+	done      chan struct{} // closed when fn returned in time
+}
