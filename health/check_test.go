@@ -386,6 +386,8 @@ func TestCheckPanic(t *testing.T) {
 func TestCancelledRunIsNotRecorded(t *testing.T) {
 	s := service("api", health.Check("db", func(ctx context.Context) error { return ctx.Err() }))
 	h := health.Handler(s)
+	mustStart(t, s) // a single check's probe answers for a Running service only
+	defer mustStop(t, s)
 	c := s.Checks()[0]
 	if err := c.Check(t.Context()); err != nil {
 		t.Fatalf("Check: got %v, want nil", err)

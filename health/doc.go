@@ -68,7 +68,11 @@
 // has never run is not ready, and neither is one whose latest result is
 // older than StalePeriods monitor periods (the monitor has stopped running
 // it). Liveness covers services and their requirements; readiness adds
-// their checks. Requirements appear under their parent as path segments,
+// their checks. A path that names one check (/readyz/api/ping) answers for
+// that check and its service: a passing check of a service that is not
+// Running fails there with "service api is terminated", as /readyz/api
+// does, so that a load balancer aimed at one check takes a stopped service
+// out of rotation at once. Requirements appear under their parent as path segments,
 // named as the requirement (/readyz/api/db/ping is the check ping of the
 // requirement db of the service api), and the same service required by two
 // parents appears under both. A lazy requirement not built yet is live and
@@ -91,7 +95,9 @@
 // then its line gives its error. The monitor logs every failure with the
 // service's logger. The parameter exclude=<name>, repeatable, leaves out
 // the part of that name and everything under it; a name that matches
-// nothing adds a "warn:" line. A path that names no part is answered 404
+// nothing adds a "warn:" line, which lists each such name once. Its cost
+// is linear in the number of names (net/url parses at most 10,000 query
+// parameters). A path that names no part is answered 404
 // with the list of known paths. Names are path segments: escape them
 // (url.PathEscape) in requests, so "main.main#1" is /readyz/main.main%231.
 //
@@ -111,6 +117,12 @@
 //	}
 //
 // Fields may be added; none will be removed or change meaning.
+//
+// Services that cannot be probed (nil, not built with core.NewService such
+// as a type embedding a nil *core.Base or a zero core.Base, or two with
+// one name) make Handler answer every request 500 with the reason, and
+// Ready and WaitReady return an error that does not match ErrNotReady:
+// never a panic.
 //
 // The handler only reports what the services recorded and their states: it
 // never runs a check, so probes cannot load what the checks test however

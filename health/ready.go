@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/coreservice/coreservice/core"
-	"github.com/coreservice/coreservice/internal/values"
 )
 
 // ErrNotReady matches the errors of Ready and WaitReady.
@@ -25,13 +24,20 @@ var ErrNotReady = errors.New("not ready")
 // states. It is safe for concurrent use. A nil service is an error that
 // does not match ErrNotReady.
 func Ready(svcs ...core.Service) error {
-	for i, s := range svcs {
-		if values.IsNil(s) {
-			return fmt.Errorf("health.Ready: service %d is nil", i)
-		}
+	if err := checkServices("health.Ready", svcs); err != nil {
+		return err
+	}
+	return ready(svcs)
+}
+
+// ready is Ready for services checkServices accepted.
+func ready(svcs []core.Service) error {
+	nodes, err := safeEvaluate(readyz, svcs)
+	if err != nil {
+		return fmt.Errorf("health.Ready: %w", err)
 	}
 	var errs []error
-	lines, _ := list("", evaluate(readyz, svcs), nil)
+	lines, _ := list("", nodes, nil)
 	for _, l := range lines {
 		if l.n.err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", l.name, l.n.err))
@@ -56,11 +62,11 @@ func Ready(svcs ...core.Service) error {
 // results change. It runs no check. WaitReady with no services returns nil;
 // with a nil one, at once an error that does not match ErrNotReady.
 func WaitReady(ctx context.Context, svcs ...core.Service) error {
+	if err := checkServices("health.WaitReady", svcs); err != nil {
+		return err
+	}
 	poll := time.Duration(0)
-	for i, s := range svcs {
-		if values.IsNil(s) {
-			return fmt.Errorf("health.WaitReady: service %d is nil", i)
-		}
+	for _, s := range svcs {
 		interval := core.DefaultMonitorInterval
 		if c, ok := s.(checker); ok {
 			interval = c.MonitorInterval()
@@ -96,7 +102,7 @@ func WaitReady(ctx context.Context, svcs ...core.Service) error {
 	t := time.NewTimer(poll)
 	defer t.Stop()
 	for {
-		err := Ready(svcs...)
+		err := ready(svcs)
 		if err == nil {
 			return nil
 		}

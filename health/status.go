@@ -43,6 +43,9 @@ type node struct {
 	err      error  // why it fails the probe; nil when it passes
 	failures int    // for a check: failed runs in a row
 	kids     []*node
+
+	state core.State // for a service: its state
+	owner *node      // for a check: the service it belongs to
 }
 
 // checker and dependent are what the probes use of a service, when it has
@@ -71,8 +74,9 @@ func evaluate(p probe, svcs []core.Service) []*node {
 // serviceNode judges svc, known to its parent as name; path is the chain of
 // services above it.
 func serviceNode(p probe, name string, svc core.Service, path []core.Service, now time.Time) *node {
-	n := &node{name: name, kind: kindService}
-	switch st := svc.State(); {
+	st := svc.State()
+	n := &node{name: name, kind: kindService, state: st}
+	switch {
 	case p == livez && st == core.StateFailed:
 		n.err = errors.New("service failed")
 		if err := svc.Err(); err != nil {
@@ -94,7 +98,9 @@ func serviceNode(p probe, name string, svc core.Service, path []core.Service, no
 		}
 		for _, c := range checks {
 			if hc, ok := c.(*check); ok {
-				n.kids = append(n.kids, hc.node(now, stale))
+				kid := hc.node(now, stale)
+				kid.owner = n
+				n.kids = append(n.kids, kid)
 			}
 		}
 	}
@@ -146,6 +152,21 @@ func (c *check) node(now time.Time, stale time.Duration) *node {
 		n.err = fmt.Errorf("stale: last run %v ago, more than %v", age.Round(time.Millisecond), stale)
 	}
 	return n
+}
+
+// alone is the check node n judged on its own, as a path naming one check
+// asks: a check that passes fails, too, when its service is not Running,
+// since a passing result of a stopped service does not make it ready. (In
+// a listing the service's own line says so.) A failing check keeps its
+// own reason.
+func (n *node) alone() *node {
+	o := n.owner
+	if o == nil || o.state == core.StateRunning || n.err != nil {
+		return n
+	}
+	c := *n
+	c.err = fmt.Errorf("service %s is %s", o.name, o.state)
+	return &c
 }
 
 // find returns the node at path under nodes, or nil. At each level the
