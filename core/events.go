@@ -19,3 +19,12 @@ func (b *Base) raise(ctx context.Context, from, to State, err error) {
 	}
 	b.log.LogAttrs(ctx, level, "service "+to.String(), attrs...)
 }
+
+// Settled returns a channel closed once the service's start has finished,
+// whichever way: the service is then Running (or already stopping), or its
+// start failed or was stopped and is being rolled back (Done is closed when
+// that ends). It stays open while the service is New, also after a Stop
+// before Start. It lets a caller learn that a service left StateStarting
+// without polling State: health.WaitReady uses it to see readiness when it
+// is reached.
+func (b *Base) Settled() <-chan struct{} { return b.settled }
