@@ -118,6 +118,8 @@ type check struct {
 	running int           // calls of fn that have not returned
 	cutOff  int           // of those, calls whose run was cut off at its deadline
 	idle    chan struct{} // closed when running drops to 0; nil if nobody waits
+	// watchers are told (without blocking) of every recorded result.
+	watchers map[chan<- struct{}]struct{}
 }
 
 // result is the outcome of a check's latest recorded run.
@@ -254,6 +256,30 @@ func (c *check) recordLocked(err error) {
 	} else {
 		c.last.failures = 0
 	}
+	for w := range c.watchers {
+		select {
+		case w <- struct{}{}:
+		default: // a wake-up is already pending
+		}
+	}
+}
+
+// watch makes every recorded result send to w, without blocking, until
+// unwatch.
+func (c *check) watch(w chan<- struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.watchers == nil {
+		c.watchers = make(map[chan<- struct{}]struct{})
+	}
+	c.watchers[w] = struct{}{}
+}
+
+// unwatch undoes watch.
+func (c *check) unwatch(w chan<- struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.watchers, w)
 }
 
 // lastResult returns the latest recorded result.

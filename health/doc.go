@@ -136,7 +136,9 @@
 // ready now. WaitReady waits until it is, or until one of the services
 // fails or its context ends: a program that starts services in the
 // background (with core.Run) can wait for them before it does its own
-// work.
+// work. It does not poll: it looks again when a start finishes, a check
+// records a result or a service ends, so it returns when readiness is
+// reached, not a MonitorInterval later.
 //
 // # Telemetry
 //

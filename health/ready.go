@@ -21,21 +21,22 @@ var ErrNotReady = errors.New("not ready")
 // error.
 //
 // Like Handler, Ready runs no check: it reads the recorded results and the
-// states. It is safe for concurrent use. A nil service is an error that
-// does not match ErrNotReady.
+// states. It is safe for concurrent use. A service that cannot be probed
+// (nil, not built with core.NewService, or two with one name; see Handler)
+// is an error that does not match ErrNotReady.
 func Ready(svcs ...core.Service) error {
 	if err := checkServices("health.Ready", svcs); err != nil {
 		return err
 	}
-	return ready(svcs)
-}
-
-// ready is Ready for services checkServices accepted.
-func ready(svcs []core.Service) error {
 	nodes, err := safeEvaluate(readyz, svcs)
 	if err != nil {
 		return fmt.Errorf("health.Ready: %w", err)
 	}
+	return notReady(nodes)
+}
+
+// notReady judges nodes as Ready does.
+func notReady(nodes []*node) error {
 	var errs []error
 	lines, _ := list("", nodes, nil)
 	for _, l := range lines {
@@ -49,6 +50,13 @@ func ready(svcs []core.Service) error {
 	return nil
 }
 
+// settler is what WaitReady uses to learn, without polling, that a
+// service's start has finished: *core.Base and the types embedding it have
+// it.
+type settler interface {
+	Settled() <-chan struct{}
+}
+
 // WaitReady waits until svcs are ready, as Ready reports it, and returns
 // nil. It waits through New and Starting, so it can be called before the
 // services are started, from a goroutine that needs them up. It returns an
@@ -56,53 +64,83 @@ func ready(svcs []core.Service) error {
 // (it will never be ready), wrapping the service's Err, or once ctx ends,
 // wrapping ctx's cause and why the services were not ready then.
 //
-// WaitReady looks at the services when one of them reaches a final state
-// and otherwise every MonitorInterval (the shortest among svcs; for a
-// service without one, core.DefaultMonitorInterval), the pace at which
-// results change. It runs no check. WaitReady with no services returns nil;
-// with a nil one, at once an error that does not match ErrNotReady.
+// WaitReady looks at the services whenever readiness can change: when the
+// start of one of them finishes (core.Base.Settled), when a check of any
+// of them or of their requirements records a result, and when one of them
+// reaches a final state. So it returns at the moment the services become
+// ready, not at the next monitor run. A service not built on core.Base
+// does not say when its start finishes: while there is one, WaitReady also
+// looks every core.DefaultMonitorInterval. It runs no check. WaitReady with
+// no services returns nil; with one that cannot be probed (see Ready), at
+// once an error that does not match ErrNotReady.
 func WaitReady(ctx context.Context, svcs ...core.Service) error {
 	if err := checkServices("health.WaitReady", svcs); err != nil {
 		return err
-	}
-	poll := time.Duration(0)
-	for _, s := range svcs {
-		interval := core.DefaultMonitorInterval
-		if c, ok := s.(checker); ok {
-			interval = c.MonitorInterval()
-		}
-		if poll == 0 || interval < poll {
-			poll = interval
-		}
 	}
 	if len(svcs) == 0 {
 		return nil
 	}
 
-	// One goroutine per service wakes the loop when the service ends; all
-	// of them return before WaitReady does.
-	ended := make(chan struct{}, 1)
+	// wake holds one pending "look again"; whoever may change readiness
+	// sends to it without blocking.
+	wake := make(chan struct{}, 1)
+	notify := func() {
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+	}
+	watched := make(map[*check]bool)
+	defer func() {
+		for c := range watched {
+			c.unwatch(wake)
+		}
+	}()
+
+	// One goroutine per service wakes the loop when its start finishes and
+	// when it ends; all of them return before WaitReady does.
 	watch, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
+	poll := false
 	for _, s := range svcs {
+		st, ok := s.(settler)
+		poll = poll || !ok
 		wg.Go(func() {
+			if ok {
+				select {
+				case <-st.Settled():
+					notify()
+				case <-watch.Done():
+					return
+				}
+			}
 			select {
 			case <-s.Done():
-				select {
-				case ended <- struct{}{}:
-				default:
-				}
+				notify()
 			case <-watch.Done():
 			}
 		})
 	}
+	var tick <-chan time.Time
+	if poll {
+		t := time.NewTicker(core.DefaultMonitorInterval)
+		defer t.Stop()
+		tick = t.C
+	}
 
-	t := time.NewTimer(poll)
-	defer t.Stop()
 	for {
-		err := ready(svcs)
+		nodes, err := safeEvaluate(readyz, svcs)
+		if err != nil {
+			return fmt.Errorf("health.WaitReady: %w", err)
+		}
+		if watchChecks(nodes, wake, watched) {
+			// A check seen for the first time: a result it recorded before
+			// it was watched may be missing from nodes, so look again.
+			continue
+		}
+		err = notReady(nodes)
 		if err == nil {
 			return nil
 		}
@@ -124,9 +162,25 @@ func WaitReady(ctx context.Context, svcs ...core.Service) error {
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("health.WaitReady: %w; %w", context.Cause(ctx), err)
-		case <-ended:
-		case <-t.C:
-			t.Reset(poll)
+		case <-wake:
+		case <-tick:
 		}
 	}
+}
+
+// watchChecks makes every check under nodes not in watched yet send its
+// results to wake, adds it to watched, and reports whether there was one.
+func watchChecks(nodes []*node, wake chan<- struct{}, watched map[*check]bool) bool {
+	added := false
+	for _, n := range nodes {
+		if c := n.check; c != nil && !watched[c] {
+			c.watch(wake)
+			watched[c] = true
+			added = true
+		}
+		if watchChecks(n.kids, wake, watched) {
+			added = true
+		}
+	}
+	return added
 }

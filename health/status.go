@@ -46,6 +46,7 @@ type node struct {
 
 	state core.State // for a service: its state
 	owner *node      // for a check: the service it belongs to
+	check *check     // for a check: the check itself
 }
 
 // checker and dependent are what the probes use of a service, when it has
@@ -144,7 +145,7 @@ func requirementNode(p probe, dep core.Dependency, path []core.Service, now time
 // passed, and be at most stale old.
 func (c *check) node(now time.Time, stale time.Duration) *node {
 	r := c.lastResult()
-	n := &node{name: c.name, kind: kindCheck, err: r.err, failures: r.failures}
+	n := &node{name: c.name, kind: kindCheck, err: r.err, failures: r.failures, check: c}
 	switch age := now.Sub(r.at); {
 	case r.at.IsZero():
 		n.err = errors.New("never run")
