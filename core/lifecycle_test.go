@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -603,5 +604,18 @@ func TestHostFail(t *testing.T) {
 	<-s.Done()
 	if !errors.Is(s.Err(), boom) || s.State() != core.StateFailed {
 		t.Fatalf("after Host.Fail: state %v err %v, want failed with the error", s.State(), s.Err())
+	}
+}
+
+func TestNameMustBeAPathSegment(t *testing.T) {
+	for _, name := range []string{"a/b", "api\n[+]forged", "a\tb", "a\x00"} {
+		s := core.NewService(core.Name(name), core.Logger(quiet))
+		err := s.Start(t.Context())
+		if !errors.Is(err, core.ErrInvalidOption) || !strings.Contains(err.Error(), "core.Name("+strconv.Quote(name)+")") {
+			t.Errorf("Start with core.Name(%q): got %v, want ErrInvalidOption naming the option", name, err)
+		}
+		if s.Name() == name {
+			t.Errorf("Name: got %q, want the default name, not the invalid one", s.Name())
+		}
 	}
 }
