@@ -9,6 +9,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/coreservice/coreservice/internal/names"
 	"github.com/coreservice/coreservice/internal/telemetry"
 )
 
@@ -70,6 +71,39 @@ func (b *Base) validateChecks() error {
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: %w", ErrInvalidOption, errors.Join(errs...))
+	}
+	return nil
+}
+
+// checkResolvedName checks the name of a requirement again once it is
+// resolved, if it changed: a lazy requirement is named after the service
+// it built, a name validateChecks could not know. It must be a valid name
+// and differ from the names of the other requirements and of the checks.
+// Of two requirements renamed to one name concurrently, the later check
+// sees the other's new name.
+func (b *Base) checkResolvedName(st *reqState, states []*reqState) error {
+	name := st.r.Name()
+	if name == st.name {
+		return nil
+	}
+	if err := names.Check(name); err != nil {
+		return fmt.Errorf("%w: requirement %s, once resolved: %w", ErrInvalidOption, st.name, err)
+	}
+	clash := ""
+	for _, c := range b.cfg.checks {
+		if c.Name() == name {
+			clash = "check"
+		}
+	}
+	for _, o := range states {
+		if o != st && o.r.Name() == name {
+			clash = "requirement"
+		}
+	}
+	if clash != "" {
+		return fmt.Errorf("%w: requirement %s, once resolved, is named %q, as a %s of %s: "+
+			"probe paths (service/requirement/check) would be ambiguous: name it (deps.Name)",
+			ErrInvalidOption, st.name, name, clash, b.name)
 	}
 	return nil
 }

@@ -175,6 +175,9 @@ func (b *Base) startRequirement(ctx context.Context, st *reqState, states []*req
 	if values.IsNil(svc) {
 		return errors.New("resolved to a nil service")
 	}
+	if err := b.checkResolvedName(st, states); err != nil {
+		return err
+	}
 	if bb, ok := svc.(baser); ok {
 		// Before attempted is set: a service further up the chain must not
 		// be released (stopped) by this rollback.
