@@ -36,8 +36,9 @@ type Check interface {
 }
 
 // validateChecks reports checks with an empty or repeated name, a bad
-// timeout or threshold, and names shared by two requirements or by a check
-// and a requirement (probes address them by name).
+// timeout or threshold, requirements whose name is not a valid probe path
+// segment (internal/names), and names shared by two requirements or by a
+// check and a requirement (probes address them by name).
 func (b *Base) validateChecks() error {
 	var errs []error
 	seen := make(map[string]bool, len(b.cfg.checks))
@@ -60,7 +61,9 @@ func (b *Base) validateChecks() error {
 	reqNames := make(map[string]bool, len(b.cfg.requirements))
 	for _, r := range b.cfg.requirements {
 		name := r.Name()
-		switch {
+		switch err := names.Check(name); {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("requirement %q: %w: name it (deps.Name)", name, err))
 		case reqNames[name]:
 			errs = append(errs, fmt.Errorf("two requirements named %q: name one of them (deps.Name)", name))
 		case seen[name]:
