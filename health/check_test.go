@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -428,5 +429,18 @@ func TestSameCheckInTwoServices(t *testing.T) {
 	}
 	if w := get(h, "/readyz/b/db", ""); w.Code != 200 {
 		t.Errorf("/readyz/b/db: got %d, want 200: each service has its own results", w.Code)
+	}
+}
+
+func TestCheckNameMustBeAPathSegment(t *testing.T) {
+	for _, name := range []string{"b/c", "/", "ping\n[+]api/forged", "a\tb", "a\u202eb"} {
+		t.Run(name, func(t *testing.T) {
+			s := service("api", health.Check(name, pass))
+			err := s.Start(t.Context())
+			if !errors.Is(err, core.ErrInvalidOption) || !strings.Contains(err.Error(), "health.Check "+strconv.Quote(name)) ||
+				!strings.Contains(err.Error(), "api") {
+				t.Fatalf("Start: got %v, want ErrInvalidOption naming health.Check(%q) and the service", err, name)
+			}
+		})
 	}
 }

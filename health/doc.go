@@ -41,7 +41,14 @@
 //
 // A check may not share its name with a requirement of the same service:
 // probe paths (service/requirement/check) would be ambiguous, so Start
-// reports it as an invalid option.
+// reports it as an invalid option. For the same reason the names of
+// services (core.Name), requirements (deps.Name) and checks are path
+// segments: a name with a '/' (api/b/c would name two parts, and
+// ?exclude=api/b/c leave out both), a newline (it would forge "[+]" lines
+// of the text output), another control or format character, or invalid
+// UTF-8 is an invalid option, reported by Start and naming the option and
+// the service. Rejecting them at Start rather than escaping them in the
+// output keeps every name readable as written, in paths and in listings.
 //
 // Checks are enforced while the service is starting and running, and they
 // must pass at start: a dependency that is expected to be down at first

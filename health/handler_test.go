@@ -330,7 +330,7 @@ func TestHandlerStaticRequirementBeforeStart(t *testing.T) {
 }
 
 func TestHandlerEscapedNames(t *testing.T) {
-	svc := core.NewService(core.Logger(quiet), core.MonitorInterval(time.Hour), health.Check("a/b c", pass))
+	svc := core.NewService(core.Logger(quiet), core.MonitorInterval(time.Hour), health.Check("a?b c", pass))
 	mustStart(t, svc)
 	defer mustStop(t, svc)
 	if !strings.Contains(svc.Name(), "#") {
@@ -340,10 +340,10 @@ func TestHandlerEscapedNames(t *testing.T) {
 	escaped := strings.ReplaceAll(svc.Name(), "#", "%23")
 	checkProbes(t, h, []probeCase{
 		{"/readyz/" + escaped, "", 200, "ok"},
-		{"/readyz/" + escaped + "/a%2Fb%20c?verbose", "", 200, "[+]" + svc.Name() + "/a/b c ok\nreadyz check passed\n"},
+		{"/readyz/" + escaped + "/a%3Fb%20c?verbose", "", 200, "[+]" + svc.Name() + "/a?b c ok\nreadyz check passed\n"},
 	})
 	w := get(h, "/readyz/nope", "")
-	if !strings.Contains(w.Body.String(), "/readyz/"+escaped+"/a%2Fb%20c\n") {
+	if !strings.Contains(w.Body.String(), "/readyz/"+escaped+"/a%3Fb%20c\n") {
 		t.Errorf("404 body: got %q, want the escaped path of the check", w.Body)
 	}
 }
