@@ -57,5 +57,7 @@
 // # Graph
 //
 // Graph renders services and their requirements as Graphviz DOT, with each
-// service's state, for documentation and debugging.
+// service's state, for documentation and debugging: one node per service
+// (identified by its *core.Base, whatever type a parent sees it as), with
+// labels escaped by Graphviz's rules, not Go's.
 package deps

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/coreservice/coreservice/core"
+	"github.com/coreservice/coreservice/internal/identity"
 	"github.com/coreservice/coreservice/internal/values"
 )
 
@@ -110,7 +111,7 @@ func serviceNode(p probe, name string, svc core.Service, path []core.Service, no
 		return n
 	}
 	for _, above := range path {
-		if values.Same(above, svc) {
+		if identity.Of(above) == identity.Of(svc) { // one service, whatever its type
 			return n // a cycle: core fails such a start; don't loop
 		}
 	}
