@@ -193,6 +193,15 @@ func (b *Base) startRequirement(ctx context.Context, st *reqState, states []*req
 		}
 	}
 	st.svc = svc
+	b.mu.Unlock()
+	if _, static := st.r.(StaticRequirement); !static {
+		// Now that it is known, walk again: a cycle may go through it and
+		// the After edges of b's requirements.
+		if cycle, _ := staticCycle(b); cycle != nil {
+			return cycle
+		}
+	}
+	b.mu.Lock()
 	st.attempted = true
 	b.mu.Unlock()
 
@@ -476,9 +485,27 @@ func knownBase(r Requirement) *Base {
 	return nil
 }
 
-// staticCycle returns the names along a cycle of static requirements
-// reachable from b, or nil, and the service required by b through which the
-// walk reached it. Edges go from a service to what it requires or awaits,
+// resolvedBase is knownBase, or for a lazy requirement of n already built
+// in n's start, the *Base it built.
+func resolvedBase(n *Base, r Requirement) *Base {
+	if k := knownBase(r); k != nil {
+		return k
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, st := range n.reqs {
+		if st.svc != nil && values.Same(st.r, r) {
+			if bb, ok := st.svc.(baser); ok && bb.coreBase() != nil {
+				return bb.coreBase()
+			}
+		}
+	}
+	return nil
+}
+
+// staticCycle returns the names along a cycle of static requirements (and
+// lazy ones already built) reachable from b, or nil, and the service
+// required by b through which the walk reached it. Edges go from a service to what it requires or awaits,
 // and from a requirement to the siblings it starts After: each waits for
 // the other to be Running.
 func staticCycle(b *Base) (*CycleError, *Base) {
@@ -497,13 +524,13 @@ func staticCycle(b *Base) (*CycleError, *Base) {
 		path = append(path, n)
 		var next []*Base
 		for _, r := range n.cfg.requirements {
-			child := knownBase(r)
+			child := resolvedBase(n, r)
 			if child == nil {
 				continue
 			}
 			next = append(next, child)
 			for _, a := range r.After() {
-				if to := knownBase(a); to != nil {
+				if to := resolvedBase(n, a); to != nil {
 					after[child] = append(after[child], to)
 				}
 			}
