@@ -73,8 +73,8 @@
 // and Terminated services are live. A service is ready when it is Running;
 // a check is ready when its latest result passed and is fresh: a check that
 // has never run is not ready, and neither is one whose latest result is
-// older than StalePeriods monitor periods (the monitor has stopped running
-// it). Liveness covers services and their requirements; readiness adds
+// older than StalePeriods monitor periods, and at least MinStale (the
+// monitor has stopped running it). Liveness covers services and their requirements; readiness adds
 // their checks. A path that names one check (/readyz/api/ping) answers for
 // that check and its service: a passing check of a service that is not
 // Running fails there with "service api is terminated", as /readyz/api

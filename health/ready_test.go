@@ -266,3 +266,31 @@ func TestWaitReadyWakesOnPassingCheckResult(t *testing.T) {
 		}
 	})
 }
+
+// fastMonitor tells the probes its monitor runs every 100µs while it runs
+// hourly: like a monitor at 100µs whose timer fires late, as timers do at
+// that scale on a loaded machine.
+type fastMonitor struct{ *core.Base }
+
+func (fastMonitor) MonitorInterval() time.Duration { return 100 * time.Microsecond }
+
+func TestStalenessIsFlooredForSubMillisecondIntervals(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		api := fastMonitor{service("api", health.Check("ping", pass))}
+		mustStart(t, api)
+		defer mustStop(t, api)
+		// Three periods are 450µs; a result 5 ms old is fresh all the same.
+		time.Sleep(5 * time.Millisecond)
+		if err := health.Ready(api); err != nil {
+			t.Fatalf("Ready 5ms after the last result: got %v, want nil: staleness is at least %v", err, health.MinStale)
+		}
+		time.Sleep(health.MinStale - 5*time.Millisecond)
+		if err := health.Ready(api); err != nil {
+			t.Fatalf("Ready %v after the last result: got %v, want nil", health.MinStale, err)
+		}
+		time.Sleep(time.Millisecond)
+		if err := health.Ready(api); !errors.Is(err, health.ErrNotReady) || !strings.Contains(err.Error(), "stale") {
+			t.Fatalf("Ready past MinStale: got %v, want ErrNotReady saying the result is stale", err)
+		}
+	})
+}

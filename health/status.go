@@ -19,8 +19,17 @@ import (
 // run a check again. With core's default interval of 100 ms and two checks
 // with the default timeout of 50 ms, a period is 200 ms and a result older
 // than 600 ms is stale: the monitor has stopped running the check, and the
-// check is not ready.
+// check is not ready. A result is never stale before MinStale.
 const StalePeriods = 3
+
+// MinStale is the least age at which a check's latest result is stale,
+// whatever the monitor period: with a MonitorInterval below a millisecond,
+// StalePeriods periods are shorter than the latency of timers and of the
+// scheduler on a loaded machine (tens of milliseconds under load or GC;
+// Windows timers tick every 15.6 ms), and a check the monitor runs on
+// time would look stale in many Ready calls. A monitor that has really
+// stopped is still seen within MinStale.
+const MinStale = 100 * time.Millisecond
 
 // probe is one of the two probes, named as its path.
 type probe string
@@ -96,7 +105,7 @@ func serviceNode(p probe, name string, svc core.Service, path []core.Service, no
 		}
 		stale := time.Duration(math.MaxInt64)
 		if period < stale/StalePeriods {
-			stale = StalePeriods * period
+			stale = max(StalePeriods*period, MinStale)
 		}
 		for _, c := range checks {
 			if hc, ok := c.(*check); ok {
