@@ -509,41 +509,70 @@ func resolvedBase(n *Base, r Requirement) *Base {
 // and from a requirement to the siblings it starts After: each waits for
 // the other to be Running.
 func staticCycle(b *Base) (*CycleError, *Base) {
-	var path []*Base
-	seen := make(map[*Base]bool)
+	type edge struct {
+		to      *Base
+		awaited bool // an Await: the waiting service does not start it
+	}
+	// First every edge of the services reachable from b: the After edges
+	// of a parent apply wherever its requirements are reached.
+	edges := make(map[*Base][]edge)
 	after := make(map[*Base][]*Base) // After edges, between services
-	var visit func(n *Base) []*Base
-	visit = func(n *Base) []*Base {
-		if i := slices.Index(path, n); i >= 0 {
-			return append(slices.Clone(path[i:]), n)
+	queue := []*Base{b}
+	for len(queue) > 0 {
+		n := queue[0]
+		queue = queue[1:]
+		if _, ok := edges[n]; ok {
+			continue
 		}
-		if seen[n] {
-			return nil
-		}
-		seen[n] = true
-		path = append(path, n)
-		var next []*Base
+		edges[n] = []edge{}
 		for _, r := range n.cfg.requirements {
 			child := resolvedBase(n, r)
 			if child == nil {
 				continue
 			}
-			next = append(next, child)
+			edges[n] = append(edges[n], edge{child, !r.Owned()})
+			queue = append(queue, child)
 			for _, a := range r.After() {
 				if to := resolvedBase(n, a); to != nil {
 					after[child] = append(after[child], to)
 				}
 			}
 		}
-		for _, m := range append(next, after[n]...) {
-			if p := visit(m); p != nil {
+	}
+	// An After edge is a wait only for a service reached through an Await:
+	// one reached through Requires or Lazy is started by whoever requires
+	// it, which does not wait for its parent's After.
+	type visitKey struct {
+		n       *Base
+		awaited bool
+	}
+	var path []*Base
+	seen := make(map[visitKey]bool)
+	var visit func(n *Base, awaited bool) []*Base
+	visit = func(n *Base, awaited bool) []*Base {
+		if i := slices.Index(path, n); i >= 0 {
+			return append(slices.Clone(path[i:]), n)
+		}
+		if seen[visitKey{n, awaited}] {
+			return nil
+		}
+		seen[visitKey{n, awaited}] = true
+		path = append(path, n)
+		next := edges[n]
+		if awaited {
+			for _, to := range after[n] {
+				next = append(slices.Clip(next), edge{to, true})
+			}
+		}
+		for _, e := range next {
+			if p := visit(e.to, e.awaited); p != nil {
 				return p
 			}
 		}
 		path = path[:len(path)-1]
 		return nil
 	}
-	cycle := visit(b)
+	cycle := visit(b, false)
 	if cycle == nil {
 		return nil, nil
 	}
