@@ -122,3 +122,28 @@ func TestCycleThroughLazyAfterAndAwait(t *testing.T) {
 		}
 	})
 }
+
+// p starts y After x, and x requires y: x starts y itself, so nothing
+// waits for p's After and there is no cycle, whether x is known before
+// Start or built lazily.
+func TestAfterOnServiceStartedByItsRequirerIsNoCycle(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{}
+		y := node("y", rec)
+		x := node("x", rec, deps.Requires(y))
+		rx := deps.Requires(x)
+		p := node("p", rec, core.StartTimeout(5*time.Second), rx, deps.Requires(y, deps.After(rx)))
+		if err := p.Start(context.Background()); err != nil {
+			t.Fatalf("Start with a static x: got %v, want nil", err)
+		}
+		mustStop(t, p)
+
+		y2 := node("y2", rec)
+		lx := deps.Lazy(func(context.Context) (*core.Base, error) { return node("x2", rec, deps.Requires(y2)), nil })
+		p2 := node("p2", rec, core.StartTimeout(5*time.Second), lx, deps.Requires(y2, deps.After(lx)))
+		if err := p2.Start(context.Background()); err != nil {
+			t.Fatalf("Start with a lazy x: got %v, want nil", err)
+		}
+		mustStop(t, p2)
+	})
+}
