@@ -505,9 +505,10 @@ func resolvedBase(n *Base, r Requirement) *Base {
 
 // staticCycle returns the names along a cycle of static requirements (and
 // lazy ones already built) reachable from b, or nil, and the service
-// required by b through which the walk reached it. Edges go from a service to what it requires or awaits,
-// and from a requirement to the siblings it starts After: each waits for
-// the other to be Running.
+// required by b through which the walk reached it. Edges go from a
+// service to what it requires or awaits, and, for a service reached
+// through an Await (whose waiter does not start it), to the siblings its
+// parent starts it After: each waits for the other to be Running.
 func staticCycle(b *Base) (*CycleError, *Base) {
 	type edge struct {
 		to      *Base
