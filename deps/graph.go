@@ -155,7 +155,8 @@ func inspect(s core.Service) (name string, st core.State, deps []core.Dependency
 // entities such as &amp; and &#9;. So '"' and '\\' get a backslash, '&'
 // becomes &amp; (a name "&amp;" shows as typed), a newline becomes \n, and
 // any other character that is not graphic (a tab, a control character)
-// becomes a numeric entity: Go's quoting (\t) would show as "t".
+// becomes a numeric entity: Go's quoting (\t) would show as "t". Invalid
+// UTF-8 is written as U+FFFD, one per bad byte, so the file stays UTF-8.
 func dotLabel(lines ...string) string {
 	var b strings.Builder
 	b.WriteByte('"')
