@@ -9,6 +9,7 @@ import (
 
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/coreservice/coreservice/internal/names"
 	"github.com/coreservice/coreservice/internal/telemetry"
 )
 
@@ -35,8 +36,9 @@ type Check interface {
 }
 
 // validateChecks reports checks with an empty or repeated name, a bad
-// timeout or threshold, and names shared by two requirements or by a check
-// and a requirement (probes address them by name).
+// timeout or threshold, requirements whose name is not a valid probe path
+// segment (internal/names), and names shared by two requirements or by a
+// check and a requirement (probes address them by name).
 func (b *Base) validateChecks() error {
 	var errs []error
 	seen := make(map[string]bool, len(b.cfg.checks))
@@ -59,7 +61,9 @@ func (b *Base) validateChecks() error {
 	reqNames := make(map[string]bool, len(b.cfg.requirements))
 	for _, r := range b.cfg.requirements {
 		name := r.Name()
-		switch {
+		switch err := names.Check(name); {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("requirement %q: %w: name it (deps.Name)", name, err))
 		case reqNames[name]:
 			errs = append(errs, fmt.Errorf("two requirements named %q: name one of them (deps.Name)", name))
 		case seen[name]:
@@ -70,6 +74,39 @@ func (b *Base) validateChecks() error {
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("%w: %w", ErrInvalidOption, errors.Join(errs...))
+	}
+	return nil
+}
+
+// checkResolvedName checks the name of a requirement again once it is
+// resolved, if it changed: a lazy requirement is named after the service
+// it built, a name validateChecks could not know. It must be a valid name
+// and differ from the names of the other requirements and of the checks.
+// Of two requirements renamed to one name concurrently, the later check
+// sees the other's new name.
+func (b *Base) checkResolvedName(st *reqState, states []*reqState) error {
+	name := st.r.Name()
+	if name == st.name {
+		return nil
+	}
+	if err := names.Check(name); err != nil {
+		return fmt.Errorf("%w: requirement %s, once resolved: %w", ErrInvalidOption, st.name, err)
+	}
+	clash := ""
+	for _, c := range b.cfg.checks {
+		if c.Name() == name {
+			clash = "check"
+		}
+	}
+	for _, o := range states {
+		if o != st && o.r.Name() == name {
+			clash = "requirement"
+		}
+	}
+	if clash != "" {
+		return fmt.Errorf("%w: requirement %s, once resolved, is named %q, as a %s of %s: "+
+			"probe paths (service/requirement/check) would be ambiguous: name it (deps.Name)",
+			ErrInvalidOption, st.name, name, clash, b.name)
 	}
 	return nil
 }

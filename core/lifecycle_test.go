@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -805,5 +806,18 @@ func TestRollbackGoesThroughStopping(t *testing.T) {
 	}
 	if during != core.StateStopping || s.State() != core.StateFailed {
 		t.Fatalf("states: got %v during the rollback and %v after, want stopping then failed", during, s.State())
+	}
+}
+
+func TestNameMustBeAPathSegment(t *testing.T) {
+	for _, name := range []string{"a/b", "api\n[+]forged", "a\tb", "a\x00"} {
+		s := core.NewService(core.Name(name), core.Logger(quiet))
+		err := s.Start(t.Context())
+		if !errors.Is(err, core.ErrInvalidOption) || !strings.Contains(err.Error(), "core.Name("+strconv.Quote(name)+")") {
+			t.Errorf("Start with core.Name(%q): got %v, want ErrInvalidOption naming the option", name, err)
+		}
+		if s.Name() == name {
+			t.Errorf("Name: got %q, want the default name, not the invalid one", s.Name())
+		}
 	}
 }

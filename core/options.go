@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/coreservice/coreservice/internal/names"
 	"github.com/coreservice/coreservice/internal/values"
 )
 
@@ -120,8 +121,12 @@ func (c *Config) err() error {
 
 // Name sets the service's name, used in logs (service=<name>), spans, errors
 // and probes. The default is derived from the code that called NewService and
-// made unique with a sequence number, such as "main.main#1". An empty name
-// is invalid. Repeats replace.
+// made unique with a sequence number, such as "main.main#1". The name is a
+// path segment of the health probes and a word of their text output: an
+// empty name, or one with a '/' or a character that is not graphic (a
+// control character such as a newline or a tab, a format character, a line
+// separator) or invalid UTF-8, is invalid, and the service keeps its
+// default name. Repeats replace.
 func Name(name string) Option { return nameOption(name) }
 
 type nameOption string
@@ -129,6 +134,10 @@ type nameOption string
 func (o nameOption) ApplyTo(c *Config) {
 	if o == "" {
 		c.AddError(errors.New("core.Name: empty name"))
+		return
+	}
+	if err := names.Check(string(o)); err != nil {
+		c.AddError(fmt.Errorf("%v: %w", o, err))
 		return
 	}
 	c.name = string(o)

@@ -200,6 +200,9 @@ func (b *Base) startRequirement(ctx context.Context, st *reqState, states []*req
 	if err := Validate(svc); err != nil {
 		return fmt.Errorf("resolved to an unusable service: %w", err)
 	}
+	if err := b.checkResolvedName(st, states); err != nil {
+		return err
+	}
 	if bb, ok := svc.(baser); ok {
 		// Before attempted is set: a service further up the chain must not
 		// be released (stopped) by this rollback.
@@ -215,6 +218,15 @@ func (b *Base) startRequirement(ctx context.Context, st *reqState, states []*req
 		}
 	}
 	st.svc = svc
+	b.mu.Unlock()
+	if _, static := st.r.(StaticRequirement); !static {
+		// Now that it is known, walk again: a cycle may go through it and
+		// the After edges of b's requirements.
+		if cycle, _ := staticCycle(b); cycle != nil {
+			return cycle
+		}
+	}
+	b.mu.Lock()
 	st.attempted = true
 	b.mu.Unlock()
 
@@ -599,47 +611,95 @@ func knownBase(r Requirement) *Base {
 	return nil
 }
 
-// staticCycle returns the names along a cycle of static requirements
-// reachable from b, or nil, and the service required by b through which the
-// walk reached it. Edges go from a service to what it requires or awaits,
-// and from a requirement to the siblings it starts After: each waits for
-// the other to be Running.
+// resolvedBase is knownBase, or for a lazy requirement of n already built
+// in n's start, the *Base it built.
+func resolvedBase(n *Base, r Requirement) *Base {
+	if k := knownBase(r); k != nil {
+		return k
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, st := range n.reqs {
+		if st.svc != nil && values.Same(st.r, r) {
+			if bb, ok := st.svc.(baser); ok && bb.coreBase() != nil {
+				return bb.coreBase()
+			}
+		}
+	}
+	return nil
+}
+
+// staticCycle returns the names along a cycle of static requirements (and
+// lazy ones already built) reachable from b, or nil, and the service
+// required by b through which the walk reached it. Edges go from a
+// service to what it requires or awaits, and, for a service reached
+// through an Await (whose waiter does not start it), to the siblings its
+// parent starts it After: each waits for the other to be Running.
 func staticCycle(b *Base) (*CycleError, *Base) {
-	var path []*Base
-	seen := make(map[*Base]bool)
+	type edge struct {
+		to      *Base
+		awaited bool // an Await: the waiting service does not start it
+	}
+	// First every edge of the services reachable from b: the After edges
+	// of a parent apply wherever its requirements are reached.
+	edges := make(map[*Base][]edge)
 	after := make(map[*Base][]*Base) // After edges, between services
-	var visit func(n *Base) []*Base
-	visit = func(n *Base) []*Base {
-		if i := slices.Index(path, n); i >= 0 {
-			return append(slices.Clone(path[i:]), n)
+	queue := []*Base{b}
+	for len(queue) > 0 {
+		n := queue[0]
+		queue = queue[1:]
+		if _, ok := edges[n]; ok {
+			continue
 		}
-		if seen[n] {
-			return nil
-		}
-		seen[n] = true
-		path = append(path, n)
-		var next []*Base
+		edges[n] = []edge{}
 		for _, r := range n.cfg.requirements {
-			child := knownBase(r)
+			child := resolvedBase(n, r)
 			if child == nil {
 				continue
 			}
-			next = append(next, child)
+			edges[n] = append(edges[n], edge{child, !r.Owned()})
+			queue = append(queue, child)
 			for _, a := range r.After() {
-				if to := knownBase(a); to != nil {
+				if to := resolvedBase(n, a); to != nil {
 					after[child] = append(after[child], to)
 				}
 			}
 		}
-		for _, m := range append(next, after[n]...) {
-			if p := visit(m); p != nil {
+	}
+	// An After edge is a wait only for a service reached through an Await:
+	// one reached through Requires or Lazy is started by whoever requires
+	// it, which does not wait for its parent's After.
+	type visitKey struct {
+		n       *Base
+		awaited bool
+	}
+	var path []*Base
+	seen := make(map[visitKey]bool)
+	var visit func(n *Base, awaited bool) []*Base
+	visit = func(n *Base, awaited bool) []*Base {
+		if i := slices.Index(path, n); i >= 0 {
+			return append(slices.Clone(path[i:]), n)
+		}
+		if seen[visitKey{n, awaited}] {
+			return nil
+		}
+		seen[visitKey{n, awaited}] = true
+		path = append(path, n)
+		next := edges[n]
+		if awaited {
+			for _, to := range after[n] {
+				next = append(slices.Clip(next), edge{to, true})
+			}
+		}
+		for _, e := range next {
+			if p := visit(e.to, e.awaited); p != nil {
 				return p
 			}
 		}
 		path = path[:len(path)-1]
 		return nil
 	}
-	cycle := visit(b)
+	cycle := visit(b, false)
 	if cycle == nil {
 		return nil, nil
 	}

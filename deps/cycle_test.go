@@ -93,3 +93,57 @@ func TestCycleThroughLazyAndAfter(t *testing.T) {
 	wantCycle(t, p.Start(t.Context()), "p -> p")
 	wantEvents(t, rec.get(), []string{"x start", "x stop"}) // x, started first, was rolled back
 }
+
+// p builds y (Lazy), then starts x After it; y awaits x: y waits for x,
+// whose start waits (After) for y. The static walk cannot see it (y is
+// not known before it is built) and neither can the waits (x is New,
+// waiting for nothing): once y is built, the walk must include it.
+func TestCycleThroughLazyAfterAndAwait(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{}
+		x := node("x", rec)
+		var y *core.Base
+		ly := deps.Lazy(func(context.Context) (*core.Base, error) {
+			y = node("y", rec, deps.Await(x))
+			return y, nil
+		})
+		p := node("p", rec, core.StartTimeout(5*time.Second), ly, deps.Requires(x, deps.After(ly)))
+		begin := time.Now()
+		err := p.Start(context.Background())
+		if !errors.Is(err, core.ErrCycle) || time.Since(begin) != 0 {
+			t.Fatalf("Start: got %v after %v, want ErrCycle at once", err, time.Since(begin))
+		}
+		wantCycle(t, err, "y -> x -> y")
+		wantEvents(t, rec.get(), nil)
+		for _, s := range []*core.Base{p, x, y} {
+			if s.Running() {
+				t.Fatalf("%s left running", s.Name())
+			}
+		}
+	})
+}
+
+// p starts y After x, and x requires y: x starts y itself, so nothing
+// waits for p's After and there is no cycle, whether x is known before
+// Start or built lazily.
+func TestAfterOnServiceStartedByItsRequirerIsNoCycle(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{}
+		y := node("y", rec)
+		x := node("x", rec, deps.Requires(y))
+		rx := deps.Requires(x)
+		p := node("p", rec, core.StartTimeout(5*time.Second), rx, deps.Requires(y, deps.After(rx)))
+		if err := p.Start(context.Background()); err != nil {
+			t.Fatalf("Start with a static x: got %v, want nil", err)
+		}
+		mustStop(t, p)
+
+		y2 := node("y2", rec)
+		lx := deps.Lazy(func(context.Context) (*core.Base, error) { return node("x2", rec, deps.Requires(y2)), nil })
+		p2 := node("p2", rec, core.StartTimeout(5*time.Second), lx, deps.Requires(y2, deps.After(lx)))
+		if err := p2.Start(context.Background()); err != nil {
+			t.Fatalf("Start with a lazy x: got %v, want nil", err)
+		}
+		mustStop(t, p2)
+	})
+}

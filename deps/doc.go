@@ -46,7 +46,10 @@
 // cannot be written: cycles need Lazy, or a service that embeds *core.Base
 // and is given its requirements later. Bad input (a nil or typed-nil
 // service, a Lazy function returning nil, the same service required twice
-// by one parent, two requirements of one parent with the same name, After
+// by one parent, two requirements of one parent with the same name (also
+// when a Lazy without Name builds a service whose name is taken: checked
+// once built, before that service starts), a name that is not a probe path
+// segment ('/', control characters: see Name), After
 // naming something that is not a requirement of the same parent, a
 // Requirement used by two parents) is reported by the parent's Start as a
 // *core.StartupError.
@@ -54,5 +57,7 @@
 // # Graph
 //
 // Graph renders services and their requirements as Graphviz DOT, with each
-// service's state, for documentation and debugging.
+// service's state, for documentation and debugging: one node per service
+// (identified by its *core.Base, whatever type a parent sees it as), with
+// labels escaped by Graphviz's rules, not Go's.
 package deps

@@ -5,8 +5,10 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/coreservice/coreservice/core"
+	"github.com/coreservice/coreservice/internal/identity"
 	"github.com/coreservice/coreservice/internal/values"
 )
 
@@ -18,7 +20,9 @@ type dependent interface {
 
 // Graph renders svcs and, recursively, their requirements as a Graphviz
 // DOT digraph (render it with `dot -Tsvg`). Each service is one node, even
-// when several parents share it, labelled with its name and state and
+// when several parents share it and see it through different types (a
+// *Store and its *core.Base are one service), labelled with its name and
+// state (escaped for Graphviz: names show as written) and
 // coloured by state; an edge points from a parent to what it requires,
 // dashed for Await; a dotted edge labelled "after" points from a
 // requirement to the sibling it starts after. A Lazy requirement not yet
@@ -26,7 +30,8 @@ type dependent interface {
 // deterministic: nodes and edges come in registration order.
 //
 // Graph reads the services' current state and is safe to call at any time,
-// also while they start and stop.
+// also while they start and stop. A service whose methods panic (a type
+// embedding a nil *core.Base) is drawn as a node saying so.
 func Graph(svcs ...core.Service) string {
 	g := &graph{ids: make(map[any]string)}
 	for _, s := range svcs {
@@ -57,22 +62,23 @@ var stateColors = map[core.State]string{
 	core.StateFailed:     "salmon",
 }
 
-// service adds s and everything it requires, returning s's node id.
+// service adds s and everything it requires, returning s's node id. A
+// service is one node whatever type it is seen through (its *core.Base).
 func (g *graph) service(s core.Service) string {
-	key := nodeKey(s)
+	key := identity.Of(s)
 	if id, ok := g.ids[key]; ok {
 		return id
 	}
 	id := "n" + strconv.Itoa(len(g.ids)+1)
 	g.ids[key] = id
-	st := s.State()
-	g.lines = append(g.lines, fmt.Sprintf("%s [label=%s, fillcolor=%s];",
-		id, strconv.Quote(s.Name()+"\n"+st.String()), stateColors[st]))
-	d, ok := s.(dependent)
-	if !ok {
+	name, st, deps, err := inspect(s)
+	if err != nil {
+		g.lines = append(g.lines, fmt.Sprintf("%s [label=%s, fillcolor=salmon];",
+			id, dotLabel(fmt.Sprintf("%T", s), "not usable: "+err.Error())))
 		return id
 	}
-	deps := d.Dependencies()
+	g.lines = append(g.lines, fmt.Sprintf("%s [label=%s, fillcolor=%s];",
+		id, dotLabel(name, st.String()), stateColors[st]))
 	childIDs := make(map[any]string, len(deps))
 	for _, dep := range deps {
 		child := g.requirement(dep)
@@ -113,16 +119,72 @@ func (g *graph) requirement(dep core.Dependency) string {
 	id := "n" + strconv.Itoa(len(g.ids)+1)
 	g.ids[key] = id
 	g.lines = append(g.lines, fmt.Sprintf("%s [label=%s, style=dashed, fillcolor=white];",
-		id, strconv.Quote(dep.Requirement.Name()+"\nnot built")))
+		id, dotLabel(dep.Requirement.Name(), "not built")))
 	return id
 }
 
-// nodeKey is a map key identifying v: v itself when its type is
-// comparable (services and requirements are pointers in practice); a value
-// of another type gets a key of its own, so it is drawn once per mention.
+// nodeKey is a map key identifying the requirement v: v itself when its
+// type is comparable (requirements are pointers in practice); a value of
+// another type gets a key of its own, so it is drawn once per mention.
 func nodeKey(v any) any {
 	if v != nil && reflect.TypeOf(v).Comparable() {
 		return v
 	}
 	return new(int)
+}
+
+// inspect reads what Graph draws of s: a service core.Validate rejects (a
+// type embedding a nil *core.Base, a zero core.Base), or one whose methods
+// panic, is an error, not a crash.
+func inspect(s core.Service) (name string, st core.State, deps []core.Dependency, err error) {
+	if err := core.Validate(s); err != nil {
+		return "", 0, nil, err
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("panicked: %v", v)
+		}
+	}()
+	name, st = s.Name(), s.State()
+	if d, ok := s.(dependent); ok {
+		deps = d.Dependencies()
+	}
+	return name, st, deps, nil
+}
+
+// dotLabel returns the lines as one DOT label, quoted: Graphviz shows each
+// as written, one per line. In a quoted DOT string only \" is an escape;
+// in a label Graphviz then reads \\ as a backslash, \n, \l and \r as line
+// breaks and \N, \G and the like as names, and it decodes character
+// entities such as &amp; and &#9;. So '"' and '\\' get a backslash, '&'
+// becomes &amp; (a name "&amp;" shows as typed), a newline becomes \n, and
+// any other character that is not graphic (a tab, a control character)
+// becomes a numeric entity: Go's quoting (\t) would show as "t". Invalid
+// UTF-8 is written as U+FFFD, one per bad byte, so the file stays UTF-8.
+func dotLabel(lines ...string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for i, line := range lines {
+		if i > 0 {
+			b.WriteString(`\n`)
+		}
+		for _, r := range line {
+			switch {
+			case r == '"':
+				b.WriteString(`\"`)
+			case r == '\\':
+				b.WriteString(`\\`)
+			case r == '&':
+				b.WriteString("&amp;")
+			case r == '\n':
+				b.WriteString(`\n`)
+			case r != ' ' && !unicode.IsGraphic(r):
+				fmt.Fprintf(&b, "&#%d;", r)
+			default:
+				b.WriteRune(r)
+			}
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
 }

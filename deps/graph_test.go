@@ -85,3 +85,37 @@ func (foreign) Healthcheck(context.Context) error { return nil }
 func (foreign) State() core.State                 { return core.StateRunning }
 func (foreign) Done() <-chan struct{}             { return nil }
 func (foreign) Err() error                        { return nil }
+
+func TestGraphLabelsUseDOTEscaping(t *testing.T) {
+	// Graphviz reads \" and \\ in a quoted label, \n as a line break, and
+	// decodes character entities: a name is shown as written only when
+	// '&' is &amp; and a control character is an entity (Go's \t would
+	// show as "t").
+	rec := &recorder{}
+	s := named{node("x", rec), "a\tb&amp;\"c\\d\x01"}
+	want := `n1 [label="a&#9;b&amp;amp;\"c\\d&#1;\nnew", fillcolor=white];`
+	if got := deps.Graph(s); !strings.Contains(got, "\t"+want+"\n") {
+		t.Fatalf("got:\n%s\nwant the line %s", got, want)
+	}
+}
+
+func TestGraphDrawsServiceSharedUnderTwoTypesOnce(t *testing.T) {
+	rec := &recorder{}
+	store := newStore("store", rec)
+	a := node("a", rec, deps.Requires(store))      // as *Store
+	b := node("b", rec, deps.Requires(store.Base)) // as *core.Base
+	got := deps.Graph(a, b, store)
+	if n := strings.Count(got, `[label="store\n`); n != 1 {
+		t.Fatalf("got %d nodes for store, want 1:\n%s", n, got)
+	}
+	if !strings.Contains(got, "n1 -> n2;") || !strings.Contains(got, "n3 -> n2;") {
+		t.Fatalf("got:\n%s\nwant a -> store and b -> store to one node", got)
+	}
+}
+
+func TestGraphDrawsServiceWithoutBase(t *testing.T) {
+	got := deps.Graph(&Store{}, named{}) // a nil *core.Base: core.Validate rejects them
+	if strings.Count(got, "build services with core.NewService") != 2 {
+		t.Fatalf("got:\n%s\nwant two nodes saying to build the services with core.NewService", got)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/coreservice/coreservice/internal/names"
 	"github.com/coreservice/coreservice/internal/values"
 )
 
@@ -64,7 +65,12 @@ func (o afterOption) String() string {
 // service is built, "lazy " and its type. Empty is invalid. Repeats
 // replace. Names must be unique among a parent's requirements and differ
 // from its checks' names (two Lazy of one type need Name): the parent's
-// Start reports a repeat as an invalid option.
+// Start reports a repeat as an invalid option, also when a Lazy without
+// Name builds a service whose name is already taken (checked once built,
+// before that service starts). A name is a path segment of the health
+// probes: one with a '/', a control character such as a newline, or
+// another character that is not graphic is invalid, whether given here or
+// the default.
 func Name(name string) Option { return nameOption(name) }
 
 type nameOption string
@@ -72,6 +78,10 @@ type nameOption string
 func (o nameOption) apply(c *config) {
 	if o == "" {
 		c.errs = append(c.errs, errors.New("deps.Name: empty name"))
+		return
+	}
+	if err := names.Check(string(o)); err != nil {
+		c.errs = append(c.errs, fmt.Errorf("%v: %w", o, err))
 		return
 	}
 	c.name = string(o)

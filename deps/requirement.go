@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/coreservice/coreservice/core"
+	"github.com/coreservice/coreservice/internal/names"
 	"github.com/coreservice/coreservice/internal/values"
 )
 
@@ -167,6 +168,11 @@ func (a *adapter[S]) Resolve(ctx context.Context) (core.Service, error) {
 	}
 	if err := core.Validate(s); err != nil {
 		return nil, fmt.Errorf("%s: %w", r, err)
+	}
+	if r.cfg.name == "" {
+		if err := names.Check(s.Name()); err != nil {
+			return nil, fmt.Errorf("%w: %s: the service it built: %w: name it (deps.Name)", core.ErrInvalidOption, r, err)
+		}
 	}
 	r.mu.Lock()
 	r.built = s

@@ -11,6 +11,7 @@ import (
 
 	"github.com/coreservice/coreservice/core"
 	"github.com/coreservice/coreservice/deps"
+	"github.com/coreservice/coreservice/health"
 )
 
 func TestRequiresOrderAndTypedGet(t *testing.T) {
@@ -382,5 +383,64 @@ func TestUnusableBaseIsAnErrorFromStart(t *testing.T) {
 				t.Errorf("Get: got %v, want the zero value: nothing usable was built", s)
 			}
 		})
+	}
+}
+
+// named is a core.Service that is not a *core.Base, with any name.
+type named struct {
+	*core.Base
+	name string
+}
+
+func (n named) Name() string { return n.name }
+
+func TestRequirementNameMustBeAPathSegment(t *testing.T) {
+	rec := &recorder{}
+	cases := map[string]core.Option{
+		"deps.Name with a slash":     deps.Requires(node("a", rec), deps.Name("x/y")),
+		"deps.Name with a newline":   deps.Requires(node("b", rec), deps.Name("db\n[+]p/forged")),
+		"deps.Name on Lazy":          deps.Lazy(func(context.Context) (*Store, error) { return nil, nil }, deps.Name("a\tb")),
+		"service name with a slash":  deps.Requires(named{node("c", rec), "c/d"}),
+		"awaited name with a tab":    deps.Await(named{node("e", rec), "e\tf"}),
+		"built service name invalid": deps.Lazy(func(context.Context) (named, error) { return named{node("g", rec), "g/h"}, nil }),
+	}
+	for name, opt := range cases {
+		t.Run(name, func(t *testing.T) {
+			p := node("p", rec, opt)
+			err := p.Start(t.Context())
+			if !errors.Is(err, core.ErrInvalidOption) || !strings.Contains(err.Error(), "deps.") ||
+				!strings.Contains(err.Error(), "start p") {
+				t.Fatalf("Start: got %v, want ErrInvalidOption naming the deps option and p", err)
+			}
+		})
+	}
+	wantEvents(t, rec.get(), nil)
+}
+
+func TestLazyNameCheckedAgainOnceBuilt(t *testing.T) {
+	rec := &recorder{}
+	cases := map[string][]core.Option{
+		"built as another requirement's name": {deps.Requires(node("db", rec)),
+			deps.Lazy(func(context.Context) (*core.Base, error) { return node("db", rec), nil })},
+		"built as a check's name": {health.Check("cache", func(context.Context) error { return nil }),
+			deps.Lazy(func(context.Context) (*core.Base, error) { return node("cache", rec), nil })},
+		"two lazy built with one name": {
+			deps.Lazy(func(context.Context) (*core.Base, error) { return node("x", rec), nil }),
+			deps.Lazy(func(context.Context) (*Store, error) { return &Store{Base: node("x", rec)}, nil })},
+	}
+	for name, opts := range cases {
+		t.Run(name, func(t *testing.T) {
+			p := core.NewService(append(opts, core.Name("p"), core.Logger(quiet), core.MonitorInterval(time.Hour))...)
+			err := p.Start(t.Context())
+			if !errors.Is(err, core.ErrInvalidOption) || !strings.Contains(err.Error(), "ambiguous") {
+				t.Fatalf("Start: got %v, want ErrInvalidOption saying the built name is ambiguous", err)
+			}
+			wantState(t, p, core.StateFailed)
+		})
+	}
+	for _, e := range rec.get() {
+		if strings.HasPrefix(e, "cache") {
+			t.Errorf("events: got %q, want the lazily built service of a clash not started", e)
+		}
 	}
 }

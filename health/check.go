@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/coreservice/coreservice/core"
+	"github.com/coreservice/coreservice/internal/names"
 	"github.com/coreservice/coreservice/internal/telemetry"
 )
 
@@ -44,9 +45,12 @@ var ErrStillRunning = errors.New("earlier run still running past its deadline")
 // recovered and fails the run with a *core.PanicError.
 //
 // The name identifies the check in errors, logs, spans and probe paths; it
-// must be non-empty and unique among the service's checks. An empty name,
-// a nil fn, a duplicate name or an invalid option is reported by Start as
-// an error matching core.ErrInvalidOption, naming the check.
+// must be non-empty and unique among the service's checks, and a path
+// segment: no '/' (api/b/c would be ambiguous) and no character that is
+// not graphic, such as a newline (it would forge lines of the probes'
+// text). An invalid name, a nil fn, a duplicate name or an invalid option
+// is reported by Start as an error matching core.ErrInvalidOption, naming
+// the check.
 func Check(name string, fn func(ctx context.Context) error, opts ...Option) *CheckSpec {
 	return &CheckSpec{name: name, fn: fn, opts: slices.Clone(opts)}
 }
@@ -74,6 +78,8 @@ func (s CheckSpec) ApplyTo(c *core.Config) {
 	var errs []error
 	if s.name == "" {
 		errs = append(errs, errors.New("empty name"))
+	} else if err := names.Check(s.name); err != nil {
+		errs = append(errs, err)
 	}
 	if s.fn == nil {
 		errs = append(errs, errors.New("nil function"))
@@ -118,6 +124,8 @@ type check struct {
 	running int           // calls of fn that have not returned
 	cutOff  int           // of those, calls whose run was cut off at its deadline
 	idle    chan struct{} // closed when running drops to 0; nil if nobody waits
+	// watchers are told (without blocking) of every recorded result.
+	watchers map[chan<- struct{}]struct{}
 }
 
 // result is the outcome of a check's latest recorded run.
@@ -254,6 +262,30 @@ func (c *check) recordLocked(err error) {
 	} else {
 		c.last.failures = 0
 	}
+	for w := range c.watchers {
+		select {
+		case w <- struct{}{}:
+		default: // a wake-up is already pending
+		}
+	}
+}
+
+// watch makes every recorded result send to w, without blocking, until
+// unwatch.
+func (c *check) watch(w chan<- struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.watchers == nil {
+		c.watchers = make(map[chan<- struct{}]struct{})
+	}
+	c.watchers[w] = struct{}{}
+}
+
+// unwatch undoes watch.
+func (c *check) unwatch(w chan<- struct{}) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.watchers, w)
 }
 
 // lastResult returns the latest recorded result.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -386,6 +387,8 @@ func TestCheckPanic(t *testing.T) {
 func TestCancelledRunIsNotRecorded(t *testing.T) {
 	s := service("api", health.Check("db", func(ctx context.Context) error { return ctx.Err() }))
 	h := health.Handler(s)
+	mustStart(t, s) // a single check's probe answers for a Running service only
+	defer mustStop(t, s)
 	c := s.Checks()[0]
 	if err := c.Check(t.Context()); err != nil {
 		t.Fatalf("Check: got %v, want nil", err)
@@ -426,5 +429,18 @@ func TestSameCheckInTwoServices(t *testing.T) {
 	}
 	if w := get(h, "/readyz/b/db", ""); w.Code != 200 {
 		t.Errorf("/readyz/b/db: got %d, want 200: each service has its own results", w.Code)
+	}
+}
+
+func TestCheckNameMustBeAPathSegment(t *testing.T) {
+	for _, name := range []string{"b/c", "/", "ping\n[+]api/forged", "a\tb", "a\u202eb"} {
+		t.Run(name, func(t *testing.T) {
+			s := service("api", health.Check(name, pass))
+			err := s.Start(t.Context())
+			if !errors.Is(err, core.ErrInvalidOption) || !strings.Contains(err.Error(), "health.Check "+strconv.Quote(name)) ||
+				!strings.Contains(err.Error(), "api") {
+				t.Fatalf("Start: got %v, want ErrInvalidOption naming health.Check(%q) and the service", err, name)
+			}
+		})
 	}
 }

@@ -41,7 +41,14 @@
 //
 // A check may not share its name with a requirement of the same service:
 // probe paths (service/requirement/check) would be ambiguous, so Start
-// reports it as an invalid option.
+// reports it as an invalid option. For the same reason the names of
+// services (core.Name), requirements (deps.Name) and checks are path
+// segments: a name with a '/' (api/b/c would name two parts, and
+// ?exclude=api/b/c leave out both), a newline (it would forge "[+]" lines
+// of the text output), another control or format character, or invalid
+// UTF-8 is an invalid option, reported by Start and naming the option and
+// the service. Rejecting them at Start rather than escaping them in the
+// output keeps every name readable as written, in paths and in listings.
 //
 // Checks are enforced while the service is starting and running, and they
 // must pass at start: a dependency that is expected to be down at first
@@ -66,9 +73,13 @@
 // and Terminated services are live. A service is ready when it is Running;
 // a check is ready when its latest result passed and is fresh: a check that
 // has never run is not ready, and neither is one whose latest result is
-// older than StalePeriods monitor periods (the monitor has stopped running
-// it). Liveness covers services and their requirements; readiness adds
-// their checks. Requirements appear under their parent as path segments,
+// older than StalePeriods monitor periods, and at least MinStale (the
+// monitor has stopped running it). Liveness covers services and their requirements; readiness adds
+// their checks. A path that names one check (/readyz/api/ping) answers for
+// that check and its service: a passing check of a service that is not
+// Running fails there with "service api is terminated", as /readyz/api
+// does, so that a load balancer aimed at one check takes a stopped service
+// out of rotation at once. Requirements appear under their parent as path segments,
 // named as the requirement (/readyz/api/db/ping is the check ping of the
 // requirement db of the service api), and the same service required by two
 // parents appears under both. A lazy requirement not built yet is live and
@@ -91,7 +102,9 @@
 // then its line gives its error. The monitor logs every failure with the
 // service's logger. The parameter exclude=<name>, repeatable, leaves out
 // the part of that name and everything under it; a name that matches
-// nothing adds a "warn:" line. A path that names no part is answered 404
+// nothing adds a "warn:" line, which lists each such name once. Its cost
+// is linear in the number of names (net/url parses at most 10,000 query
+// parameters). A path that names no part is answered 404
 // with the list of known paths. Names are path segments: escape them
 // (url.PathEscape) in requests, so "main.main#1" is /readyz/main.main%231.
 //
@@ -112,6 +125,12 @@
 //
 // Fields may be added; none will be removed or change meaning.
 //
+// Services that cannot be probed (nil, not built with core.NewService such
+// as a type embedding a nil *core.Base or a zero core.Base, or two with
+// one name) make Handler answer every request 500 with the reason, and
+// Ready and WaitReady return an error that does not match ErrNotReady:
+// never a panic.
+//
 // The handler only reports what the services recorded and their states: it
 // never runs a check, so probes cannot load what the checks test however
 // often they come. Checks registered through core.Config.AddCheck by other
@@ -124,7 +143,9 @@
 // ready now. WaitReady waits until it is, or until one of the services
 // fails or its context ends: a program that starts services in the
 // background (with core.Run) can wait for them before it does its own
-// work.
+// work. It does not poll: it looks again when a start finishes, a check
+// records a result or a service ends, so it returns when readiness is
+// reached, not a MonitorInterval later.
 //
 // # Telemetry
 //

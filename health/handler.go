@@ -11,7 +11,6 @@ import (
 	"strings"
 
 	"github.com/coreservice/coreservice/core"
-	"github.com/coreservice/coreservice/internal/values"
 )
 
 // Handler returns an http.Handler serving the liveness and readiness
@@ -30,19 +29,16 @@ import (
 // "/readyz" and the same with a trailing slash), or under a prefix with
 // http.StripPrefix. It answers GET and HEAD, and 405 to other methods.
 //
-// Bad input is never a panic: if a service is nil or two services have the
-// same name, every request gets 500 Internal Server Error with a message
-// saying so, and so every probe fails visibly.
+// Bad input is never a panic: if a service is nil, is not built with
+// core.NewService (a type embedding a nil *core.Base, or a zero
+// core.Base), has a name that is not a valid path segment (empty, with a
+// '/' or a control character), or two services have the same name, every
+// request gets 500 Internal Server Error with a message saying so, and so
+// every probe fails visibly. So does a request that finds a service whose
+// methods panic, such as a requirement of that kind.
 func Handler(svcs ...core.Service) http.Handler {
-	seen := make(map[string]bool, len(svcs))
-	for i, s := range svcs {
-		if values.IsNil(s) {
-			return brokenHandler(fmt.Sprintf("health.Handler: service %d is nil", i))
-		}
-		if seen[s.Name()] {
-			return brokenHandler(fmt.Sprintf("health.Handler: two services named %q", s.Name()))
-		}
-		seen[s.Name()] = true
+	if err := checkServices("health.Handler", svcs); err != nil {
+		return brokenHandler(err.Error())
 	}
 	return &handler{svcs: slices.Clone(svcs)}
 }
@@ -70,7 +66,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := probe(segs[0])
-	targets := evaluate(p, h.svcs)
+	targets, err := safeEvaluate(p, h.svcs)
+	if err != nil {
+		brokenHandler("health.Handler: "+err.Error()).ServeHTTP(w, r)
+		return
+	}
 	prefix, single := "", false
 	if len(segs) > 1 {
 		n := find(targets, segs[1:])
@@ -78,9 +78,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.notFound(w, r)
 			return
 		}
+		if n.kind == kindCheck {
+			single = true
+			n = n.alone()
+		}
 		targets = []*node{n}
 		prefix = strings.Join(segs[1:len(segs)-1], "/")
-		single = n.kind == kindCheck
 	}
 
 	query := r.URL.Query()
@@ -110,7 +113,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // list lists the nodes and their descendants, leaving out the parts named
-// in exclude, and returns the excluded names that matched no part.
+// in exclude, and returns the excluded names that matched no part, each
+// once. It takes time linear in the number of nodes and names.
 func list(prefix string, nodes []*node, exclude []string) (lines []line, unmatched []string) {
 	excluded := make(map[string]bool, len(exclude))
 	for _, name := range exclude {
@@ -121,7 +125,8 @@ func list(prefix string, nodes []*node, exclude []string) (lines []line, unmatch
 		lines = flatten(prefix, n, excluded, used, lines)
 	}
 	for _, name := range exclude {
-		if !used[name] && !slices.Contains(unmatched, name) {
+		if !used[name] {
+			used[name] = true // listed once, in the order given
 			unmatched = append(unmatched, name)
 		}
 	}
@@ -172,7 +177,12 @@ func (h *handler) notFound(w http.ResponseWriter, r *http.Request) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "404 page not found: %s\nknown paths:\n", r.URL.EscapedPath())
 	for _, p := range []probe{livez, readyz} {
-		known := paths("/"+string(p), evaluate(p, h.svcs), []string{"/" + string(p)})
+		nodes, err := safeEvaluate(p, h.svcs)
+		if err != nil {
+			brokenHandler("health.Handler: "+err.Error()).ServeHTTP(w, r)
+			return
+		}
+		known := paths("/"+string(p), nodes, []string{"/" + string(p)})
 		for _, k := range known {
 			b.WriteString("  " + k + "\n")
 		}

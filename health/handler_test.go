@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -328,7 +330,7 @@ func TestHandlerStaticRequirementBeforeStart(t *testing.T) {
 }
 
 func TestHandlerEscapedNames(t *testing.T) {
-	svc := core.NewService(core.Logger(quiet), core.MonitorInterval(time.Hour), health.Check("a/b c", pass))
+	svc := core.NewService(core.Logger(quiet), core.MonitorInterval(time.Hour), health.Check("a?b c", pass))
 	mustStart(t, svc)
 	defer mustStop(t, svc)
 	if !strings.Contains(svc.Name(), "#") {
@@ -338,10 +340,10 @@ func TestHandlerEscapedNames(t *testing.T) {
 	escaped := strings.ReplaceAll(svc.Name(), "#", "%23")
 	checkProbes(t, h, []probeCase{
 		{"/readyz/" + escaped, "", 200, "ok"},
-		{"/readyz/" + escaped + "/a%2Fb%20c?verbose", "", 200, "[+]" + svc.Name() + "/a/b c ok\nreadyz check passed\n"},
+		{"/readyz/" + escaped + "/a%3Fb%20c?verbose", "", 200, "[+]" + svc.Name() + "/a?b c ok\nreadyz check passed\n"},
 	})
 	w := get(h, "/readyz/nope", "")
-	if !strings.Contains(w.Body.String(), "/readyz/"+escaped+"/a%2Fb%20c\n") {
+	if !strings.Contains(w.Body.String(), "/readyz/"+escaped+"/a%3Fb%20c\n") {
 		t.Errorf("404 body: got %q, want the escaped path of the check", w.Body)
 	}
 }
@@ -453,4 +455,127 @@ func TestHandlerConcurrentUse(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// embedsBase is a user type embedding *core.Base, as users write services.
+type embedsBase struct{ *core.Base }
+
+// renamed embeds a *core.Base and names itself, so that only its other
+// methods reach the Base.
+type renamed struct{ *core.Base }
+
+func (renamed) Name() string { return "renamed" }
+
+// unusable lists services that are not built with core.NewService.
+func unusable() map[string]core.Service {
+	return map[string]core.Service{
+		"nil embedded *core.Base":      embedsBase{},
+		"zero core.Base":               &core.Base{},
+		"embedded zero core.Base":      embedsBase{&core.Base{}},
+		"renamed zero core.Base":       renamed{&core.Base{}},
+		"renamed nil *core.Base":       renamed{},
+		"pointer to nil *core.Base":    &embedsBase{},
+		"zero core.Base beside a good": nil, // stands for [good, &core.Base{}]
+	}
+}
+
+func TestHandlerAnswers500ForServiceWithoutBase(t *testing.T) {
+	good := service("good", health.Check("ping", pass))
+	for name, svc := range unusable() {
+		t.Run(name, func(t *testing.T) {
+			svcs := []core.Service{svc}
+			if svc == nil {
+				svcs = []core.Service{good, &core.Base{}}
+			}
+			h := health.Handler(svcs...)
+			for _, target := range []string{"/livez", "/readyz", "/readyz?verbose", "/readyz/renamed", "/nope"} {
+				w := get(h, target, "")
+				if w.Code != http.StatusInternalServerError || !strings.Contains(w.Body.String(), "core.NewService") {
+					t.Errorf("GET %s: got %d %q, want 500 saying to build it with core.NewService", target, w.Code, w.Body)
+				}
+			}
+		})
+	}
+}
+
+func TestReadyAndWaitReadyRejectServiceWithoutBase(t *testing.T) {
+	for name, svc := range unusable() {
+		if svc == nil {
+			continue
+		}
+		t.Run(name, func(t *testing.T) {
+			if err := health.Ready(svc); err == nil || errors.Is(err, health.ErrNotReady) ||
+				!strings.Contains(err.Error(), "core.NewService") {
+				t.Errorf("Ready: got %v, want an error (not ErrNotReady) saying to build it with core.NewService", err)
+			}
+			synctest.Test(t, func(t *testing.T) { // a wait on a nil Done would hang the bubble
+				if err := health.WaitReady(t.Context(), svc); err == nil || errors.Is(err, health.ErrNotReady) ||
+					!strings.Contains(err.Error(), "core.NewService") {
+					t.Errorf("WaitReady: got %v, want an error (not ErrNotReady) saying to build it with core.NewService", err)
+				}
+			})
+		})
+	}
+}
+
+func TestSingleCheckProbeRespectsServiceState(t *testing.T) {
+	api := service("api", health.Check("ping", pass))
+	mustStart(t, api)
+	h := health.Handler(api)
+	checkProbes(t, h, []probeCase{{"/readyz/api/ping", "", 200, "ok"}})
+	mustStop(t, api)
+	checkProbes(t, h, []probeCase{
+		{"/readyz/api/ping", "", 503, "[-]api/ping failed: service api is terminated\nreadyz check failed\n"},
+		{"/readyz/api/ping", "application/json", 503, `{"probe":"readyz","status":"failed","checks":[` +
+			`{"name":"api/ping","kind":"check","status":"failed","error":"service api is terminated"}]}` + "\n"},
+		// The listing already says so on the service's own line.
+		{"/readyz/api?verbose", "", 503, "[-]api failed: reason withheld\n[+]api/ping ok\nreadyz check failed\n"},
+	})
+}
+
+func TestExcludeListsEachUnmatchedNameOnceInOrder(t *testing.T) {
+	api := service("api", health.Check("ping", pass))
+	mustStart(t, api)
+	defer mustStop(t, api)
+	h := health.Handler(api)
+	var q strings.Builder
+	want := make([]string, 0, 1000)
+	for i := range 3000 {
+		name := fmt.Sprintf("n%d", i%1000)
+		q.WriteString("&exclude=" + name)
+		if i < 1000 {
+			want = append(want, strconv.Quote(name))
+		}
+	}
+	w := get(h, "/readyz?verbose"+q.String(), "")
+	wantBody := "[+]api ok\n[+]api/ping ok\nwarn: some health checks cannot be excluded: no matches for " +
+		strings.Join(want, ", ") + "\nreadyz check passed\n"
+	if w.Code != 200 || w.Body.String() != wantBody {
+		t.Fatalf("GET with 3000 excludes: got %d %.200q..., want 200 listing 1000 unmatched names once each", w.Code, w.Body)
+	}
+}
+
+// BenchmarkExcludeRepeated measures a probe with n distinct ?exclude=
+// names that match nothing: linear in n, not quadratic.
+func BenchmarkExcludeRepeated(b *testing.B) {
+	api := service("api", health.Check("ping", pass))
+	if err := api.Start(b.Context()); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = api.Stop(context.Background()) }()
+	h := health.Handler(api)
+	for _, n := range []int{1000, 2000, 4000, 8000} {
+		var q strings.Builder
+		for i := range n {
+			fmt.Fprintf(&q, "&exclude=n%d", i)
+		}
+		target := "/readyz?verbose" + q.String()
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			for b.Loop() {
+				if w := get(h, target, ""); w.Code != 200 {
+					b.Fatalf("got %d, want 200", w.Code)
+				}
+			}
+		})
+	}
 }

@@ -57,9 +57,10 @@ func TestWaitReadyBeforeStart(t *testing.T) {
 		if err := health.WaitReady(t.Context(), api); err != nil {
 			t.Fatalf("WaitReady: got %v, want nil", err)
 		}
-		// Started at 250 ms, seen at the next look, every MonitorInterval.
-		if d := time.Since(begin); d != 300*time.Millisecond {
-			t.Fatalf("WaitReady returned after %v, want 300ms", d)
+		// Ready at 250 ms, when the start finished: seen then, not at the
+		// next look of a poll.
+		if d := time.Since(begin); d != 250*time.Millisecond {
+			t.Fatalf("WaitReady returned after %v, want 250ms", d)
 		}
 		if api.State() != core.StateRunning {
 			t.Fatalf("State: got %v, want running", api.State())
@@ -82,9 +83,9 @@ func TestWaitReadyWaitsForChecks(t *testing.T) {
 		if err := health.WaitReady(t.Context(), api); err != nil {
 			t.Fatalf("WaitReady: got %v, want nil", err)
 		}
-		// Looks at 150, 250 and 350 ms; ready since the tick at 300 ms.
-		if d := time.Since(begin); d != 200*time.Millisecond {
-			t.Fatalf("WaitReady returned after %v, want 200ms", d)
+		// Ready since the tick at 300 ms: seen at that tick's result.
+		if d := time.Since(begin); d != 150*time.Millisecond {
+			t.Fatalf("WaitReady returned after %v, want 150ms", d)
 		}
 	})
 }
@@ -200,4 +201,96 @@ func TestWaitReadyBadInput(t *testing.T) {
 	if err := health.WaitReady(t.Context(), service("api"), nil); err == nil || !strings.Contains(err.Error(), "service 1 is nil") {
 		t.Errorf("WaitReady with a nil service: got %v, want an error naming it", err)
 	}
+}
+
+func TestWaitReadyWakesWhenStartFinishesNotAtNextPoll(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		api := core.NewService(core.Name("api"), core.Logger(quiet), core.MonitorInterval(time.Hour),
+			core.OnStart(func(context.Context) error { time.Sleep(time.Second); return nil }),
+			health.Check("ping", pass))
+		type result struct {
+			err   error
+			after time.Duration
+		}
+		returned := make(chan result, 1)
+		begin := time.Now()
+		go func() {
+			err := health.WaitReady(context.Background(), api)
+			returned <- result{err, time.Since(begin)}
+		}()
+		synctest.Wait()
+		mustStart(t, api) // ready 1 s from now
+		defer mustStop(t, api)
+		synctest.Wait()
+		select {
+		case r := <-returned:
+			if r.err != nil || r.after != time.Second {
+				t.Fatalf("WaitReady: got %v after %v, want nil after 1s: when the start finished", r.err, r.after)
+			}
+		default:
+			t.Fatalf("WaitReady still waiting once the service is ready, want it returned at once " +
+				"(not a MonitorInterval of 1h later)")
+		}
+	})
+}
+
+func TestWaitReadyWakesOnPassingCheckResult(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var tg toggle
+		api := core.NewService(core.Name("api"), core.Logger(quiet), core.MonitorInterval(time.Hour),
+			health.Check("queue", tg.fn), health.Check("req", pass))
+		mustStart(t, api)
+		defer mustStop(t, api)
+		tg.set(errors.New("depth 1200 > 1000"))
+		healthcheck(t, api, core.ErrUnhealthy) // recorded: not ready
+		returned := make(chan error, 1)
+		go func() { returned <- health.WaitReady(context.Background(), api) }()
+		<-time.After(time.Minute)
+		synctest.Wait()
+		select {
+		case err := <-returned:
+			t.Fatalf("WaitReady with a failing check: got %v, want it waiting", err)
+		default:
+		}
+		tg.set(nil)
+		healthcheck(t, api, nil) // recorded: ready
+		synctest.Wait()
+		select {
+		case err := <-returned:
+			if err != nil {
+				t.Fatalf("WaitReady: got %v, want nil", err)
+			}
+		default:
+			t.Fatalf("WaitReady still waiting once the check passed, want it returned at once " +
+				"(not at the next monitor run, 1h later)")
+		}
+	})
+}
+
+// fastMonitor tells the probes its monitor runs every 100µs while it runs
+// hourly: like a monitor at 100µs whose timer fires late, as timers do at
+// that scale on a loaded machine.
+type fastMonitor struct{ *core.Base }
+
+func (fastMonitor) MonitorInterval() time.Duration { return 100 * time.Microsecond }
+
+func TestStalenessIsFlooredForSubMillisecondIntervals(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		api := fastMonitor{service("api", health.Check("ping", pass))}
+		mustStart(t, api)
+		defer mustStop(t, api)
+		// Three periods are 450µs; a result 5 ms old is fresh all the same.
+		time.Sleep(5 * time.Millisecond)
+		if err := health.Ready(api); err != nil {
+			t.Fatalf("Ready 5ms after the last result: got %v, want nil: staleness is at least %v", err, health.MinStale)
+		}
+		time.Sleep(health.MinStale - 5*time.Millisecond)
+		if err := health.Ready(api); err != nil {
+			t.Fatalf("Ready %v after the last result: got %v, want nil", health.MinStale, err)
+		}
+		time.Sleep(time.Millisecond)
+		if err := health.Ready(api); !errors.Is(err, health.ErrNotReady) || !strings.Contains(err.Error(), "stale") {
+			t.Fatalf("Ready past MinStale: got %v, want ErrNotReady saying the result is stale", err)
+		}
+	})
 }

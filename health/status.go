@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/coreservice/coreservice/core"
+	"github.com/coreservice/coreservice/internal/identity"
 	"github.com/coreservice/coreservice/internal/values"
 )
 
@@ -18,8 +19,17 @@ import (
 // run a check again. With core's default interval of 100 ms and two checks
 // with the default timeout of 50 ms, a period is 200 ms and a result older
 // than 600 ms is stale: the monitor has stopped running the check, and the
-// check is not ready.
+// check is not ready. A result is never stale before MinStale.
 const StalePeriods = 3
+
+// MinStale is the least age at which a check's latest result is stale,
+// whatever the monitor period: with a MonitorInterval below a millisecond,
+// StalePeriods periods are shorter than the latency of timers and of the
+// scheduler on a loaded machine (tens of milliseconds under load or GC;
+// Windows timers tick every 15.6 ms), and a check the monitor runs on
+// time would look stale in many Ready calls. A monitor that has really
+// stopped is still seen within MinStale.
+const MinStale = 100 * time.Millisecond
 
 // probe is one of the two probes, named as its path.
 type probe string
@@ -43,6 +53,10 @@ type node struct {
 	err      error  // why it fails the probe; nil when it passes
 	failures int    // for a check: failed runs in a row
 	kids     []*node
+
+	state core.State // for a service: its state
+	owner *node      // for a check: the service it belongs to
+	check *check     // for a check: the check itself
 }
 
 // checker and dependent are what the probes use of a service, when it has
@@ -71,8 +85,9 @@ func evaluate(p probe, svcs []core.Service) []*node {
 // serviceNode judges svc, known to its parent as name; path is the chain of
 // services above it.
 func serviceNode(p probe, name string, svc core.Service, path []core.Service, now time.Time) *node {
-	n := &node{name: name, kind: kindService}
-	switch st := svc.State(); {
+	st := svc.State()
+	n := &node{name: name, kind: kindService, state: st}
+	switch {
 	case p == livez && st == core.StateFailed:
 		n.err = errors.New("service failed")
 		if err := svc.Err(); err != nil {
@@ -90,11 +105,13 @@ func serviceNode(p probe, name string, svc core.Service, path []core.Service, no
 		}
 		stale := time.Duration(math.MaxInt64)
 		if period < stale/StalePeriods {
-			stale = StalePeriods * period
+			stale = max(StalePeriods*period, MinStale)
 		}
 		for _, c := range checks {
 			if hc, ok := c.(*check); ok {
-				n.kids = append(n.kids, hc.node(now, stale))
+				kid := hc.node(now, stale)
+				kid.owner = n
+				n.kids = append(n.kids, kid)
 			}
 		}
 	}
@@ -103,7 +120,7 @@ func serviceNode(p probe, name string, svc core.Service, path []core.Service, no
 		return n
 	}
 	for _, above := range path {
-		if values.Same(above, svc) {
+		if identity.Of(above) == identity.Of(svc) { // one service, whatever its type
 			return n // a cycle: core fails such a start; don't loop
 		}
 	}
@@ -138,7 +155,7 @@ func requirementNode(p probe, dep core.Dependency, path []core.Service, now time
 // passed, and be at most stale old.
 func (c *check) node(now time.Time, stale time.Duration) *node {
 	r := c.lastResult()
-	n := &node{name: c.name, kind: kindCheck, err: r.err, failures: r.failures}
+	n := &node{name: c.name, kind: kindCheck, err: r.err, failures: r.failures, check: c}
 	switch age := now.Sub(r.at); {
 	case r.at.IsZero():
 		n.err = errors.New("never run")
@@ -146,6 +163,21 @@ func (c *check) node(now time.Time, stale time.Duration) *node {
 		n.err = fmt.Errorf("stale: last run %v ago, more than %v", age.Round(time.Millisecond), stale)
 	}
 	return n
+}
+
+// alone is the check node n judged on its own, as a path naming one check
+// asks: a check that passes fails, too, when its service is not Running,
+// since a passing result of a stopped service does not make it ready. (In
+// a listing the service's own line says so.) A failing check keeps its
+// own reason.
+func (n *node) alone() *node {
+	o := n.owner
+	if o == nil || o.state == core.StateRunning || n.err != nil {
+		return n
+	}
+	c := *n
+	c.err = fmt.Errorf("service %s is %s", o.name, o.state)
+	return &c
 }
 
 // find returns the node at path under nodes, or nil. At each level the
