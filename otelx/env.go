@@ -2,6 +2,7 @@ package otelx
 
 import (
 	"fmt"
+	"math"
 	"net/url"
 	"os"
 	"slices"
@@ -61,12 +62,57 @@ func checkEnv() error {
 	if err := checkExporter("OTEL_METRICS_EXPORTER", "otlp", "console", "none", "prometheus"); err != nil {
 		return err
 	}
+	if err := checkNumbers(); err != nil {
+		return err
+	}
 	return checkSampler()
 }
 
 func checkExporter(name string, known ...string) error {
-	if v := env(name); v != "" && !slices.Contains(known, v) {
+	v := env(name)
+	if v != "" && !slices.Contains(known, v) {
 		return &EnvError{name, v, "unknown exporter: want one of " + strings.Join(known, ", ")}
+	}
+	// New builds otlp and none itself, from the trimmed value; the others
+	// come from autoexport, which reads the variable as it is and fails on
+	// the spaces with an error that names no variable.
+	if raw := os.Getenv(name); raw != v && v != "otlp" && v != "none" {
+		return &EnvError{name, raw, "leading or trailing space: want exactly one of " + strings.Join(known, ", ")}
+	}
+	return nil
+}
+
+// millisVars are the variables of the SDK and the OTLP exporters that hold
+// a number of milliseconds or items, with the least value each accepts.
+// Their readers fall back to the default, with no more than a log line, on
+// a value that is not such a number.
+var millisVars = []struct {
+	name string
+	min  int64
+}{
+	{"OTEL_EXPORTER_OTLP_TIMEOUT", 0},
+	{"OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", 0},
+	{"OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", 0},
+	{"OTEL_METRIC_EXPORT_INTERVAL", 1},
+	{"OTEL_METRIC_EXPORT_TIMEOUT", 1},
+	{"OTEL_BSP_SCHEDULE_DELAY", 0},
+	{"OTEL_BSP_EXPORT_TIMEOUT", 0},
+	{"OTEL_BSP_MAX_QUEUE_SIZE", 1},
+	{"OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 1},
+}
+
+// checkNumbers checks millisVars. The value must be the bare number: some
+// of their readers do not trim spaces.
+func checkNumbers() error {
+	for _, v := range millisVars {
+		raw := os.Getenv(v.name)
+		if raw == "" {
+			continue
+		}
+		if n, err := strconv.ParseInt(raw, 10, 64); err != nil || n < v.min || n > math.MaxInt32 {
+			return &EnvError{v.name, raw, fmt.Sprintf("want a whole number from %d to %d (milliseconds, or items for a size)",
+				v.min, math.MaxInt32)}
+		}
 	}
 	return nil
 }

@@ -72,8 +72,10 @@ type Telemetry struct {
 //
 // A malformed variable (an unknown protocol, exporter, sampler or
 // propagator, an endpoint that is not an http or https URL, a bad sampler
-// ratio or resource attribute list) is an *EnvError naming it, and nothing is
-// built. Building connects to nothing: an unreachable collector shows up as
+// ratio or resource attribute list, a timeout, interval or batch size such
+// as OTEL_EXPORTER_OTLP_TIMEOUT, OTEL_METRIC_EXPORT_INTERVAL or
+// OTEL_BSP_MAX_QUEUE_SIZE that is not a bare whole number in range) is an
+// *EnvError naming it, and nothing is built. Building connects to nothing: an unreachable collector shows up as
 // export errors later, never here.
 func New(ctx context.Context, opts ...Option) (*Telemetry, error) {
 	cfg, err := newConfig(opts)
