@@ -10,7 +10,7 @@ import (
 
 // NewErrorHandler returns an OpenTelemetry error handler that logs the
 // errors the SDK reports (failed exports, dropped spans) to l, nil meaning
-// slog.Default(), at most once per interval: the errors in between are
+// slog.Default() at the time of each line, at most once per interval: the errors in between are
 // counted, and the count is logged with the next one. Setup installs one;
 // programs that use New can install one with otel.SetErrorHandler. interval
 // must be positive; a non-positive interval logs every error.
@@ -20,7 +20,7 @@ func NewErrorHandler(l *slog.Logger, interval time.Duration) otel.ErrorHandler {
 
 // errorHandler is NewErrorHandler's handler.
 type errorHandler struct {
-	log      *slog.Logger
+	log      *slog.Logger // nil: slog.Default()
 	interval time.Duration
 
 	mu         sync.Mutex
@@ -29,10 +29,15 @@ type errorHandler struct {
 }
 
 func newErrorHandler(l *slog.Logger, interval time.Duration) *errorHandler {
-	if l == nil {
-		l = slog.Default()
-	}
 	return &errorHandler{log: l, interval: interval}
+}
+
+// logger is where h logs: its logger, or the default one of now.
+func (h *errorHandler) logger() *slog.Logger {
+	if h.log == nil {
+		return slog.Default()
+	}
+	return h.log
 }
 
 // Handle logs err, or counts it if an error was logged less than an
@@ -49,9 +54,9 @@ func (h *errorHandler) Handle(err error) {
 	h.last, h.suppressed = now, 0
 	h.mu.Unlock()
 	if n > 0 {
-		h.log.Warn("OpenTelemetry error", "error", err, "suppressed", n)
+		h.logger().Warn("OpenTelemetry error", "error", err, "suppressed", n)
 	} else {
-		h.log.Warn("OpenTelemetry error", "error", err)
+		h.logger().Warn("OpenTelemetry error", "error", err)
 	}
 }
 
@@ -62,6 +67,6 @@ func (h *errorHandler) flush() {
 	h.suppressed = 0
 	h.mu.Unlock()
 	if n > 0 {
-		h.log.Warn("OpenTelemetry errors not logged", "suppressed", n)
+		h.logger().Warn("OpenTelemetry errors not logged", "suppressed", n)
 	}
 }

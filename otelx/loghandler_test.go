@@ -103,3 +103,19 @@ func TestErrorHandlerLogsAtMostOncePerInterval(t *testing.T) {
 		}
 	})
 }
+
+// The README sets the default logger after Setup: the handler's lines must
+// reach that logger, at level Warn, not the one that was the default when
+// the handler was made.
+func TestErrorHandlerWithoutLoggerLogsToTheDefaultOfTheTime(t *testing.T) {
+	h := otelx.NewErrorHandler(nil, time.Minute)
+	old := slog.Default()
+	defer slog.SetDefault(old)
+	logs := coretest.NewLogs()
+	slog.SetDefault(logs.Logger())
+	h.Handle(errBoom)
+	recs := logs.Records()
+	if len(recs) != 1 || recs[0].Message != "OpenTelemetry error" || recs[0].Level != slog.LevelWarn {
+		t.Fatalf("records of the default logger: got %v, want one Warn \"OpenTelemetry error\"", recs)
+	}
+}

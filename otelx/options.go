@@ -35,9 +35,6 @@ func newConfig(opts []Option) (*config, error) {
 		}
 		o.apply(c)
 	}
-	if c.logger == nil {
-		c.logger = slog.Default()
-	}
 	if len(c.errs) > 0 {
 		return nil, fmt.Errorf("otelx: %w", errors.Join(c.errs...))
 	}
@@ -62,7 +59,8 @@ func (o serviceNameOption) apply(c *config) {
 func (o serviceNameOption) String() string { return fmt.Sprintf("otelx.ServiceName(%q)", string(o)) }
 
 // Logger sets where Setup's error handler logs OpenTelemetry's own errors
-// (failed exports). Nil means slog.Default().
+// (failed exports). Nil, the default, means slog.Default() at the time of
+// each line, so that a program may call slog.SetDefault after Setup.
 func Logger(l *slog.Logger) Option { return loggerOption{l} }
 
 type loggerOption struct{ l *slog.Logger }
