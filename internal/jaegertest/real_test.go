@@ -12,8 +12,11 @@ import (
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetricgrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
@@ -198,4 +201,32 @@ func opNames(tr jaegertest.Trace) []string {
 		names = append(names, s.OperationName)
 	}
 	return names
+}
+
+// Programs export metrics to the same OTLP endpoint as traces (otelx's
+// default): Jaeger must take them and drop them, not answer Unimplemented,
+// which otelx's shutdown reports as a failure.
+func TestJaegerAcceptsAndDropsMetrics(t *testing.T) {
+	j := jaegertest.Start(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	grpcExp, err := otlpmetricgrpc.New(ctx, otlpmetricgrpc.WithEndpoint(j.OTLPGRPCEndpoint()), otlpmetricgrpc.WithInsecure())
+	if err != nil {
+		t.Fatal(err)
+	}
+	httpExp, err := otlpmetrichttp.New(ctx, otlpmetrichttp.WithEndpoint(j.OTLPHTTPEndpoint()), otlpmetrichttp.WithInsecure())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, exp := range map[string]sdkmetric.Exporter{"gRPC": grpcExp, "HTTP": httpExp} {
+		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp)))
+		c, err := mp.Meter("jaegertest").Int64Counter("jaegertest.sent")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Add(ctx, 1)
+		if err := mp.Shutdown(ctx); err != nil { // flushes: one export
+			t.Errorf("metrics over OTLP/%s: got %v, want nil", name, err)
+		}
+	}
 }
