@@ -203,12 +203,5 @@ func unhold(ctx context.Context, b *Base) error {
 	if !wait {
 		return nil
 	}
-	select {
-	case <-b.done:
-	case <-ctx.Done():
-		return fmt.Errorf("stop %s: %w", b.name, context.Cause(ctx))
-	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.stopErr
+	return b.awaitStop(ctx)
 }

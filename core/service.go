@@ -486,6 +486,12 @@ func (b *Base) Stop(ctx context.Context) error {
 		// waiting here would wait for ourselves.
 		return nil
 	}
+	return b.awaitStop(ctx)
+}
+
+// awaitStop waits until the stop has finished, or ctx ends, and returns the
+// stop's result. A stop that has finished wins over a ctx that has ended.
+func (b *Base) awaitStop(ctx context.Context) error {
 	select {
 	case <-b.done:
 	default:
