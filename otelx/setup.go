@@ -75,8 +75,12 @@ type Telemetry struct {
 // ratio or resource attribute list, a timeout, interval or batch size such
 // as OTEL_EXPORTER_OTLP_TIMEOUT, OTEL_METRIC_EXPORT_INTERVAL or
 // OTEL_BSP_MAX_QUEUE_SIZE that is not a bare whole number in range) is an
-// *EnvError naming it, and nothing is built. Building connects to nothing: an unreachable collector shows up as
-// export errors later, never here.
+// *EnvError naming it, and nothing is built. Building connects to nothing:
+// an unreachable collector shows up as export errors later, never here.
+// OTEL_METRICS_EXPORTER=prometheus is the exception that listens: New opens
+// its HTTP server on OTEL_EXPORTER_PROMETHEUS_HOST:OTEL_EXPORTER_PROMETHEUS_PORT
+// (default localhost:9464, loopback; a port in use is New's error) until
+// Shutdown.
 func New(ctx context.Context, opts ...Option) (*Telemetry, error) {
 	cfg, err := newConfig(opts)
 	if err != nil {
