@@ -6,11 +6,9 @@ import (
 )
 
 // raise is the one place where lifecycle events are raised: every state
-// change of a service goes through it. Today it logs them and records
-// them in MetricServiceState; a typed event
+// change of a service goes through it. Today it logs them; a typed event
 // stream will hang off it too.
 func (b *Base) raise(ctx context.Context, from, to State, err error) {
-	b.recordState(ctx, from, to)
 	level := slog.LevelInfo
 	attrs := []slog.Attr{slog.String("from", from.String()), slog.String("state", to.String())}
 	if err != nil {

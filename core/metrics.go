@@ -54,10 +54,12 @@ func (b *Base) instruments() *serviceMetrics {
 }
 
 // recordState moves the service's MetricServiceState from one state to
-// another. A service appears in the metric from the first transition its
-// meter records: until then it counted in no state, so that first
-// transition only enters the new state.
-func (b *Base) recordState(ctx context.Context, from, to State) {
+// another; b.mu is held, so changes are recorded in order. A service appears
+// in the metric from the first change its meter records (a service started
+// before an SDK was installed, from its next change): until then it counted
+// in no state, so that first change only enters the new state.
+func (b *Base) recordState(from, to State) {
+	ctx := context.Background()
 	if b.meter == nil || !b.metrics.gate.On() { // b.meter is nil in a zero Base
 		return
 	}

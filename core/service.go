@@ -194,8 +194,10 @@ func (b *Base) Changed() <-chan struct{} {
 }
 
 // setStateLocked is the one assignment of b.state: it wakes the waiters of
-// Changed. b.mu is held.
+// Changed and records the change in MetricServiceState, under the lock so
+// that the metric sees the changes in their order. b.mu is held.
 func (b *Base) setStateLocked(s State) {
+	b.recordState(b.state, s)
 	b.state = s
 	if b.changed != nil {
 		close(b.changed)

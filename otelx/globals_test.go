@@ -27,9 +27,33 @@ func TestSetupInstallsTheGlobalsOnce(t *testing.T) {
 	c := coretest.NewCollector(t)
 	toCollector(t, c)
 	logs := coretest.NewLogs()
-	shutdown, err := otelx.Setup(t.Context(), otelx.ServiceName("frontend"), otelx.Logger(logs.Logger()))
-	if err != nil {
-		t.Fatalf("Setup: got %v, want nil", err)
+	// Two Setups at once: exactly one installs the globals.
+	type result struct {
+		shutdown func(context.Context) error
+		err      error
+	}
+	results := make(chan result, 2)
+	for range 2 {
+		go func() {
+			sd, err := otelx.Setup(t.Context(), otelx.ServiceName("frontend"), otelx.Logger(logs.Logger()))
+			results <- result{sd, err}
+		}()
+	}
+	var shutdown func(context.Context) error
+	for range 2 {
+		r := <-results
+		switch {
+		case r.err == nil && shutdown == nil:
+			shutdown = r.shutdown
+		case r.err == nil:
+			_ = r.shutdown(t.Context())
+			t.Fatal("two concurrent Setups: got both installed, want one ErrGlobalsInstalled")
+		case !errors.Is(r.err, otelx.ErrGlobalsInstalled):
+			t.Fatalf("Setup: got %v, want nil or ErrGlobalsInstalled", r.err)
+		}
+	}
+	if shutdown == nil {
+		t.Fatal("two concurrent Setups: got none installed, want one")
 	}
 	if _, ok := otel.GetTracerProvider().(*sdktrace.TracerProvider); !ok {
 		t.Fatalf("global tracer provider: got %T, want the SDK's", otel.GetTracerProvider())

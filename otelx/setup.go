@@ -35,6 +35,10 @@ import (
 // other code. Setup then builds and installs nothing.
 var ErrGlobalsInstalled = errors.New("otelx: an OpenTelemetry global provider is already installed")
 
+// installing makes Setup's check for installed globals and its install one
+// step.
+var installing sync.Mutex
+
 // Telemetry is a tracer provider, a meter provider and a propagator built
 // from the OTEL_* environment by New. Its methods are safe for concurrent
 // use.
@@ -144,6 +148,11 @@ func New(ctx context.Context, opts ...Option) (*Telemetry, error) {
 // OTEL_SDK_DISABLED=true, Setup installs nothing and returns a no-op
 // shutdown.
 func Setup(ctx context.Context, opts ...Option) (shutdown func(context.Context) error, err error) {
+	// Concurrent Setups must not both see no global installed: the check
+	// and the install are one step. The OpenTelemetry globals are process
+	// wide; so is this lock, which guards nothing else.
+	installing.Lock()
+	defer installing.Unlock()
 	if telemetry.GlobalInstalled() {
 		return nil, ErrGlobalsInstalled
 	}
