@@ -130,15 +130,17 @@ func TestRunSecondSignalForcesExit(t *testing.T) {
 	}
 }
 
-// TestRunRealSignal sends SIGINT to the test process: Run catches it.
+// TestRunRealSignal sends SIGINT to the test process once the service is
+// Running (a signal during the start is TestRunSignalDuringStartIsClean's):
+// Run catches it.
 func TestRunRealSignal(t *testing.T) {
-	running := make(chan struct{})
-	a := core.NewService(core.Logger(quiet), core.OnStart(func(context.Context) error {
-		close(running)
-		return nil
-	}))
+	a := core.NewService(core.Logger(quiet))
+	changed := a.Changed()
 	go func() {
-		<-running
+		for a.State() != core.StateRunning {
+			<-changed
+			changed = a.Changed()
+		}
 		_ = syscall.Kill(os.Getpid(), syscall.SIGINT)
 	}()
 	if err := core.Run(context.Background(), a); err != nil {
