@@ -546,6 +546,43 @@ func TestRequirementFailingWhileItsParentStopsIsReported(t *testing.T) {
 	})
 }
 
+// A requirement stopped in order (its owner released it) while another
+// parent that awaits it is already stopping is no failure of that parent's
+// stop: the parent is going down anyway, and the requirement's stop waits
+// for the parent's hooks. Only a requirement that fails is reported then.
+func TestRequirementStoppedInOrderIsNoStopErrorOfAStoppingParent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a := core.NewService(core.Name("a"), core.Logger(quiet), core.MonitorInterval(time.Hour))
+		owner := core.NewService(core.Name("owner"), core.Logger(quiet), core.MonitorInterval(time.Hour), requires(a))
+		inHook, release := make(chan struct{}), make(chan struct{})
+		p := core.NewService(core.Name("p"), core.Logger(quiet), core.MonitorInterval(time.Hour),
+			&req{svc: a, awaited: true},
+			core.OnStop(func(context.Context) error {
+				close(inHook)
+				<-release
+				return nil
+			}))
+		mustStart(t, owner)
+		mustStart(t, p)
+		pStop := make(chan error, 1)
+		go func() { pStop <- p.Stop(context.Background()) }()
+		<-inHook // p is stopping and still holds a
+		ownerStop := make(chan error, 1)
+		go func() { ownerStop <- owner.Stop(context.Background()) }()
+		synctest.Wait() // owner released a; a's stop waits for p's hooks
+		close(release)
+		if err := <-pStop; err != nil {
+			t.Errorf("p.Stop: got %v, want nil", err)
+		}
+		if err := <-ownerStop; err != nil {
+			t.Errorf("owner.Stop: got %v, want nil", err)
+		}
+		if st, err := p.State(), p.Err(); st != core.StateTerminated || err != nil {
+			t.Errorf("p: got %v, Err %v; want terminated, Err nil", st, err)
+		}
+	})
+}
+
 // embedsBase is a user type embedding *core.Base.
 type embedsBase struct{ *core.Base }
 
