@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -543,6 +544,34 @@ func TestRequirementFailingWhileItsParentStopsIsReported(t *testing.T) {
 		if err := p.Stop(context.Background()); !errors.Is(err, boom) {
 			t.Errorf("p.Stop: got %v, want the failure of s (%v)", err, boom)
 		}
+	})
+}
+
+// A requirement that fails between being Running and passing the parent's
+// health check of it fails the parent's start with its cause, as it does
+// at any other moment of the start: "s is stopping" alone would lose why.
+func TestRequirementFailingDuringItsStartupCheckFailsTheParentWithItsCause(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		boom := errors.New("s: lost its disk")
+		var host *core.Host
+		var calls atomic.Int32
+		s := core.NewService(core.Name("s"), core.Logger(quiet), core.MonitorInterval(time.Hour),
+			&hostGrabber{h: &host},
+			&check{name: "disk", fn: func(context.Context) error {
+				if calls.Add(1) == 2 { // the parent's health check of s
+					host.Fail(boom)
+				}
+				return nil
+			}},
+			&check{name: "net", fn: func(context.Context) error { return nil }})
+		p := core.NewService(core.Name("p"), core.Logger(quiet), core.MonitorInterval(time.Hour), requires(s))
+		if err := p.Start(context.Background()); !errors.Is(err, boom) {
+			t.Errorf("p.Start: got %v, want the failure of s (%v)", err, boom)
+		}
+		if err := p.Err(); !errors.Is(err, boom) {
+			t.Errorf("p.Err: got %v, want the failure of s (%v)", err, boom)
+		}
+		<-s.Done()
 	})
 }
 
