@@ -239,6 +239,11 @@ func (b *Base) startRequirement(ctx context.Context, st *reqState, states []*req
 		return err
 	}
 	if err, _ := b.callBounded(ctx, "requirement "+st.name+" Healthcheck", svc.Healthcheck); err != nil {
+		if bb, ok := svc.(baser); ok {
+			if why := bb.coreBase().notRunning(); why != nil {
+				return why // it failed meanwhile: its cause, not only "is stopping"
+			}
+		}
 		return err
 	}
 	if bb, ok := svc.(baser); ok {
@@ -274,17 +279,33 @@ func (b *Base) startRequirement(ctx context.Context, st *reqState, states []*req
 func (b *Base) addDependent(parent *Base, name string) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.state != StateRunning {
-		if b.cause != nil {
-			return fmt.Errorf("%s is %s: %w", b.name, b.state, b.cause)
-		}
-		return fmt.Errorf("%s is %s", b.name, b.state)
+	if err := b.notRunningLocked(); err != nil {
+		return err
 	}
 	if b.dependents == nil {
 		b.dependents = make(map[*Base]string)
 	}
 	b.dependents[parent] = name
 	return nil
+}
+
+// notRunning returns nil if b is Running, else an error saying what it is
+// and wrapping the cause of its failure, if any.
+func (b *Base) notRunning() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.notRunningLocked()
+}
+
+// notRunningLocked is notRunning with b.mu held.
+func (b *Base) notRunningLocked() error {
+	if b.state == StateRunning {
+		return nil
+	}
+	if b.cause != nil {
+		return fmt.Errorf("%s is %s: %w", b.name, b.state, b.cause)
+	}
+	return fmt.Errorf("%s is %s", b.name, b.state)
 }
 
 // releaseRequirements releases what startRequirements acquired, each after

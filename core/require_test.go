@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -542,6 +543,71 @@ func TestRequirementFailingWhileItsParentStopsIsReported(t *testing.T) {
 		mustStart(t, p)
 		if err := p.Stop(context.Background()); !errors.Is(err, boom) {
 			t.Errorf("p.Stop: got %v, want the failure of s (%v)", err, boom)
+		}
+	})
+}
+
+// A requirement that fails between being Running and passing the parent's
+// health check of it fails the parent's start with its cause, as it does
+// at any other moment of the start: "s is stopping" alone would lose why.
+func TestRequirementFailingDuringItsStartupCheckFailsTheParentWithItsCause(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		boom := errors.New("s: lost its disk")
+		var host *core.Host
+		var calls atomic.Int32
+		s := core.NewService(core.Name("s"), core.Logger(quiet), core.MonitorInterval(time.Hour),
+			&hostGrabber{h: &host},
+			&check{name: "disk", fn: func(context.Context) error {
+				if calls.Add(1) == 2 { // the parent's health check of s
+					host.Fail(boom)
+				}
+				return nil
+			}},
+			&check{name: "net", fn: func(context.Context) error { return nil }})
+		p := core.NewService(core.Name("p"), core.Logger(quiet), core.MonitorInterval(time.Hour), requires(s))
+		if err := p.Start(context.Background()); !errors.Is(err, boom) {
+			t.Errorf("p.Start: got %v, want the failure of s (%v)", err, boom)
+		}
+		if err := p.Err(); !errors.Is(err, boom) {
+			t.Errorf("p.Err: got %v, want the failure of s (%v)", err, boom)
+		}
+		<-s.Done()
+	})
+}
+
+// A requirement stopped in order (its owner released it) while another
+// parent that awaits it is already stopping is no failure of that parent's
+// stop: the parent is going down anyway, and the requirement's stop waits
+// for the parent's hooks. Only a requirement that fails is reported then.
+func TestRequirementStoppedInOrderIsNoStopErrorOfAStoppingParent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a := core.NewService(core.Name("a"), core.Logger(quiet), core.MonitorInterval(time.Hour))
+		owner := core.NewService(core.Name("owner"), core.Logger(quiet), core.MonitorInterval(time.Hour), requires(a))
+		inHook, release := make(chan struct{}), make(chan struct{})
+		p := core.NewService(core.Name("p"), core.Logger(quiet), core.MonitorInterval(time.Hour),
+			&req{svc: a, awaited: true},
+			core.OnStop(func(context.Context) error {
+				close(inHook)
+				<-release
+				return nil
+			}))
+		mustStart(t, owner)
+		mustStart(t, p)
+		pStop := make(chan error, 1)
+		go func() { pStop <- p.Stop(context.Background()) }()
+		<-inHook // p is stopping and still holds a
+		ownerStop := make(chan error, 1)
+		go func() { ownerStop <- owner.Stop(context.Background()) }()
+		synctest.Wait() // owner released a; a's stop waits for p's hooks
+		close(release)
+		if err := <-pStop; err != nil {
+			t.Errorf("p.Stop: got %v, want nil", err)
+		}
+		if err := <-ownerStop; err != nil {
+			t.Errorf("owner.Stop: got %v, want nil", err)
+		}
+		if st, err := p.State(), p.Err(); st != core.StateTerminated || err != nil {
+			t.Errorf("p: got %v, Err %v; want terminated, Err nil", st, err)
 		}
 	})
 }

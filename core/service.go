@@ -542,6 +542,25 @@ func (b *Base) beginStopLocked(ctx context.Context) {
 func (b *Base) fail(cause error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.failLocked(cause)
+}
+
+// requirementStopped fails b because its requirement name stopped without
+// failing (Stop, or its last holder released it), unless b is already
+// stopping: b is going down anyway and the requirement's stop waits for b's
+// hooks, so it is no failure of b's stop. A requirement that fails is
+// reported to a stopping parent through fail.
+func (b *Base) requirementStopped(name string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.state == StateStopping || b.state.final() {
+		return
+	}
+	b.failLocked(fmt.Errorf("requirement %s stopped", name))
+}
+
+// failLocked is fail with b.mu held.
+func (b *Base) failLocked(cause error) {
 	switch b.state {
 	case StateStarting:
 		switch {
@@ -583,7 +602,7 @@ func (b *Base) stopAsync(ctx context.Context, from State) {
 		if cause != nil {
 			parent.fail(fmt.Errorf("requirement %s failed: %w", name, cause))
 		} else {
-			parent.fail(fmt.Errorf("requirement %s stopped", name))
+			parent.requirementStopped(name)
 		}
 	}
 	for parent := range dependents {
