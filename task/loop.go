@@ -47,9 +47,10 @@ type worker[T any] struct {
 	tracer    trace.Tracer
 	spanName  string
 	startOpts []trace.SpanStartOption
-	link      trace.Link           // to the service's start span
-	attrs     []attribute.KeyValue // service, task and worker
-	epoch     time.Time            // run durations are measured from it: one monotonic read each end
+	link      trace.Link            // to the service's start span
+	attrs     []attribute.KeyValue  // service, task and worker
+	kv        [1]attribute.KeyValue // scratch for one attribute: a variadic call then allocates nothing
+	epoch     time.Time             // run durations are measured from it: one monotonic read each end
 
 	mgate   telemetry.MeterGate
 	meter   metric.Meter
@@ -222,7 +223,8 @@ func (w *worker[T]) runOnce(ctx context.Context) (next time.Duration, end bool, 
 		if span.IsRecording() {
 			span.AddLink(w.link)
 			span.SetAttributes(w.attrs...)
-			span.SetAttributes(telemetry.AttrRun.Int64(w.run))
+			w.kv[0] = telemetry.AttrRun.Int64(w.run)
+			span.SetAttributes(w.kv[:1]...)
 		}
 	}
 	lctx := rctx // for logs: the run's span, without the timeout
@@ -333,7 +335,8 @@ func (w *worker[T]) runOnce(ctx context.Context) (next time.Duration, end bool, 
 
 	if span != nil {
 		if !end && span.IsRecording() {
-			span.SetAttributes(telemetry.AttrNextDelay.Float64(next.Seconds()))
+			w.kv[0] = telemetry.AttrNextDelay.Float64(next.Seconds())
+			span.SetAttributes(w.kv[:1]...)
 		}
 		if panicked != nil {
 			telemetry.RecordPanic(span, runErr, panicked.Stack)
