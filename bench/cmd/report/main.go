@@ -153,6 +153,31 @@ func (s *Set) median(base, unit string, cfg ...string) (float64, bool) {
 	return (c[len(c)/2-1] + c[len(c)/2]) / 2, true
 }
 
+// failures returns how many runs of a benchmark reported failed/op = 1, and
+// how many runs it had.
+func (s *Set) failures(base string, cfg ...string) (failed, runs int) {
+	k := key{base, strings.Join(cfg, "/")}
+	for _, v := range s.vals[k]["failed/op"] {
+		if v > 0 {
+			failed++
+		}
+	}
+	return failed, s.runs[k]
+}
+
+// withFailures appends to a cell how many runs failed, if any did.
+func (s *Set) withFailures(cell, base string, cfg ...string) string {
+	f, runs := s.failures(base, cfg...)
+	if f == 0 {
+		return cell
+	}
+	note := fmt.Sprintf("**failed in %d of %d runs**", f, runs)
+	if cell == "–" {
+		return note
+	}
+	return cell + " (" + note + ")"
+}
+
 // sizes returns the values of cfgKey (numbers) in benchmarks of base whose
 // configuration has the given prefix, sorted.
 func (s *Set) sizes(base, prefix, cfgKey string) []int {
@@ -390,30 +415,32 @@ func writeTables(w io.Writer, s *Set) {
 	fmt.Fprintln(w)
 	for _, kind := range []string{"trivial", "full"} {
 		var rows [][]string
-		for _, impl := range impls {
-			ns := s.sizes("Resident", "kind="+kind+"/impl="+impl+"/", "n")
-			if len(ns) == 0 {
-				continue
+		for _, n := range s.sizes("Resident", "kind="+kind+"/", "n") {
+			for _, impl := range impls {
+				cfg := []string{"kind=" + kind, "impl=" + impl, "n=" + strconv.Itoa(n)}
+				get := func(im, unit string) (float64, bool) {
+					return s.median("Resident", unit, "kind="+kind, "impl="+im, "n="+strconv.Itoa(n))
+				}
+				res, ok := get(impl, "resident-B/service")
+				heap, okh := get(impl, "heap-B/service")
+				stack, oks := get(impl, "stack-B/service")
+				gor, okg := get(impl, "goroutines/service")
+				bare, okb := get("bare", "resident-B/service")
+				r := "–"
+				if ok && okb {
+					r = ratio(res, bare)
+				}
+				rows = append(rows, []string{show(impl), num(float64(n)),
+					s.withFailures(or(res, ok, bytesf), "Resident", cfg...), or(heap, okh, bytesf), or(stack, oks, bytesf),
+					or(gor, okg, func(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) }), r})
 			}
-			n := ns[len(ns)-1]
-			get := func(im, unit string) (float64, bool) {
-				return s.median("Resident", unit, "kind="+kind, "impl="+im, "n="+strconv.Itoa(n))
-			}
-			res, ok := get(impl, "resident-B/service")
-			heap, _ := get(impl, "heap-B/service")
-			stack, _ := get(impl, "stack-B/service")
-			gor, _ := get(impl, "goroutines/service")
-			bare, okb := get("bare", "resident-B/service")
-			r := "–"
-			if ok && okb {
-				r = ratio(res, bare)
-			}
-			rows = append(rows, []string{show(impl), num(float64(n)), or(res, ok, bytesf), bytesf(heap), bytesf(stack),
-				strconv.FormatFloat(gor, 'f', 2, 64), r})
 		}
 		fmt.Fprintf(w, "**%s** service:\n\n", kind)
 		table(w, []string{"implementation", "n", "resident per service", "heap", "stacks", "goroutines per service", "÷ bare"}, rows)
 	}
+	fmt.Fprintln(w, "A run that failed (its Start or Stop returned an error: see the log lines of `results.txt`) has no")
+	fmt.Fprintln(w, "figures when it failed to start, and is counted in the cell.")
+	fmt.Fprintln(w)
 
 	fmt.Fprintln(w, "## (c) Periodic loop: cost per empty run")
 	fmt.Fprintln(w)
@@ -519,8 +546,10 @@ func writeTables(w io.Writer, s *Set) {
 		for _, impl := range impls {
 			row := []string{show(impl)}
 			for _, c := range cols {
-				v, ok := s.median("MonitorCPU", "cpu-s/s", "kind="+c.kind, "impl="+impl, "n="+strconv.Itoa(c.n))
-				row = append(row, or(v, ok, func(v float64) string { return strconv.FormatFloat(v, 'f', 4, 64) }))
+				cfg := []string{"kind=" + c.kind, "impl=" + impl, "n=" + strconv.Itoa(c.n)}
+				v, ok := s.median("MonitorCPU", "cpu-s/s", cfg...)
+				row = append(row, s.withFailures(or(v, ok, func(v float64) string { return strconv.FormatFloat(v, 'f', 4, 64) }),
+					"MonitorCPU", cfg...))
 			}
 			rows = append(rows, row)
 		}
