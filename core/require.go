@@ -344,6 +344,7 @@ func (b *Base) acquire(ctx context.Context) error {
 	b.mu.Lock()
 	b.holders++
 	if b.state == StateNew {
+		b.byParent = true
 		startCtx := b.begin(context.WithoutCancel(ctx))
 		go func() { _ = b.startup(startCtx) }() // the result is b's state and Err
 	}
