@@ -253,7 +253,9 @@ type baser interface{ coreBase() *Base }
 // moves the service to StateStopping, rolls back everything started so far,
 // the failing part included, in reverse order (the stop sequence, see
 // Stop), moves the service to StateFailed and returns a *StartupError
-// (matching ErrStartup) that names the failing part and wraps the cause and
+// (matching ErrStartup) that names the failing part and wraps the cause
+// (joined with the failures of their own that other requirements met as
+// the first one cancelled their starts) and
 // what the rollback met (StartupError.Rollback); Err returns the same
 // error. Stop called during Start ends it the same way, but the service ends
 // in StateTerminated, unless the start also failed for a reason of its own
