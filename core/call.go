@@ -63,7 +63,20 @@ func (b *Base) callBounded(ctx context.Context, what string, fn func(context.Con
 	default:
 	}
 	c.abandoned = true
-	return fmt.Errorf("did not return and was left running: %w", context.Cause(ctx)), false
+	err = fmt.Errorf("did not return and was left running: %w", context.Cause(ctx))
+	b.mu.Lock()
+	if b.state == StateStarting {
+		// Left running by the start: its stop names it (see startup).
+		b.abandoned = append(b.abandoned, abandonedCall{what: what, err: err})
+	}
+	b.mu.Unlock()
+	return err, false
+}
+
+// abandonedCall is user code that a start stopped waiting for.
+type abandonedCall struct {
+	what string // the part, such as "OnStart hook 2"
+	err  error  // what callBounded returned for it
 }
 
 // boundedCall is one call of callBounded.

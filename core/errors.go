@@ -46,7 +46,8 @@ type StartupError struct {
 	Err     error  // the cause
 	// Rollback is what the rollback of the failed start met, as Stop would
 	// return it (failing OnStop hooks, a *StopTimeoutError naming what was
-	// left running, ...); nil if it met nothing, or while it is under way
+	// left running, a *StartupError for each call the start left running
+	// other than Part, ...); nil if it met nothing, or while it is under way
 	// (parents waiting for the service see the error before its rollback).
 	Rollback error
 }

@@ -821,3 +821,34 @@ func TestNameMustBeAPathSegment(t *testing.T) {
 		}
 	}
 }
+
+func TestStopDuringStartNamesTheOnStartHookTheAbortedStartLeftRunning(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		defer close(release)
+		entered := make(chan struct{})
+		// The child is started by its parent alone: no Start call of its
+		// own gets the *StartupError naming the hook.
+		child := core.NewService(core.Name("child"), core.Logger(quiet),
+			core.OnStart(func(context.Context) error { close(entered); <-release; return nil }))
+		parent := core.NewService(core.Name("parent"), core.Logger(quiet), requires(child))
+		res := make(chan error, 1)
+		go func() { res <- parent.Start(context.Background()) }()
+		<-entered
+		stopErr := parent.Stop(context.Background()) // aborts both starts
+		<-res
+		for _, got := range []struct {
+			what string
+			err  error
+		}{{"parent's Stop", stopErr}, {"child's Stop", child.Stop(context.Background())}} {
+			var se *core.StartupError
+			if !errors.As(got.err, &se) || se.Service != "child" || se.Part != "OnStart hook 1" ||
+				!strings.Contains(se.Error(), "left running") {
+				t.Errorf("%s: got %v, want a *StartupError of child naming OnStart hook 1 as left running", got.what, got.err)
+			}
+		}
+		if got := child.State(); got != core.StateTerminated {
+			t.Errorf("child's state: got %v, want terminated (Stop aborted its start)", got)
+		}
+	})
+}

@@ -148,6 +148,7 @@ func (b *Base) startRequirements(ctx context.Context) (string, error) {
 		mu       sync.Mutex
 		failed   *reqState
 		firstErr error
+		others   []error // failures of their own met once the first cancelled the rest
 	)
 	for _, st := range states {
 		wg.Go(func() {
@@ -159,16 +160,21 @@ func (b *Base) startRequirements(ctx context.Context) (string, error) {
 				err = context.Cause(ctx)
 			}
 			mu.Lock()
-			if failed == nil {
+			switch {
+			case failed == nil:
 				failed, firstErr = st, err
 				cancel(err)
+			case !errors.Is(err, context.Canceled) && !errors.Is(err, context.Cause(ctx)):
+				// Not the cancellation the first failure caused: a
+				// failure of its own, which must not be lost.
+				others = append(others, fmt.Errorf("requirement %s: %w", st.name, err))
 			}
 			mu.Unlock()
 		})
 	}
 	wg.Wait()
 	if failed != nil {
-		return "requirement " + failed.name, firstErr
+		return "requirement " + failed.name, errors.Join(append([]error{firstErr}, others...)...)
 	}
 	return "", nil
 }
@@ -377,6 +383,7 @@ func (b *Base) acquire(ctx context.Context) error {
 	b.mu.Lock()
 	b.holders++
 	if b.state == StateNew {
+		b.byParent = true
 		startCtx := b.begin(context.WithoutCancel(ctx))
 		go func() { _ = b.startup(startCtx) }() // the result is b's state and Err
 	}

@@ -677,3 +677,26 @@ func TestUnusableBaseMethodsDoNotPanic(t *testing.T) {
 		t.Errorf("Validate(NewService()): got %v, want nil", err)
 	}
 }
+
+func TestStartReportsEveryRequirementThatFailsOnItsOwn(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		errA, errB := errors.New("a failed"), errors.New("b failed")
+		aFailed := make(chan struct{})
+		a := &req{name: "a", resolve: func(context.Context) (core.Service, error) {
+			close(aFailed)
+			return nil, errA
+		}}
+		b := &req{name: "b", resolve: func(context.Context) (core.Service, error) {
+			<-aFailed // fails on its own while a's failure aborts the start
+			return nil, errB
+		}}
+		s := core.NewService(core.Name("parent"), core.Logger(quiet), a, b)
+		err := s.Start(context.Background())
+		if !errors.Is(err, errA) || !errors.Is(err, errB) {
+			t.Errorf("Start: got %v, want both requirements' failures", err)
+		}
+		if !errors.Is(s.Err(), errA) || !errors.Is(s.Err(), errB) {
+			t.Errorf("Err: got %v, want both requirements' failures", s.Err())
+		}
+	})
+}

@@ -66,12 +66,14 @@ type Base struct {
 
 	mu           sync.Mutex
 	state        State
-	holders      int     // parents (and direct Starts) holding the service
-	cause        error   // why the service failed; nil for a clean stop
-	stopReq      bool    // Stop was called while Starting
-	stopErr      error   // what stopping met; returned by every Stop
-	lateErrs     []error // failures met while stopping, before sealed
-	sealed       bool    // the stop has collected lateErrs: later ones are only logged
+	holders      int             // parents (and direct Starts) holding the service
+	cause        error           // why the service failed; nil for a clean stop
+	stopReq      bool            // Stop was called while Starting
+	stopErr      error           // what stopping met; returned by every Stop
+	lateErrs     []error         // failures met while stopping, before sealed
+	abandoned    []abandonedCall // user code the start stopped waiting for
+	byParent     bool            // started by a parent (acquire): no Start call gets the start's error
+	sealed       bool            // the stop has collected lateErrs: later ones are only logged
 	startCancel  context.CancelCauseFunc
 	startSpan    trace.SpanContext
 	hooksStarted bool // the start got past the requirements: OnStop hooks run
@@ -253,7 +255,9 @@ type baser interface{ coreBase() *Base }
 // moves the service to StateStopping, rolls back everything started so far,
 // the failing part included, in reverse order (the stop sequence, see
 // Stop), moves the service to StateFailed and returns a *StartupError
-// (matching ErrStartup) that names the failing part and wraps the cause and
+// (matching ErrStartup) that names the failing part and wraps the cause
+// (joined with the failures of their own that other requirements met as
+// the first one cancelled their starts) and
 // what the rollback met (StartupError.Rollback); Err returns the same
 // error. Stop called during Start ends it the same way, but the service ends
 // in StateTerminated, unless the start also failed for a reason of its own
@@ -340,6 +344,29 @@ func (b *Base) startup(ctx context.Context) error {
 
 	// Roll back under the stop's bounds, whatever is left of the start's.
 	rollback := b.shutdown(context.WithoutCancel(ctx))
+	// What the start left running is named by the rollback too, and the
+	// part the start's error names is named by Stop when nothing else
+	// would: a start that Stop aborted is no failure (Err is nil), and when
+	// a parent started the service no Start call gets that error.
+	b.mu.Lock()
+	abandoned, failed, byParent := b.abandoned, b.cause != nil, b.byParent
+	b.mu.Unlock()
+	var left, named []error
+	for _, a := range abandoned {
+		e := &StartupError{Service: b.name, Part: a.what, Err: a.err}
+		if errors.Is(err, a.err) {
+			named = append(named, e)
+		} else {
+			left = append(left, e)
+		}
+	}
+	if len(left) > 0 {
+		rollback = errors.Join(append(left, rollback)...)
+	}
+	stopErr := rollback
+	if len(named) > 0 && !failed && byParent {
+		stopErr = errors.Join(append(named, rollback)...)
+	}
 	if se := (*StartupError)(nil); rollback != nil && errors.As(err, &se) {
 		// A new error: parents may already hold the first one.
 		final := &StartupError{Service: se.Service, Part: se.Part, Err: se.Err, Rollback: rollback}
@@ -350,7 +377,7 @@ func (b *Base) startup(ctx context.Context) error {
 		b.mu.Unlock()
 		err = final
 	}
-	b.finish(rollback)
+	b.finish(stopErr)
 	return err
 }
 
@@ -461,7 +488,10 @@ func (b *Base) startSteps(ctx context.Context) error {
 // later, waits for the same stop sequence and returns the same result. Stop
 // on a service that was never started does nothing and returns nil. Stop
 // during Start aborts the start, which rolls back, and returns the
-// rollback's result. Stop stops a shared service even while other parents
+// rollback's result. What the start left running (an OnStart hook that
+// ignored its context, say) is named by Start's *StartupError; when a parent
+// started the service, so that no Start call gets that error, Stop returns
+// that *StartupError too. Stop stops a shared service even while other parents
 // hold it; they then fail, as they would if it had failed.
 //
 // Stop called from one of the service's own units or OnStart/OnStop hooks
