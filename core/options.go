@@ -223,7 +223,10 @@ func StartTimeout(d time.Duration) Option { return durationOption{kind: "StartTi
 //
 // So the stop of a service that holds no requirement returns within
 // (1 + number of OnStop hooks) × (StopTimeout + AbandonGrace), and a tree's
-// stop within the sum along its deepest chain of requirements. Abandoned goroutines (user
+// stop within the sum along its deepest chain of requirements, plus, where
+// a service waits for others: a failing requirement first waits for its
+// dependents' units and OnStop hooks, and a parent waits for a shared
+// requirement that another holder is stopping. Abandoned goroutines (user
 // code that ignored its cancelled context) cannot be killed: they finish in
 // the background and their result is logged. A rolled-back start is a stop
 // with the same bounds. Default DefaultStopTimeout (15 s). Zero or negative
