@@ -147,6 +147,14 @@ func failed(b *testing.B, what string, err error) {
 	b.ReportMetric(1, "failed/op")
 }
 
+// implsFor returns the implementations to run with services of spec.
+func implsFor(spec bench.Spec) []bench.Impl {
+	if spec.Check {
+		return bench.CheckedImpls()
+	}
+	return bench.Impls()
+}
+
 // settle collects garbage until the live heap stops shrinking, then reads
 // the memory statistics.
 func settle(m *runtime.MemStats) {
@@ -167,7 +175,7 @@ func BenchmarkResident(b *testing.B) {
 		spec bench.Spec
 	}{{"trivial", bench.Spec{}}, {"full", bench.Spec{Period: 100 * time.Millisecond, Check: true}}}
 	for _, kind := range kinds {
-		for _, impl := range bench.Impls() {
+		for _, impl := range implsFor(kind.spec) {
 			for _, n := range sizes([]int{1000, 10000}, []int{100}) {
 				b.Run(fmt.Sprintf("kind=%s/impl=%s/n=%d", kind.name, impl.Name(), n), func(b *testing.B) {
 					names(n)
@@ -394,7 +402,7 @@ func BenchmarkMonitorCPU(b *testing.B) {
 		spec bench.Spec
 	}{{"idle", bench.Spec{}}, {"check", bench.Spec{Check: true}}}
 	for _, kind := range kinds {
-		for _, impl := range bench.Impls() {
+		for _, impl := range implsFor(kind.spec) {
 			for _, n := range sizes([]int{1000, 10000}, []int{100}) {
 				b.Run(fmt.Sprintf("kind=%s/impl=%s/n=%d", kind.name, impl.Name(), n), func(b *testing.B) {
 					names(n)

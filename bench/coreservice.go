@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync/atomic"
+	"time"
 
 	"github.com/coreservice/coreservice/core"
 	"github.com/coreservice/coreservice/deps"
@@ -22,6 +23,9 @@ type Coreservice struct {
 	Label string
 	// Extra options given to every service, such as a TracerProvider.
 	Extra []core.Option
+	// CheckTimeout, when positive, is the health.Timeout of the check of a
+	// Spec with Check (the default is half the MonitorInterval: 50 ms).
+	CheckTimeout time.Duration
 }
 
 // Name implements Impl.
@@ -42,7 +46,7 @@ func (c Coreservice) service(name string, opts ...core.Option) *core.Base {
 }
 
 // work returns the task, and the check, of a service of spec.
-func (Coreservice) work(spec Spec, p *Probe) []core.Option {
+func (c Coreservice) work(spec Spec, p *Probe) []core.Option {
 	var t core.Option
 	if spec.Period > 0 {
 		first := true // a task of one worker calls its function sequentially
@@ -61,13 +65,17 @@ func (Coreservice) work(spec Spec, p *Probe) []core.Option {
 		return []core.Option{t}
 	}
 	var checked atomic.Bool
+	var opts []health.Option
+	if c.CheckTimeout > 0 {
+		opts = append(opts, health.Timeout(c.CheckTimeout))
+	}
 	return []core.Option{t, health.Check("ok", func(ctx context.Context) error {
 		err := p.okCheck(ctx)
 		if !checked.Swap(true) {
 			p.Enter()
 		}
 		return err
-	})}
+	}, opts...)}
 }
 
 // Group implements Impl.

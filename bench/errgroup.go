@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"errors"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 )
@@ -155,4 +156,12 @@ func (Errgroup) Shared(names []string, p *Probe) (Group, error) {
 // Impls is every implementation, the baseline first and coreservice last.
 func Impls() []Impl {
 	return []Impl{Bare{}, Errgroup{}, OklogRun{}, Suture{}, Fx{}, Coreservice{}}
+}
+
+// CheckedImpls is Impls, for services with a check, plus coreservice with
+// a check Timeout of 1 s: at n=10,000 on 2 cores, checks with the default
+// Timeout (50 ms) are cut off while the services start, and the start
+// fails, so that the default has no figure there.
+func CheckedImpls() []Impl {
+	return append(Impls(), Coreservice{Label: "coreservice-check1s", CheckTimeout: time.Second})
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"image/color"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -42,7 +43,7 @@ func writeCharts(s *Set, dir string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := save("resident", p, 7*vg.Inch, 4.5*vg.Inch); err != nil {
+	if err := save("resident", p, 8*vg.Inch, 4.5*vg.Inch); err != nil {
 		return nil, err
 	}
 	if p, err = loopChart(s); err != nil {
@@ -90,22 +91,30 @@ func lifecycleChart(s *Set, shape string) (*plot.Plot, error) {
 // full, one group of bars per implementation.
 func residentChart(s *Set) (*plot.Plot, error) {
 	p := plot.New()
-	p.Title.Text = "Resident memory per idle service (heap + stacks after GC)"
+	p.Title.Text = "Resident memory per idle service at the largest n (heap + stacks after GC)"
 	p.Y.Label.Text = "KiB per service"
 	p.Legend.Top, p.Legend.Left = true, true
 	kinds := []string{"trivial", "full"}
 	maxY := 0.0
 	w := vg.Points(18)
 	var labels []string
-	for _, impl := range impls {
+	for _, impl := range checkedImpls {
 		labels = append(labels, show(impl))
 	}
+	var failXY plotter.XYs
+	var failText []string
 	for i, kind := range kinds {
 		var vals plotter.Values
-		for _, impl := range impls {
+		for j, impl := range checkedImpls {
 			v := 0.0
-			if ns := s.sizes("Resident", "kind="+kind+"/impl="+impl+"/", "n"); len(ns) > 0 {
-				v, _ = s.median("Resident", "resident-B/service", "kind="+kind, "impl="+impl, "n="+strconv.Itoa(ns[len(ns)-1]))
+			if ns := s.sizes("Resident", "kind="+kind+"/", "n"); len(ns) > 0 {
+				cfg := []string{"kind=" + kind, "impl=" + impl, "n=" + strconv.Itoa(ns[len(ns)-1])}
+				var ok bool
+				v, ok = s.median("Resident", "resident-B/service", cfg...)
+				if f, _ := s.failures("Resident", cfg...); !ok && f > 0 {
+					failXY = append(failXY, plotter.XY{X: float64(j) + float64(2*i-1)*0.12, Y: 0})
+					failText = append(failText, kind+": failed")
+				}
 			}
 			vals = append(vals, v/1024)
 			maxY = max(maxY, v/1024)
@@ -120,8 +129,22 @@ func residentChart(s *Set) (*plot.Plot, error) {
 		p.Add(bars)
 		p.Legend.Add(kind+" service", bars)
 	}
+	if len(failXY) > 0 {
+		for i := range failXY {
+			failXY[i].Y = maxY * 0.05
+		}
+		lbl, err := plotter.NewLabels(plotter.XYLabels{XYs: failXY, Labels: failText})
+		if err != nil {
+			return nil, err
+		}
+		for i := range lbl.TextStyle {
+			lbl.TextStyle[i].Rotation = math.Pi / 2
+			lbl.TextStyle[i].Color = color.RGBA{R: 200, A: 255}
+		}
+		p.Add(lbl)
+	}
 	p.NominalX(labels...)
-	p.X.Min, p.X.Max = -0.7, float64(len(impls))-0.3
+	p.X.Min, p.X.Max = -0.7, float64(len(checkedImpls))-0.3
 	p.Y.Min, p.Y.Max = 0, maxY*1.3
 	p.Add(plotter.NewGrid())
 	return p, nil

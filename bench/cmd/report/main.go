@@ -206,7 +206,11 @@ func (s *Set) sizes(base, prefix, cfgKey string) []int {
 // names where a benchmark name cannot hold the real one.
 var impls = []string{"bare", "errgroup", "oklog-run", "suture", "fx", "coreservice"}
 
-var display = map[string]string{"oklog-run": "oklog/run"}
+// checkedImpls are those of the scenarios with checks: coreservice with a
+// check Timeout of 1 s as well.
+var checkedImpls = append(append([]string(nil), impls...), "coreservice-check1s")
+
+var display = map[string]string{"oklog-run": "oklog/run", "coreservice-check1s": "coreservice, check Timeout 1 s"}
 
 func show(impl string) string {
 	if d, ok := display[impl]; ok {
@@ -415,8 +419,12 @@ func writeTables(w io.Writer, s *Set) {
 	fmt.Fprintln(w)
 	for _, kind := range []string{"trivial", "full"} {
 		var rows [][]string
+		list := impls
+		if kind == "full" {
+			list = checkedImpls
+		}
 		for _, n := range s.sizes("Resident", "kind="+kind+"/", "n") {
-			for _, impl := range impls {
+			for _, impl := range list {
 				cfg := []string{"kind=" + kind, "impl=" + impl, "n=" + strconv.Itoa(n)}
 				get := func(im, unit string) (float64, bool) {
 					return s.median("Resident", unit, "kind="+kind, "impl="+im, "n="+strconv.Itoa(n))
@@ -543,11 +551,15 @@ func writeTables(w io.Writer, s *Set) {
 			}
 		}
 		var rows [][]string
-		for _, impl := range impls {
+		for _, impl := range checkedImpls {
 			row := []string{show(impl)}
 			for _, c := range cols {
 				cfg := []string{"kind=" + c.kind, "impl=" + impl, "n=" + strconv.Itoa(c.n)}
 				v, ok := s.median("MonitorCPU", "cpu-s/s", cfg...)
+				if _, runs := s.failures("MonitorCPU", cfg...); runs == 0 {
+					row = append(row, "") // no such run: the check variant only
+					continue
+				}
 				row = append(row, s.withFailures(or(v, ok, func(v float64) string { return strconv.FormatFloat(v, 'f', 4, 64) }),
 					"MonitorCPU", cfg...))
 			}
