@@ -91,7 +91,10 @@ func lifecycleChart(s *Set, shape string) (*plot.Plot, error) {
 // full, one group of bars per implementation.
 func residentChart(s *Set) (*plot.Plot, error) {
 	p := plot.New()
-	p.Title.Text = "Resident memory per idle service at the largest n (heap + stacks after GC)"
+	p.Title.Text = "Resident memory per idle service (heap + stacks after GC)"
+	if ns := s.sizes("Resident", "kind=full/", "n"); len(ns) > 0 {
+		p.Title.Text += fmt.Sprintf(", n = %d", ns[len(ns)-1])
+	}
 	p.Y.Label.Text = "KiB per service"
 	p.Legend.Top, p.Legend.Left = true, true
 	kinds := []string{"trivial", "full"}
@@ -99,6 +102,10 @@ func residentChart(s *Set) (*plot.Plot, error) {
 	w := vg.Points(18)
 	var labels []string
 	for _, impl := range checkedImpls {
+		if impl == "coreservice-check1s" {
+			labels = append(labels, "coreservice\n(check Timeout 1 s)")
+			continue
+		}
 		labels = append(labels, show(impl))
 	}
 	var failXY plotter.XYs
@@ -109,11 +116,10 @@ func residentChart(s *Set) (*plot.Plot, error) {
 			v := 0.0
 			if ns := s.sizes("Resident", "kind="+kind+"/", "n"); len(ns) > 0 {
 				cfg := []string{"kind=" + kind, "impl=" + impl, "n=" + strconv.Itoa(ns[len(ns)-1])}
-				var ok bool
-				v, ok = s.median("Resident", "resident-B/service", cfg...)
-				if f, _ := s.failures("Resident", cfg...); !ok && f > 0 {
+				v, _ = s.median("Resident", "resident-B/service", cfg...)
+				if f, runs := s.failures("Resident", cfg...); f > 0 {
 					failXY = append(failXY, plotter.XY{X: float64(j) + float64(2*i-1)*0.12, Y: 0})
-					failText = append(failText, kind+": failed")
+					failText = append(failText, fmt.Sprintf("%s: failed in %d/%d", kind, f, runs))
 				}
 			}
 			vals = append(vals, v/1024)
@@ -155,9 +161,10 @@ func loopChart(s *Set) (*plot.Plot, error) {
 	p := plot.New()
 	p.Title.Text = "Periodic loop: cost per empty run"
 	p.Y.Label.Text = "ns per run"
-	short := map[string]string{"bare": "bare loop", "coreservice": "task, telemetry off",
-		"coreservice-noop": "task, no-op providers", "coreservice-sdk": "task, SDK sampling all",
-		"suture": "suture restart"}
+	short := map[string]string{"bare": "bare loop", "coreservice": "coreservice task\ntelemetry off",
+		"coreservice-noop": "coreservice task\nno-op providers", "coreservice-sdk": "coreservice task\nSDK sampling all",
+		"suture": "suture\nrestart loop"}
+	maxY := 0.0
 	var vals plotter.Values
 	var labels []string
 	var xys plotter.XYs
@@ -165,6 +172,7 @@ func loopChart(s *Set) (*plot.Plot, error) {
 	for i, v := range loopVariants {
 		x, _ := s.median("Loop", "ns/run", "impl="+v)
 		vals = append(vals, x)
+		maxY = max(maxY, x)
 		labels = append(labels, short[v])
 		xys = append(xys, plotter.XY{X: float64(i), Y: x})
 		texts = append(texts, dur(x))
@@ -187,6 +195,7 @@ func loopChart(s *Set) (*plot.Plot, error) {
 	p.Add(lbl)
 	p.NominalX(labels...)
 	p.X.Min, p.X.Max = -0.7, float64(len(loopVariants))-0.3
+	p.Y.Min, p.Y.Max = 0, maxY*1.15
 	p.Add(plotter.NewGrid())
 	return p, nil
 }
