@@ -131,7 +131,7 @@ func (g *bareShared) Start(ctx context.Context) error {
 	g.shared.Go(func() { _ = sharedUntilStop(sctx, g.p, func() { close(ready) }) })
 	<-ready
 	for range g.n {
-		g.parents.Go(func() { _ = blockUntilStop(pctx, g.p) })
+		g.parents.Go(func() { _ = parentUntilStop(pctx, g.p, nil) })
 	}
 	return nil
 }

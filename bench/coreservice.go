@@ -112,14 +112,19 @@ func (c Coreservice) Chain(depth int, p *Probe) (Chain, error) {
 	return &coreChain{Base: svc, fail: fail}, nil
 }
 
-// Shared implements Impl: every parent requires the same *core.Base.
+// Shared implements Impl: every parent requires the same *core.Base. A
+// parent's task counts itself out of order unless the shared service is
+// Running when it begins (a requirement is Running before its parent's
+// units launch; its own task may not have been scheduled yet).
 func (c Coreservice) Shared(names []string, p *Probe) (Group, error) {
 	shared := c.service("shared", task.Func("work", func(ctx context.Context) error {
 		return sharedUntilStop(ctx, p, nil)
 	}, task.Once()))
+	running := func() bool { return shared.State() == core.StateRunning }
 	parents := make([]core.Option, 0, len(names))
 	for _, name := range names {
-		parents = append(parents, deps.Requires(c.service(name, append(c.work(Spec{}, p), deps.Requires(shared))...)))
+		parents = append(parents, deps.Requires(c.service(name, deps.Requires(shared),
+			task.Func("work", func(ctx context.Context) error { return parentUntilStop(ctx, p, running) }, task.Once()))))
 	}
 	return c.service("root", parents...), nil
 }

@@ -135,7 +135,7 @@ func (g *egShared) Start(ctx context.Context) error {
 	<-ready
 	g.parents, pctx = errgroup.WithContext(pctx)
 	for range g.n {
-		g.parents.Go(func() error { return blockUntilStop(pctx, g.p) })
+		g.parents.Go(func() error { return parentUntilStop(pctx, g.p, nil) })
 	}
 	return nil
 }

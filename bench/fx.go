@@ -166,18 +166,34 @@ func (Fx) Chain(depth int, p *Probe) (Chain, error) {
 }
 
 // Shared implements Impl: one constructor for the shared service, and one
-// per parent taking it, so fx starts it first and stops it last.
+// per parent taking it, so fx starts it first and stops it last. The
+// shared service's OnStart returns once its unit runs, as an OnStart that
+// waits for its server to listen does: fx orders hooks, not goroutines.
 func (Fx) Shared(names []string, p *Probe) (Group, error) {
 	opts := []fx.Option{fx.NopLogger, fx.Provide(fx.Annotate(
 		func(lc fx.Lifecycle) *fxService {
-			return newFxService(lc, "shared", []func(context.Context) error{func(ctx context.Context) error {
-				return sharedUntilStop(ctx, p, nil)
-			}})
+			running := make(chan struct{})
+			s := &fxService{name: "shared", units: []func(context.Context) error{func(ctx context.Context) error {
+				return sharedUntilStop(ctx, p, func() { close(running) })
+			}}}
+			lc.Append(fx.Hook{OnStart: func(ctx context.Context) error {
+				if err := s.start(ctx); err != nil {
+					return err
+				}
+				select {
+				case <-running:
+					return nil
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}, OnStop: s.stop})
+			return s
 		},
 		fx.ResultTags(`name:"shared"`)))}
+	parent := []func(context.Context) error{func(ctx context.Context) error { return parentUntilStop(ctx, p, nil) }}
 	for _, name := range names {
 		opts = append(opts, fx.Provide(fx.Annotate(
-			func(lc fx.Lifecycle, _ *fxService) *fxService { return newFxService(lc, name, Spec{}.Units(p)) },
+			func(lc fx.Lifecycle, _ *fxService) *fxService { return newFxService(lc, name, parent) },
 			fx.ParamTags(``, `name:"shared"`), fx.ResultTags(groupTag(0)))))
 	}
 	opts = append(opts, fx.Invoke(fx.Annotate(func([]*fxService) {}, fx.ParamTags(groupTag(0)))))

@@ -148,9 +148,9 @@ func TestSharedStartsFirstAndStopsLast(t *testing.T) {
 			if err := g.Stop(context.Background()); err != nil {
 				t.Fatal(err)
 			}
-			entered, exited := p.SharedOrder()
-			if entered != 0 {
-				t.Errorf("parents begun before the shared service: got %d, want 0", entered)
+			before, exited := p.SharedOrder()
+			if before != 0 {
+				t.Errorf("parents begun before the shared service had started: got %d, want 0", before)
 			}
 			if exited != n {
 				t.Errorf("parents returned before the shared service did: got %d, want %d", exited, n)

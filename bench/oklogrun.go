@@ -165,7 +165,7 @@ func (OklogRun) Shared(names []string, p *Probe) (Group, error) {
 			case <-ctx.Done():
 				return nil
 			}
-			return blockUntilStop(ctx, p)
+			return parentUntilStop(ctx, p, nil)
 		}, func(error) { cancel() })
 	}
 	return g, nil

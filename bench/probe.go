@@ -45,10 +45,12 @@ type Probe struct {
 	runs    atomic.Int64
 	checks  atomic.Int64
 	ready   chan struct{}
-	// parents that had begun when the shared service began, and had
-	// returned when it returned (Shared only); -1 until then.
-	enteredBeforeShared atomic.Int64
-	exitedBeforeShared  atomic.Int64
+	// Shared only: whether the shared service has started, how many
+	// parents began before it had, and how many parents had returned when
+	// it returned (-1 until then).
+	sharedUp           atomic.Bool
+	outOfOrder         atomic.Int64
+	exitedBeforeShared atomic.Int64
 }
 
 // NewProbe returns a Probe for n services of spec.
@@ -58,7 +60,6 @@ func NewProbe(n int, spec Spec) *Probe {
 
 func newProbe(want int64) *Probe {
 	p := &Probe{want: want, ready: make(chan struct{})}
-	p.enteredBeforeShared.Store(-1)
 	p.exitedBeforeShared.Store(-1)
 	if want == 0 {
 		close(p.ready)
@@ -135,10 +136,11 @@ func periodic(ctx context.Context, p *Probe, period time.Duration) error {
 }
 
 // sharedUntilStop is the shared service of Impl.Shared: a trivial task
-// that also records how many parents had begun when it began (the
-// entered count before its own) and how many had returned when it returns.
+// that marks the shared service started when it begins (then calls
+// running, if not nil), and records how many parents had returned when it
+// returns.
 func sharedUntilStop(ctx context.Context, p *Probe, running func()) error {
-	p.enteredBeforeShared.Store(p.entered.Load())
+	p.sharedUp.Store(true)
 	p.Enter()
 	if running != nil {
 		running()
@@ -149,11 +151,24 @@ func sharedUntilStop(ctx context.Context, p *Probe, running func()) error {
 	return nil
 }
 
-// SharedOrder returns how many parents had begun when the shared service
-// began, and how many had returned when it returned: 0 and every parent
-// when it starts first and stops last. Both are -1 before it happened.
-func (p *Probe) SharedOrder() (enteredBefore, exitedBefore int64) {
-	return p.enteredBeforeShared.Load(), p.exitedBeforeShared.Load()
+// parentUntilStop is a parent of Impl.Shared: a trivial task that counts
+// itself out of order if it begins before the shared service has started,
+// as told by started (nil: the shared service's task has begun).
+func parentUntilStop(ctx context.Context, p *Probe, started func() bool) error {
+	if started == nil {
+		started = p.sharedUp.Load
+	}
+	if !started() {
+		p.outOfOrder.Add(1)
+	}
+	return blockUntilStop(ctx, p)
+}
+
+// SharedOrder returns how many parents began before the shared service
+// had started, and how many had returned when it returned: 0 and every
+// parent when it starts first and stops last (-1 before it returned).
+func (p *Probe) SharedOrder() (beganBefore, exitedBefore int64) {
+	return p.outOfOrder.Load(), p.exitedBeforeShared.Load()
 }
 
 // okCheck is the passing health check.

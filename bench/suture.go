@@ -161,7 +161,7 @@ func (Suture) Shared(names []string, p *Probe) (Group, error) {
 	}})
 	g.parents = suture.New("parents", sutureSpec())
 	for _, name := range names {
-		g.parents.Add(&sutureUnit{name: name, fn: func(ctx context.Context) error { return blockUntilStop(ctx, p) }})
+		g.parents.Add(&sutureUnit{name: name, fn: func(ctx context.Context) error { return parentUntilStop(ctx, p, nil) }})
 	}
 	return g, nil
 }
