@@ -106,6 +106,7 @@ for mod in "${modules[@]}"; do
 	step "go test -race -count=1 ./..." gotest
 	popd >/dev/null
 done
+mod=bench step "bench/run -quick (every benchmark scenario compiles and runs)" bench/run -quick
 
 echo
 if [[ -n $jaeger_skip ]]; then
