@@ -681,13 +681,18 @@ func TestUnusableBaseMethodsDoNotPanic(t *testing.T) {
 func TestStartReportsEveryRequirementThatFailsOnItsOwn(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		errA, errB := errors.New("a failed"), errors.New("b failed")
-		aFailed := make(chan struct{})
+		bResolving, aFailed := make(chan struct{}), make(chan struct{})
+		// a fails once b is resolving (else the start may skip b, which is
+		// no failure of b's own), and b fails on its own while a's failure
+		// aborts the start.
 		a := &req{name: "a", resolve: func(context.Context) (core.Service, error) {
+			<-bResolving
 			close(aFailed)
 			return nil, errA
 		}}
 		b := &req{name: "b", resolve: func(context.Context) (core.Service, error) {
-			<-aFailed // fails on its own while a's failure aborts the start
+			close(bResolving)
+			<-aFailed
 			return nil, errB
 		}}
 		s := core.NewService(core.Name("parent"), core.Logger(quiet), a, b)
