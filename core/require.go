@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"sync"
 	"time"
@@ -139,7 +140,13 @@ func (b *Base) startRequirements(ctx context.Context) (string, error) {
 	// Only a valid graph is kept for the release: it waits along After edges.
 	b.mu.Lock()
 	b.reqs = states
+	b.reqKeys = make(serviceSet, len(states))
 	b.mu.Unlock()
+	defer func() {
+		b.mu.Lock()
+		b.reqKeys = nil // needed only while the requirements resolve
+		b.mu.Unlock()
+	}()
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -217,11 +224,9 @@ func (b *Base) startRequirement(ctx context.Context, st *reqState, states []*req
 		}
 	}
 	b.mu.Lock()
-	for _, other := range states {
-		if other != st && other.svc != nil && values.Same(other.svc, svc) {
-			b.mu.Unlock()
-			return fmt.Errorf("%w: service %s is required twice by %s", ErrInvalidOption, svc.Name(), b.name)
-		}
+	if other := b.reqKeys.claim(svc, st); other != nil {
+		b.mu.Unlock()
+		return fmt.Errorf("%w: service %s is required twice by %s", ErrInvalidOption, svc.Name(), b.name)
 	}
 	st.svc = svc
 	b.mu.Unlock()
@@ -328,13 +333,19 @@ func (b *Base) releaseRequirements(ctx context.Context) []error {
 		mu   sync.Mutex
 		errs []error
 	)
+	// waiters[i] are the requirements that came after requirement i: it is
+	// released once they are.
+	waiters := make([][]*reqState, len(states))
+	for _, later := range states {
+		for _, i := range later.after {
+			waiters[i] = append(waiters[i], later)
+		}
+	}
 	for i, st := range states {
 		wg.Go(func() {
 			defer close(st.released)
-			for _, later := range states {
-				if slices.Contains(later.after, i) {
-					<-later.released
-				}
+			for _, later := range waiters[i] {
+				<-later.released
 			}
 			b.mu.Lock()
 			svc, attempted := st.svc, st.attempted
@@ -806,4 +817,32 @@ func (b *Base) Dependencies() []Dependency {
 		}
 	}
 	return deps
+}
+
+// serviceSet finds a service required twice by one parent in constant
+// time: it maps each resolved service, by its *Base when it is built on
+// one (so that a service seen as *Store and as *Base is one), else by its
+// value when that can be a map key, to the requirement that resolved it.
+type serviceSet map[any]*reqState
+
+// claim records svc for st and returns the other requirement that resolved
+// the same service, if any. A value that cannot be a map key is never the
+// same as another.
+func (m serviceSet) claim(svc Service, st *reqState) (other *reqState) {
+	var key any = svc
+	if bb, ok := svc.(baser); ok {
+		key = bb.coreBase()
+	} else if !reflect.TypeOf(svc).Comparable() {
+		return nil
+	}
+	defer func() {
+		if recover() != nil { // a comparable type holding an uncomparable value
+			other = nil
+		}
+	}()
+	if o := m[key]; o != nil && o != st {
+		return o
+	}
+	m[key] = st
+	return nil
 }

@@ -78,6 +78,7 @@ type Base struct {
 	startSpan    trace.SpanContext
 	hooksStarted bool // the start got past the requirements: OnStop hooks run
 	reqs         []*reqState
+	reqKeys      serviceSet       // the services reqs resolved to, while they resolve
 	changed      chan struct{}    // closed at the next state change; nil until Changed asks
 	dependents   map[*Base]string // parents to tell when b begins to stop, with b's name there
 	waits        map[*Base]int    // services this one's start is waiting for

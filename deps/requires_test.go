@@ -278,6 +278,7 @@ func TestBadInput(t *testing.T) {
 	rec := &recorder{}
 	var typedNil *Store
 	shared := node("shared", rec)
+	sharedStore := newStore("store", rec)
 	other := deps.Requires(node("other", rec))
 	_ = core.NewService(other) // other belongs to another parent
 	reused := deps.Requires(node("reused", rec))
@@ -296,6 +297,8 @@ func TestBadInput(t *testing.T) {
 		{"required twice", []core.Option{deps.Requires(shared), deps.Requires(shared)}, `two requirements named "shared"`},
 		{"required twice under two names", []core.Option{deps.Requires(shared, deps.Name("a")),
 			deps.Requires(shared, deps.Name("b"))}, "required twice"},
+		{"required twice as two types", []core.Option{deps.Requires(sharedStore, deps.Name("a")),
+			deps.Requires(sharedStore.Base, deps.Name("b"))}, "required twice"},
 		{"After a requirement of another service", []core.Option{deps.Requires(node("y", rec), deps.After(other))},
 			"not a requirement of"},
 		{"requirement used by two parents", []core.Option{reused}, "belongs to one service"},
