@@ -18,7 +18,8 @@
 // Running, Stopping, then Terminated (clean) or Failed. Start runs, in
 // order: requirements (dependency order, independent ones concurrently, each
 // followed by one health check), OnStart hooks, units (task workers), every
-// health check once, the monitor. Stop runs the reverse: it cancels the
+// health check once, the monitor (only when there is something to watch:
+// checks, or requirements of a type other than *Base). Stop runs the reverse: it cancels the
 // service's context, waits for the units and the monitor (bounded by
 // StopTimeout), runs the OnStop hooks in reverse order and releases the
 // requirements in reverse dependency order. A start that fails is rolled

@@ -241,6 +241,24 @@ func (b *Base) monitor(ctx context.Context) error {
 	}
 }
 
+// needsMonitor reports whether the monitor has anything to watch: checks,
+// or requirements of a type other than *Base (a *Base tells its parents
+// itself when it stops). A service with neither runs no monitor goroutine
+// and no timer.
+func (b *Base) needsMonitor() bool {
+	if len(b.cfg.checks) > 0 {
+		return true
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, r := range b.reqs {
+		if _, ok := r.svc.(baser); !ok && r.svc != nil {
+			return true
+		}
+	}
+	return false
+}
+
 // foreignRequirementsRunning reports a requirement of a type other than
 // *Base that is no longer Running: such a service has no way to tell its
 // parents, so the monitor looks at each tick (a *Base tells them itself,

@@ -3,11 +3,15 @@ package core_test
 import (
 	"context"
 	"errors"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/coreservice/coreservice/core"
 )
@@ -142,4 +146,35 @@ func TestHealthcheck(t *testing.T) {
 	if !strings.Contains(s.Err().Error(), "requirement dep stopped") {
 		t.Fatalf("Err: got %v, want it to say the requirement stopped", s.Err())
 	}
+}
+
+func TestNoMonitorWithoutSomethingToWatch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sr := tracetest.NewSpanRecorder()
+		tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
+		defer func() { _ = tp.Shutdown(context.Background()) }()
+		idle := core.NewService(core.Name("idle"), core.Logger(quiet), core.TracerProvider(tp))
+		checked := core.NewService(core.Name("checked"), core.Logger(quiet), core.TracerProvider(tp),
+			&check{name: "ping", fn: func(context.Context) error { return nil }})
+		before := runtime.NumGoroutine()
+		mustStart(t, idle)
+		synctest.Wait()
+		extra := runtime.NumGoroutine() - before
+		mustStart(t, checked)
+		<-time.After(time.Second)
+		synctest.Wait()
+		mustStop(t, checked)
+		mustStop(t, idle)
+		if extra != 0 {
+			t.Errorf("goroutines of a started service with nothing to watch: got %d, want 0", extra)
+		}
+		counts := map[string]int{}
+		for _, s := range sr.Ended() {
+			counts[s.Name()]++
+		}
+		if counts["healthcheck idle"] != 0 || counts["healthcheck checked"] != 10 {
+			t.Fatalf("monitor ticks in 1 s: got %d for idle and %d for checked, want 0 and 10",
+				counts["healthcheck idle"], counts["healthcheck checked"])
+		}
+	})
 }

@@ -460,7 +460,9 @@ func (b *Base) startSteps(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return fail("", err)
 	}
-	b.workers.start(b, "monitor", b.monitor)
+	if b.needsMonitor() {
+		b.workers.start(b, "monitor", b.monitor)
+	}
 	return nil
 }
 
