@@ -9,8 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"go.opentelemetry.io/otel/trace"
-
 	"github.com/coreservice/coreservice/internal/telemetry"
 	"github.com/coreservice/coreservice/internal/values"
 )
@@ -372,9 +370,7 @@ func (b *Base) require(ctx context.Context, svc Service) error {
 	if bb, ok := svc.(baser); ok {
 		return bb.coreBase().acquire(ctx)
 	}
-	ctx, span := b.tracer.Start(ctx, telemetry.SpanName(telemetry.SpanStart, svc.Name()),
-		trace.WithSpanKind(trace.SpanKindInternal),
-		trace.WithAttributes(telemetry.AttrService.String(svc.Name())))
+	ctx, span := b.span(ctx, telemetry.SpanStart, svc.Name())
 	err, _ := b.callBounded(ctx, "requirement "+svc.Name()+" Start", svc.Start)
 	telemetry.End(span, err)
 	return err

@@ -88,6 +88,7 @@ type Base struct {
 	done         chan struct{}    // closed on reaching a final state
 
 	metrics serviceMetrics
+	spans   telemetry.SpanGate // off while the tracer records nothing
 
 	cancel    context.CancelFunc // cancels the service's lifetime context
 	checking  int                // Healthcheck calls begun while Running, under way
@@ -131,6 +132,7 @@ func NewService(opts ...Option) *Base {
 		done:      make(chan struct{}),
 	}
 	b.metrics.gate = telemetry.NewMeterGate(b.meter, telemetry.ScopeName)
+	b.spans = telemetry.NewSpanGate(b.tracer, telemetry.ScopeName)
 	b.host = &Host{b: b}
 	return b
 }
@@ -304,9 +306,7 @@ func (b *Base) startup(ctx context.Context) error {
 	ctx, cancel := context.WithTimeoutCause(ctx, b.cfg.startTimeout,
 		fmt.Errorf("%w: StartTimeout %v exceeded", context.DeadlineExceeded, b.cfg.startTimeout))
 	defer cancel()
-	ctx, span := b.tracer.Start(withPath(ctx, b), telemetry.SpanName(telemetry.SpanStart, b.name),
-		trace.WithSpanKind(trace.SpanKindInternal),
-		trace.WithAttributes(telemetry.AttrService.String(b.name)))
+	ctx, span := b.span(withPath(ctx, b), telemetry.SpanStart, b.name)
 	b.mu.Lock()
 	b.startSpan = span.SpanContext()
 	b.mu.Unlock()
@@ -651,9 +651,7 @@ func (b *Base) shutdown(ctx context.Context) error {
 	// A stop begun by one of b's units must still wait for the services it
 	// releases: the unit's mark means "do not wait for me" to b alone.
 	ctx = context.WithValue(ctx, unitKey{}, nil)
-	ctx, span := b.tracer.Start(ctx, telemetry.SpanName(telemetry.SpanStop, b.name),
-		trace.WithSpanKind(trace.SpanKindInternal),
-		trace.WithAttributes(telemetry.AttrService.String(b.name)))
+	ctx, span := b.span(ctx, telemetry.SpanStop, b.name)
 	var errs []error
 	b.mu.Lock()
 	cancelLife := b.cancel
@@ -805,3 +803,19 @@ func (b *Base) invalid() error {
 	}
 	return nil
 }
+
+// span starts the span "<prefix> <subject>" of service subject (a start or
+// a stop). While the service's tracer records nothing it builds neither
+// the name nor the span: it returns ctx and a no-op span, never the span
+// ctx may already carry, which is not the caller's to end.
+func (b *Base) span(ctx context.Context, prefix, subject string) (context.Context, trace.Span) {
+	if !b.spans.On() {
+		return ctx, noSpan
+	}
+	return b.tracer.Start(ctx, telemetry.SpanName(prefix, subject),
+		trace.WithSpanKind(trace.SpanKindInternal),
+		trace.WithAttributes(telemetry.AttrService.String(subject)))
+}
+
+// noSpan is a span that records nothing.
+var noSpan = trace.SpanFromContext(context.Background())
