@@ -1,0 +1,196 @@
+package core
+
+// Sharing: a parent starts a required *Base or joins the parents already
+// holding it, and releases it, stopping it when the last holder lets go.
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/coreservice/coreservice/internal/telemetry"
+)
+
+// require starts svc for b, or joins the parents already holding it.
+func (b *Base) require(ctx context.Context, svc Service) error {
+	if bb, ok := svc.(baser); ok {
+		return bb.coreBase().acquire(ctx)
+	}
+	ctx, span := b.span(ctx, telemetry.SpanStart, svc.Name())
+	err, _ := b.callBounded(ctx, "requirement "+svc.Name()+" Start", svc.Start)
+	telemetry.End(span, err)
+	return err
+}
+
+// acquire makes b held by one more parent, starts it if it is New, and
+// waits until it is Running. The start belongs to b, not to the parent that
+// happened to come first: it runs in its own goroutine, keeps the parent's
+// context values (trace, start chain) but not its cancellation, and is
+// bounded by b's StartTimeout. A parent that gives up waiting releases b
+// in its rollback; when no parent holds b any more, that Stop aborts b's
+// start.
+//
+// The caller, startRequirement, has checked that b is not in ctx's start
+// chain.
+func (b *Base) acquire(ctx context.Context) error {
+	b.mu.Lock()
+	b.holders++
+	if b.state == StateNew {
+		b.byParent = true
+		startCtx := b.begin(context.WithoutCancel(ctx))
+		go func() { _ = b.startup(startCtx) }() // the result is b's state and Err
+	}
+	b.mu.Unlock()
+	return b.awaitRunning(ctx)
+}
+
+// awaitRunning waits until b's start has finished and reports whether b is
+// Running. While it waits, the parent at the end of ctx's start chain is
+// recorded as waiting for b, so that two chains waiting for each other are
+// a cycle, not a deadlock.
+func (b *Base) awaitRunning(ctx context.Context) error {
+	select {
+	case <-b.settled:
+	case <-b.done:
+	default:
+		if parent := lastInPath(ctx); parent != nil {
+			parent.addWait(b, 1)
+			defer parent.addWait(b, -1)
+			if err := waitCycle(ctx, b); err != nil {
+				return err
+			}
+		}
+		select {
+		case <-b.settled:
+		case <-b.done:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s to start: %w", b.name, context.Cause(ctx))
+		}
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.state == StateRunning {
+		return nil
+	}
+	if b.cause != nil {
+		return fmt.Errorf("%s is %s: %w", b.name, b.state, b.cause)
+	}
+	return fmt.Errorf("%s is %s", b.name, b.state)
+}
+
+// release drops b's hold on svc, a requirement named name (owned: started
+// by b, not awaited), and stops svc when no parent holds it any more. It returns once svc is stopped, when it
+// is stopping: b's stop never ends while something below b still runs.
+//
+// For a *Base, dropping the hold and deciding to stop are one step under
+// svc's lock (stopLocked), so a parent acquiring svc meanwhile either holds
+// it (and svc is not stopped) or sees it stopping. A stopping *Base, whoever
+// stopped it, is waited for (its stop is bounded by its own StopTimeout
+// steps) and its stop errors are returned, except when its stop waits, in
+// turn, for b's (two services rolling back a cycle release each other): then
+// neither waits for the other. The Stop of another type of service is
+// bounded by b's StopTimeout.
+func (b *Base) release(ctx context.Context, name string, owned bool, svc Service) error {
+	if bb, ok := svc.(baser); ok {
+		child := bb.coreBase()
+		child.mu.Lock()
+		delete(child.dependents, b) // b no longer needs to hear of child's stop
+		if !owned {
+			child.mu.Unlock()
+			return nil
+		}
+		child.holders = max(child.holders-1, 0)
+		last := child.holders == 0
+		if last {
+			child.stopLocked(ctx)
+		}
+		wait := last || child.state == StateStopping
+		child.mu.Unlock()
+		if !wait || !b.waitStopped(child) {
+			return nil
+		}
+		child.mu.Lock()
+		defer child.mu.Unlock()
+		return child.stopErr
+	}
+	if !owned {
+		return nil
+	}
+	// A service of another type is bounded by the parent's StopTimeout.
+	what := "requirement " + name
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.stopTimeout)
+	defer cancel()
+	err, returned := b.callBounded(ctx, what, svc.Stop)
+	if !returned {
+		return &StopTimeoutError{Service: b.name, Timeout: b.cfg.stopTimeout, Units: []string{what}}
+	}
+	return err
+}
+
+// waitStopped waits for child's Done while b's stop is recorded as waiting
+// for it, unless child's stop waits, directly or not, for b's: then it
+// returns false at once.
+func (b *Base) waitStopped(child *Base) bool {
+	b.mu.Lock()
+	if b.stopWaits == nil {
+		b.stopWaits = make(map[*Base]int)
+	}
+	b.stopWaits[child]++
+	b.mu.Unlock()
+	defer func() {
+		b.mu.Lock()
+		if b.stopWaits[child]--; b.stopWaits[child] <= 0 {
+			delete(b.stopWaits, child)
+		}
+		b.mu.Unlock()
+	}()
+	seen := map[*Base]bool{}
+	next := []*Base{child}
+	for len(next) > 0 {
+		n := next[len(next)-1]
+		next = next[:len(next)-1]
+		if n == b {
+			return false
+		}
+		if seen[n] {
+			continue
+		}
+		seen[n] = true
+		n.mu.Lock()
+		for m := range n.stopWaits {
+			next = append(next, m)
+		}
+		n.mu.Unlock()
+	}
+	<-child.done
+	return true
+}
+
+// awaitPoll is how often await looks at the state of a service that is not
+// a *Base (which has no channel to wait on).
+const awaitPoll = 10 * time.Millisecond
+
+// await waits, bounded by ctx, for a service that someone else starts.
+func await(ctx context.Context, svc Service) error {
+	if bb, ok := svc.(baser); ok {
+		return bb.coreBase().awaitRunning(ctx) // startRequirement checked the chain
+	}
+	t := time.NewTicker(awaitPoll)
+	defer t.Stop()
+	for {
+		switch st := svc.State(); {
+		case st == StateRunning:
+			return nil
+		case st.final():
+			if err := svc.Err(); err != nil {
+				return fmt.Errorf("%s is %s: %w", svc.Name(), st, err)
+			}
+			return fmt.Errorf("%s is %s", svc.Name(), st)
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for %s to start: %w", svc.Name(), context.Cause(ctx))
+		}
+	}
+}
