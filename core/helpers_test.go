@@ -224,3 +224,46 @@ func wantEvents(t *testing.T, got, want []string) {
 		t.Fatalf("events:\n got %q\nwant %q", got, want)
 	}
 }
+
+// gateHandler is a slog.Handler that, the first time it sees a record with
+// message msg, closes hit and blocks until gate is closed. The library raises
+// every state change through its logger, so this pins a service between two
+// steps of its lifecycle without touching its code.
+type gateHandler struct {
+	msg  string
+	hit  chan struct{}
+	gate chan struct{}
+	once *sync.Once
+}
+
+func newGate(msg string) *gateHandler {
+	return &gateHandler{msg: msg, hit: make(chan struct{}), gate: make(chan struct{}), once: new(sync.Once)}
+}
+
+func (h *gateHandler) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h *gateHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		h.once.Do(func() {
+			close(h.hit)
+			<-h.gate
+		})
+	}
+	return nil
+}
+
+func (h *gateHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+
+func (h *gateHandler) WithGroup(string) slog.Handler { return h }
+
+// slowNode is a service whose start takes d (fake time) and records it.
+func slowNode(name string, rec *recorder, d time.Duration, opts ...core.Option) *core.Base {
+	return node(name, rec, append([]core.Option{core.OnStart(func(ctx context.Context) error {
+		select {
+		case <-time.After(d):
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})}, opts...)...)
+}

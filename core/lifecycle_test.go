@@ -852,3 +852,289 @@ func TestStopDuringStartNamesTheOnStartHookTheAbortedStartLeftRunning(t *testing
 		}
 	})
 }
+
+// Host.Go called once the service has begun to stop does not run fn, even
+// in the window between the move to Stopping and the close of the worker set
+// (host.go: "Go called once the service has begun to stop does not run fn").
+func TestHostGoWhileStoppingDoesNotRun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := newGate("service stopping")
+		var host *core.Host
+		s := core.NewService(core.Name("s"), core.Logger(slog.New(g)), core.MonitorInterval(time.Hour),
+			&hostGrabber{h: &host})
+		mustStart(t, s)
+		stopped := make(chan error, 1)
+		go func() { stopped <- s.Stop(context.Background()) }()
+		<-g.hit // the stop has begun: the service is Stopping
+		if st := s.State(); st != core.StateStopping {
+			t.Fatalf("state %v, want stopping", st)
+		}
+		ran := make(chan struct{}, 1)
+		host.Go("late", func(context.Context) error { ran <- struct{}{}; return nil })
+		synctest.Wait()
+		close(g.gate)
+		if err := <-stopped; err != nil {
+			t.Fatalf("Stop: %v", err)
+		}
+		select {
+		case <-ran:
+			t.Fatal("Host.Go called while the service was Stopping ran its function")
+		default:
+		}
+	})
+}
+
+// An error from a unit that outlived StopTimeout, arriving while the rest of
+// the stop sequence (OnStop hooks, requirements) still runs, is returned by
+// Stop (DESIGN core/Stop: "Errors met while stopping are joined
+// (errors.Join), returned, and logged: never swallowed").
+func TestLateUnitErrorDuringStopIsKept(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		late := errors.New("late unit error")
+		var logs bytes.Buffer
+		s := core.NewService(core.Name("s"), core.Logger(slog.New(slog.NewTextHandler(&logs, nil))),
+			core.MonitorInterval(time.Hour), core.StopTimeout(2*time.Second),
+			&unit{name: "slow", fn: func(ctx context.Context) error {
+				<-ctx.Done()
+				<-time.After(3 * time.Second) // outlives StopTimeout (2s) ...
+				return late                   // ... then fails
+			}},
+			core.OnStop(func(context.Context) error {
+				<-time.After(1500 * time.Millisecond) // a slow hook (2s to 3.5s): still stopping at 3s
+				return nil
+			}))
+		mustStart(t, s)
+		err := s.Stop(context.Background())
+		if !errors.Is(err, core.ErrStopTimeout) {
+			t.Fatalf("Stop: got %v, want a StopTimeoutError", err)
+		}
+		if !errors.Is(err, late) {
+			t.Fatalf("the unit's error, met while stopping, was swallowed: Stop %v, Err %v, logs:\n%s", err, s.Err(), logs.String())
+		}
+	})
+}
+
+// Host.Fail called while the OnStop hooks run (here by the hook itself, e.g.
+// a flush that failed) is returned by Stop and logged (DESIGN core/Stop:
+// "Errors met while stopping are ... returned, and logged: never swallowed").
+func TestHostFailDuringOnStopIsKept(t *testing.T) {
+	boom := errors.New("flush failed")
+	var logs bytes.Buffer
+	var host *core.Host
+	s := core.NewService(core.Name("s"), core.Logger(slog.New(slog.NewTextHandler(&logs, nil))),
+		core.MonitorInterval(time.Hour), &hostGrabber{h: &host},
+		core.OnStop(func(context.Context) error { host.Fail(boom); return nil }))
+	mustStart(t, s)
+	err := s.Stop(context.Background())
+	if !errors.Is(err, boom) || !strings.Contains(logs.String(), boom.Error()) {
+		t.Fatalf("Host.Fail during the stop was swallowed: Stop %v, Err %v, logs:\n%s", err, s.Err(), logs.String())
+	}
+}
+
+// A caller that sees a final State sees Done closed and Err set with it: the
+// final state, Done and Err change together (DESIGN core: "Done() is closed
+// on reaching Terminated or Failed; Err() is then the cause of the failure").
+func TestFinalStateComesWithDoneAndErr(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := newGate("service failed")
+		boom := errors.New("boom")
+		s := core.NewService(core.Name("s"), core.Logger(slog.New(g)), core.MonitorInterval(time.Hour),
+			&unit{name: "u", fn: func(ctx context.Context) error {
+				select {
+				case <-time.After(time.Second):
+					return boom
+				case <-ctx.Done():
+					return nil
+				}
+			}})
+		mustStart(t, s)
+		<-g.hit // the service has reached Failed
+		st, err := s.State(), s.Err()
+		done := false
+		select {
+		case <-s.Done():
+			done = true
+		default:
+		}
+		close(g.gate)
+		<-s.Done()
+		if st == core.StateFailed && (!done || !errors.Is(err, boom)) {
+			t.Fatalf("State() = %v while Done closed = %v and Err() = %v: want Done closed and Err = boom", st, done, err)
+		}
+	})
+}
+
+// Stop with an already cancelled context on a service that has already
+// stopped returns the stop's result (nil), every time, not the context's
+// error (DESIGN core/Stop: "idempotent ... concurrent callers all get the
+// same result").
+func TestStopAfterDoneWithCancelledContext(t *testing.T) {
+	s := core.NewService(core.Name("s"), core.Logger(quiet), core.MonitorInterval(time.Hour))
+	mustStart(t, s)
+	mustStop(t, s)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	bad := 0
+	for range 200 {
+		if err := s.Stop(ctx); err != nil {
+			bad++
+		}
+	}
+	if bad > 0 {
+		t.Fatalf("Stop(cancelled ctx) on a terminated service returned an error %d times out of 200, want always nil", bad)
+	}
+}
+
+// Stop called from one of the service's own units, with the unit's context,
+// returns at once and the service terminates, instead of waiting the whole
+// StopTimeout for the calling unit and naming it as stuck.
+func TestStopFromOwnUnit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var s *core.Base
+		res := make(chan error, 1)
+		s = core.NewService(core.Name("s"), core.Logger(quiet), core.MonitorInterval(time.Hour),
+			core.StopTimeout(10*time.Second),
+			&unit{name: "job", fn: func(ctx context.Context) error {
+				<-time.After(time.Second) // the job is finished: stop the service
+				res <- s.Stop(ctx)
+				return nil
+			}})
+		begin := time.Now()
+		mustStart(t, s)
+		if err := <-res; err != nil {
+			t.Fatalf("Stop from the service's own unit: got %v, want nil at once", err)
+		}
+		<-s.Done()
+		if d := time.Since(begin); d != time.Second || s.State() != core.StateTerminated {
+			t.Fatalf("stopped %v after start in state %v, want 1s (when the job called Stop) and terminated", d, s.State())
+		}
+	})
+}
+
+// A panic in an OnStart hook does not escape Start: Start returns a
+// *PanicError, the start is rolled back and the service is Failed (DESIGN
+// core/Start: "Any failure ... rolls back everything started so far ...
+// State → Failed"; doc.go: "panics are *PanicError values with the stack").
+func TestPanicInOnStartRollsBack(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := core.NewService(core.Name("s"), core.Logger(quiet), core.MonitorInterval(time.Hour),
+			core.OnStart(func(context.Context) error { panic("bad hook") }))
+		var startErr error
+		panicked := func() (p bool) {
+			defer func() { p = recover() != nil }()
+			startErr = s.Start(context.Background())
+			return false
+		}()
+		var pe *core.PanicError
+		if panicked || !errors.As(startErr, &pe) || s.State() != core.StateFailed {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			t.Fatalf("Start panicked=%v err=%v; state %v; Stop: %v; want a *PanicError, state failed",
+				panicked, startErr, s.State(), s.Stop(ctx))
+		}
+	})
+}
+
+// Done closed implies a final state and Err set, for the three ways to end
+// (clean stop, self-failure, failed start).
+func TestDoneImpliesFinalState(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		boom := errors.New("boom")
+		clean := core.NewService(core.Logger(quiet))
+		mustStart(t, clean)
+		go clean.Stop(context.Background())
+		<-clean.Done()
+		if clean.State() != core.StateTerminated || clean.Err() != nil {
+			t.Fatalf("clean: %v %v", clean.State(), clean.Err())
+		}
+		failing := core.NewService(core.Logger(quiet), &unit{name: "u", fn: func(context.Context) error {
+			<-time.After(time.Second)
+			return boom
+		}})
+		mustStart(t, failing)
+		<-failing.Done()
+		if failing.State() != core.StateFailed || !errors.Is(failing.Err(), boom) {
+			t.Fatalf("failing: %v %v", failing.State(), failing.Err())
+		}
+		bad := core.NewService(core.Logger(quiet), core.OnStart(func(context.Context) error { return boom }))
+		go bad.Start(context.Background())
+		<-bad.Done()
+		if bad.State() != core.StateFailed || !errors.Is(bad.Err(), core.ErrStartup) || !errors.Is(bad.Err(), boom) {
+			t.Fatalf("failed start: %v %v", bad.State(), bad.Err())
+		}
+	})
+}
+
+// A unit failure met while the service is Starting, after another one has
+// already aborted the start, is not dropped: it reaches Start, Stop or the
+// log, as the same two failures do while Running (DESIGN core/Stop: "Errors
+// met while stopping are joined (errors.Join), returned, and logged: never
+// swallowed").
+func TestSecondFailureDuringStartIsKept(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		errA, errB := errors.New("worker a: db unreachable"), errors.New("worker b: queue unreachable")
+		var logs bytes.Buffer
+		var host *core.Host
+		aDone, bDone, bLaunched := make(chan struct{}), make(chan struct{}), make(chan struct{})
+		s := core.NewService(core.Name("s"), core.Logger(slog.New(slog.NewTextHandler(&logs, nil))),
+			core.MonitorInterval(time.Hour), &hostGrabber{h: &host},
+			&unit{name: "a", fn: func(context.Context) error {
+				<-bLaunched // both units run before the first failure
+				host.Fail(errA)
+				close(aDone)
+				return nil
+			}},
+			&unit{name: "b", fn: func(context.Context) error {
+				close(bLaunched)
+				<-aDone
+				host.Fail(errB)
+				close(bDone)
+				return nil
+			}},
+			&check{name: "ready", fn: func(context.Context) error {
+				<-bDone // the start is still under way when both workers fail
+				return nil
+			}})
+		startErr := s.Start(context.Background())
+		if !errors.Is(startErr, errA) {
+			t.Fatalf("Start: got %v, want the first failure %v", startErr, errA)
+		}
+		stopErr := s.Stop(context.Background())
+		if !errors.Is(startErr, errB) && !errors.Is(stopErr, errB) && !strings.Contains(logs.String(), errB.Error()) {
+			t.Errorf("the second failure was swallowed: Start %v, Stop %v, logs:\n%s", startErr, stopErr, logs.String())
+		}
+	})
+}
+
+// A Healthcheck still running when the service stops either leaves the
+// OnStop hooks a live context or is reported in a *StopTimeoutError: it
+// never uses up StopTimeout silently (DESIGN core/Stop: "Workers still
+// running at StopTimeout are named in a *StopTimeoutError", "Errors met
+// while stopping are ... returned ... never swallowed").
+func TestHealthcheckStuckDuringStopIsReported(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var hookErr error
+		var slow atomic.Bool // the check passes at start, then hangs until its caller gives up
+		s := core.NewService(core.Name("s"), core.Logger(quiet), core.MonitorInterval(time.Hour),
+			core.StopTimeout(time.Second),
+			&check{name: "slow", timeout: func(time.Duration) time.Duration { return time.Hour },
+				fn: func(ctx context.Context) error {
+					if slow.Load() {
+						<-ctx.Done()
+					}
+					return ctx.Err()
+				}},
+			core.OnStop(func(ctx context.Context) error { hookErr = ctx.Err(); return nil }))
+		mustStart(t, s)
+		slow.Store(true)
+		probe, cancelProbe := context.WithCancel(context.Background()) // e.g. a readiness probe
+		defer cancelProbe()
+		go func() { _ = s.Healthcheck(probe) }()
+		synctest.Wait() // the Healthcheck is under way
+		err := s.Stop(context.Background())
+		if hookErr != nil && !errors.Is(err, core.ErrStopTimeout) {
+			t.Errorf("Stop: got %v, and the OnStop hook ran with an ended context (%v): "+
+				"the stuck Healthcheck used up StopTimeout without being reported", err, hookErr)
+		}
+	})
+}

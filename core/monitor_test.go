@@ -143,3 +143,47 @@ func TestHealthcheck(t *testing.T) {
 		t.Fatalf("Err: got %v, want it to say the requirement stopped", s.Err())
 	}
 }
+
+// The monitor stuck in a check that ignores its context is named in the
+// StopTimeoutError, and the stop goes on.
+func TestStopTimeoutNamesStuckMonitor(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		first := true
+		s := core.NewService(core.Logger(quiet), core.MonitorInterval(time.Second), core.StopTimeout(2*time.Second),
+			&check{name: "c", timeout: func(time.Duration) time.Duration { return time.Hour }, fn: func(context.Context) error {
+				if first { // the start's check passes
+					first = false
+					return nil
+				}
+				<-release
+				return nil
+			}})
+		mustStart(t, s)
+		<-time.After(1500 * time.Millisecond) // the monitor is inside the check
+		err := s.Stop(context.Background())
+		var te *core.StopTimeoutError
+		if !errors.As(err, &te) || len(te.Units) != 1 || te.Units[0] != "monitor" {
+			t.Fatalf("Stop: got %v, want a StopTimeoutError naming the monitor", err)
+		}
+		close(release)
+		synctest.Wait()
+	})
+}
+
+// Healthcheck while stopping reports ErrUnhealthy naming the state.
+func TestHealthcheckWhileStopping(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		s := core.NewService(core.Name("s"), core.Logger(quiet), core.MonitorInterval(time.Hour),
+			core.OnStop(func(context.Context) error { <-release; return nil }))
+		mustStart(t, s)
+		go s.Stop(context.Background())
+		synctest.Wait()
+		if err := s.Healthcheck(context.Background()); !errors.Is(err, core.ErrUnhealthy) || !strings.Contains(err.Error(), "stopping") {
+			t.Fatalf("Healthcheck while stopping: %v", err)
+		}
+		close(release)
+		<-s.Done()
+	})
+}

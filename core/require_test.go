@@ -3,6 +3,7 @@ package core_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -702,6 +703,301 @@ func TestStartReportsEveryRequirementThatFailsOnItsOwn(t *testing.T) {
 		}
 		if !errors.Is(s.Err(), errA) || !errors.Is(s.Err(), errB) {
 			t.Errorf("Err: got %v, want both requirements' failures", s.Err())
+		}
+	})
+}
+
+// A shared requirement's start is not bound to the first parent that began
+// it: when that parent's start is aborted (stopped, or failed by a sibling),
+// the other parent waiting for the shared start still gets it (DESIGN deps:
+// "The same service required by several parents starts once and stops after
+// its last dependent").
+func TestSharedStartNotBoundToFirstParent(t *testing.T) {
+	cases := map[string]func(a *core.Base){
+		// a is stopped while it starts: its own start is aborted, not b's.
+		"first parent stopped": func(a *core.Base) {
+			if err := a.Stop(context.Background()); err != nil {
+				t.Errorf("Stop a: %v", err)
+			}
+		},
+		// a's start fails because of a sibling of db: nothing to do with b.
+		"first parent's sibling fails": nil,
+	}
+	for name, abort := range cases {
+		t.Run(name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				rec := &recorder{}
+				db := core.NewService(core.Name("db"), core.Logger(quiet), core.MonitorInterval(time.Hour),
+					core.OnStart(func(ctx context.Context) error {
+						select {
+						case <-time.After(2 * time.Second): // a slow but successful start
+							return nil
+						case <-ctx.Done():
+							return ctx.Err()
+						}
+					}))
+				opts := []core.Option{requires(db)}
+				if abort == nil {
+					opts = append(opts, &req{name: "cache", resolve: func(ctx context.Context) (core.Service, error) {
+						<-time.After(time.Second)
+						return nil, errors.New("cache: no such host")
+					}})
+				}
+				a := node("a", rec, opts...)
+				b := node("b", rec, requires(db))
+				aErr := make(chan error, 1)
+				go func() { aErr <- a.Start(context.Background()) }()
+				synctest.Wait() // a is starting db
+				bErr := make(chan error, 1)
+				go func() { bErr <- b.Start(context.Background()) }()
+				<-time.After(time.Second)
+				if abort != nil {
+					abort(a)
+				}
+				<-aErr
+				if err := <-bErr; err != nil {
+					t.Fatalf("b's start failed because of db's other parent a: %v", err)
+				}
+				if db.State() != core.StateRunning {
+					t.Fatalf("db: %v, want running (b holds it)", db.State())
+				}
+				mustStop(t, b)
+			})
+		})
+	}
+}
+
+// An Await on a service that (directly or through its requirements) requires
+// the awaiting service is a cycle, found at once, not a start that hangs
+// until StartTimeout (DESIGN deps: "Cycles are an ErrCycle whose message
+// shows the path").
+func TestAwaitCycleIsDetected(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{}
+		var x *core.Base
+		y := node("y", rec, core.StartTimeout(5*time.Second), &req{name: "x", resolve: func(context.Context) (core.Service, error) { return x, nil }})
+		x = node("x", rec, &req{svc: y, awaited: true}) // x awaits y; y requires x
+		begin := time.Now()
+		err := y.Start(t.Context())
+		if !errors.Is(err, core.ErrCycle) {
+			t.Fatalf("Start: got %v after %v, want ErrCycle at once", err, time.Since(begin))
+		}
+	})
+}
+
+// Stop during Start while a requirement is still starting cancels the
+// requirement's start, rolls it back, and ends Terminated.
+func TestStopWhileRequirementStarting(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{}
+		db := node("db", rec, core.OnStart(func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }))
+		p := node("p", rec, requires(db))
+		startErr := make(chan error, 1)
+		go func() { startErr <- p.Start(context.Background()) }()
+		synctest.Wait()
+		if err := p.Stop(context.Background()); err != nil {
+			t.Fatalf("Stop: %v", err)
+		}
+		if err := <-startErr; !errors.Is(err, core.ErrStartup) {
+			t.Fatalf("Start: %v", err)
+		}
+		if p.State() != core.StateTerminated || p.Err() != nil || db.State() == core.StateRunning {
+			t.Fatalf("p %v %v, db %v", p.State(), p.Err(), db.State())
+		}
+		wantEvents(t, rec.get(), []string{"db start", "db stop"})
+	})
+}
+
+// A requirement that fails after it is Running but before its parent is
+// Running aborts the parent's start with the requirement's error.
+func TestRequirementFailsDuringParentStart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		boom := errors.New("db crashed")
+		rec := &recorder{}
+		db := node("db", rec, &unit{name: "u", fn: func(ctx context.Context) error {
+			select {
+			case <-time.After(time.Second):
+				return boom
+			case <-ctx.Done():
+				return nil
+			}
+		}})
+		p := node("p", rec, requires(db), core.OnStart(func(ctx context.Context) error {
+			<-ctx.Done() // a slow hook, cut by the requirement's failure
+			return ctx.Err()
+		}))
+		err := p.Start(context.Background())
+		if !errors.Is(err, core.ErrStartup) || !errors.Is(err, boom) || p.State() != core.StateFailed {
+			t.Fatalf("Start: %v, state %v; want ErrStartup wrapping boom, failed", err, p.State())
+		}
+	})
+}
+
+// Dependencies() read concurrently with start and stop (-race).
+func TestDependenciesDuringStart(t *testing.T) {
+	rec := &recorder{}
+	a, b := node("a", rec), node("b", rec)
+	p := node("p", rec, requires(a), requires(b))
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				for _, d := range p.Dependencies() {
+					if d.Service != nil {
+						_ = d.Service.State()
+					}
+				}
+				_ = p.Healthcheck(context.Background())
+			}
+		}
+	})
+	mustStart(t, p)
+	mustStop(t, p)
+	close(stop)
+	wg.Wait()
+}
+
+// Stop called on a parent p by a unit of its requirement s, with that unit's
+// context, is not mistaken inside p's stop sequence for a call from one of
+// s's own units: p reaches its final state only after s has stopped, and
+// p's Stop returns s's stop error (DESIGN core/Stop: "stop owned
+// requirements in reverse dependency order ... → Terminated", "Errors met
+// while stopping are joined, returned, and logged: never swallowed";
+// Base.Done: "closed ... after its whole stop sequence has finished").
+func TestParentStoppedFromARequirementsUnitWaitsForTheRequirement(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{}
+		flush := errors.New("s: flush failed")
+		var p *core.Base
+		s := core.NewService(core.Name("s"), core.Logger(quiet), core.MonitorInterval(time.Hour),
+			core.OnStop(func(context.Context) error {
+				<-time.After(time.Second) // s's stop takes 1s and fails
+				return flush
+			}),
+			&unit{name: "job", fn: func(ctx context.Context) error {
+				<-time.After(time.Second) // the job is finished: shut the application down
+				_ = p.Stop(ctx)
+				return nil
+			}})
+		p = node("p", rec, requires(s))
+		mustStart(t, p)
+		<-p.Done()
+		if st := s.State(); st != core.StateTerminated && st != core.StateFailed {
+			t.Errorf("p is %v while its requirement s is still %v", p.State(), st)
+		}
+		if err := p.Stop(context.Background()); !errors.Is(err, flush) {
+			t.Errorf("p's Stop: got %v, want s's stop error %q", err, flush)
+		}
+		<-s.Done()
+	})
+}
+
+// A diamond is not a cycle. p starts x and y concurrently; both require the
+// slow service s (not statically known, so the waits-for check runs): y
+// waits for s's start begun by x. s starts once, stops after both.
+func TestDiamondIsNotACycle(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{}
+		var s *core.Base
+		t2 := slowNode("t", rec, time.Second)
+		s = slowNode("s", rec, time.Second, requires(t2))
+		x := node("x", rec, late(&s))
+		y := node("y", rec, late(&s))
+		p := node("p", rec, requires(x), requires(y))
+		begin := time.Now()
+		mustStart(t, p)
+		if d := time.Since(begin); d != 2*time.Second {
+			t.Fatalf("start took %v, want 2s", d)
+		}
+		mustStop(t, p)
+		got := rec.get()
+		if n := strings.Count(strings.Join(got, ","), "s start"); n != 1 {
+			t.Fatalf("s started %d times: %q", n, got)
+		}
+		if got[len(got)-2] != "s stop" || got[len(got)-1] != "t stop" {
+			t.Fatalf("s and t must stop last: %q", got)
+		}
+	})
+}
+
+// Unrelated roots sharing a slow service (through a chain) are not a cycle,
+// and when one root's start fails and releases its hold, the shared service
+// keeps running for the other (holders).
+func TestUnrelatedParentsShareAStart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{}
+		s := slowNode("s", rec, 2*time.Second)
+		a := node("a", rec, late(&s))
+		r1 := node("r1", rec, requires(a), &req{name: "broken", resolve: func(context.Context) (core.Service, error) {
+			<-time.After(3 * time.Second)
+			return nil, errors.New("broken")
+		}})
+		r2 := node("r2", rec, late(&s))
+		var wg sync.WaitGroup
+		var err1, err2 error
+		wg.Go(func() { err1 = r1.Start(context.Background()) })
+		synctest.Wait() // r1 -> a -> s: s is starting
+		wg.Go(func() { err2 = r2.Start(context.Background()) })
+		wg.Wait()
+		if err1 == nil || errors.Is(err1, core.ErrCycle) {
+			t.Fatalf("r1: got %v, want its broken requirement", err1)
+		}
+		if err2 != nil {
+			t.Fatalf("r2: %v", err2)
+		}
+		if s.State() != core.StateRunning || a.State() != core.StateTerminated {
+			t.Fatalf("s %v (want running, r2 holds it), a %v (want terminated)", s.State(), a.State())
+		}
+		mustStop(t, r2)
+		if s.State() != core.StateTerminated {
+			t.Fatalf("s %v after its last holder stopped", s.State())
+		}
+	})
+}
+
+// Two services whose starts form a cycle, each started by its own root, find
+// the cycle and roll back without deadlocking, although each one's rollback
+// releases the other's last hold and stops it: the roots release their holds
+// first, then a's and b's rollbacks stop each other. The log gates force
+// that interleaving (DESIGN deps: "Cycles are an ErrCycle"; core/Stop: the
+// stop sequence ends, bounded by StopTimeout). A deadlock panics the bubble,
+// so this test is the last of the file.
+func TestTwoRollbacksReleasingEachOtherDoNotDeadlock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{}
+		ga, gb := requires(slowNode("ga", rec, time.Second)), requires(slowNode("gb", rec, time.Second))
+		gateA, gateB := newGate("service stopping"), newGate("service stopping")
+		var a, b *core.Base
+		a = core.NewService(core.Name("a"), core.Logger(slog.New(gateA)), core.MonitorInterval(time.Hour),
+			ga, &req{name: "b", after: []core.Requirement{ga}, resolve: func(context.Context) (core.Service, error) { return b, nil }})
+		b = core.NewService(core.Name("b"), core.Logger(slog.New(gateB)), core.MonitorInterval(time.Hour),
+			gb, &req{name: "a", after: []core.Requirement{gb}, resolve: func(context.Context) (core.Service, error) { return a, nil }})
+		r1, r2 := node("r1", rec, requires(a)), node("r2", rec, requires(b))
+		var wg sync.WaitGroup
+		var err1, err2 error
+		wg.Go(func() { err1 = r1.Start(context.Background()) })
+		wg.Go(func() { err2 = r2.Start(context.Background()) })
+		// Both roots failed and released their holds; they wait for a and b
+		// (a root's rollback ends only once its requirements have stopped),
+		// which are about to roll back, releasing each other.
+		<-gateA.hit
+		<-gateB.hit
+		synctest.Wait()
+		close(gateA.gate)
+		close(gateB.gate)
+		select {
+		case <-a.Done():
+			<-b.Done()
+		case <-time.After(time.Hour):
+			t.Errorf("a (%v) and b (%v) never finish their rollbacks: each waits in Stop for the other", a.State(), b.State())
+		}
+		wg.Wait()
+		if !errors.Is(err1, core.ErrCycle) || !errors.Is(err2, core.ErrCycle) {
+			t.Fatalf("roots: got %v and %v, want ErrCycle", err1, err2)
 		}
 	})
 }

@@ -233,3 +233,35 @@ func TestRunWithTheSameServiceTwiceStartsItOnce(t *testing.T) {
 		wantEvents(t, rec.get(), []string{"svc start", "svc stop"})
 	})
 }
+
+// Run notices that an already started service failed while a later one is
+// still starting, and returns then, not when the later start ends (DESIGN
+// core/Run: "block until ctx is done, SIGINT/SIGTERM, or any service fails;
+// then stop all").
+func TestRunSeesFailureDuringLaterStart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		boom := errors.New("boom")
+		rec := &recorder{}
+		a := node("a", rec, &unit{name: "u", fn: func(ctx context.Context) error {
+			select {
+			case <-time.After(time.Second):
+				return boom
+			case <-ctx.Done():
+				return nil
+			}
+		}})
+		b := core.NewService(core.Name("b"), core.Logger(quiet), core.StartTimeout(time.Minute),
+			core.OnStart(func(ctx context.Context) error { // waits for something that never comes
+				<-ctx.Done()
+				return ctx.Err()
+			}))
+		begin := time.Now()
+		err := core.RunSignals(context.Background(), nil, a, b)
+		if !errors.Is(err, boom) {
+			t.Fatalf("Run: got %v, want a's failure", err)
+		}
+		if d := time.Since(begin); d != time.Second {
+			t.Fatalf("Run returned %v after start, want 1s (when a failed)", d)
+		}
+	})
+}
