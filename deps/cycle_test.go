@@ -147,3 +147,76 @@ func TestAfterOnServiceStartedByItsRequirerIsNoCycle(t *testing.T) {
 		mustStop(t, p2)
 	})
 }
+
+// A cycle through Lazy requirements of two roots started concurrently (each
+// root builds the other while the other is Starting) is an ErrCycle, not two
+// starts that hang until StartTimeout (DESIGN deps: "Cycles are an ErrCycle
+// whose message shows the path"; core: "Cycles through lazily built services
+// are found as they are built").
+func TestLazyCycleAcrossConcurrentRoots(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{}
+		slow := func(name string) *core.Base { // makes both roots be Starting when they build each other
+			return core.NewService(core.Name(name), core.Logger(quiet), core.MonitorInterval(time.Hour),
+				core.OnStart(func(context.Context) error { <-time.After(time.Second); return nil }))
+		}
+		var a, b *core.Base
+		ga, gb := deps.Requires(slow("ga")), deps.Requires(slow("gb"))
+		a = node("a", rec, core.StartTimeout(10*time.Second), ga,
+			deps.Lazy(func(context.Context) (*core.Base, error) { return b, nil }, deps.After(ga)))
+		b = node("b", rec, core.StartTimeout(10*time.Second), gb,
+			deps.Lazy(func(context.Context) (*core.Base, error) { return a, nil }, deps.After(gb)))
+		var wg sync.WaitGroup
+		errs := make([]error, 2)
+		begin := time.Now()
+		for i, r := range []*core.Base{a, b} {
+			wg.Go(func() { errs[i] = r.Start(context.Background()) })
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if !errors.Is(err, core.ErrCycle) {
+				t.Errorf("root %d: got %v after %v, want ErrCycle when the cycle is built (1s)", i, err, time.Since(begin))
+			}
+		}
+	})
+}
+
+// A static cycle below a service, not through it, is reported under the
+// service's own requirement that leads to it: b requires c, and c and d
+// require each other, so b's start fails in "requirement c", not in
+// "requirement d" (core's StartupError: Part names "the part that failed" of
+// the service being started).
+func TestCycleBelowAServiceIsNamedAfterItsOwnRequirement(t *testing.T) {
+	rec := &recorder{}
+	c, d := &Store{}, &Store{}
+	c.Base = node("c", rec, deps.Requires(d))
+	d.Base = node("d", rec, deps.Requires(c))
+	b := node("b", rec, deps.Requires(c))
+	err := b.Start(t.Context())
+	wantCycle(t, err, "c -> d -> c")
+	var se *core.StartupError
+	if !errors.As(err, &se) || se.Service != "b" || se.Part != "requirement c" {
+		t.Fatalf("Start: got %v, want part %q of b (its requirement on the cycle)", err, "requirement c")
+	}
+	wantEvents(t, rec.get(), nil)
+}
+
+// A cycle closed by an After edge is found, not a start that hangs until
+// StartTimeout: p starts y only after x (deps.After); x requires z; z awaits
+// y (DESIGN deps: "Cycles are an ErrCycle whose message shows the path";
+// StaticRequirement: "a cycle among them is a *CycleError").
+func TestCycleClosedByAnAfterEdgeIsFound(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{}
+		y := node("y", rec)
+		z := node("z", rec, deps.Await(y))
+		x := node("x", rec, deps.Requires(z))
+		rx := deps.Requires(x)
+		p := node("p", rec, core.StartTimeout(5*time.Second), rx, deps.Requires(y, deps.After(rx)))
+		begin := time.Now()
+		err := p.Start(context.Background())
+		if !errors.Is(err, core.ErrCycle) {
+			t.Fatalf("Start: got %v after %v, want ErrCycle at once", err, time.Since(begin))
+		}
+	})
+}

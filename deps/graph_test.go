@@ -3,6 +3,7 @@ package deps_test
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/coreservice/coreservice/core"
@@ -118,4 +119,31 @@ func TestGraphDrawsServiceWithoutBase(t *testing.T) {
 	if strings.Count(got, "build services with core.NewService") != 2 {
 		t.Fatalf("got:\n%s\nwant two nodes saying to build the services with core.NewService", got)
 	}
+}
+
+// Graph and Dependencies while the tree starts and stops (-race).
+func TestGraphDuringStart(t *testing.T) {
+	rec := &recorder{}
+	db := newStore("db", rec)
+	rdb := deps.Requires(db)
+	p := node("p", rec, rdb, deps.Lazy(func(context.Context) (*core.Base, error) { return node("cache", rec), nil }, deps.After(rdb)))
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				_ = deps.Graph(p)
+			}
+		}
+	})
+	mustStart(t, p)
+	if g := deps.Graph(p); !strings.Contains(g, "cache") || strings.Contains(g, "not built") {
+		t.Errorf("graph after start:\n%s", g)
+	}
+	mustStop(t, p)
+	close(stop)
+	wg.Wait()
 }

@@ -444,3 +444,125 @@ func TestLazyNameCheckedAgainOnceBuilt(t *testing.T) {
 		}
 	}
 }
+
+// A panic in a Lazy builder (user code run by the library) does not crash
+// the process: Start returns an error matching ErrStartup and the start is
+// rolled back (DESIGN core/Start: "Any failure ... rolls back everything
+// started so far ... and returns an error matching ErrStartup"; core/doc.go:
+// "panics are *PanicError values with the stack").
+func TestLazyPanicIsRecovered(t *testing.T) {
+	rec := &recorder{}
+	p := node("p", rec, deps.Lazy(func(context.Context) (*core.Base, error) {
+		panic("builder bug")
+	}, deps.Name("cache")))
+	err := p.Start(context.Background())
+	var pe *core.PanicError
+	if !errors.Is(err, core.ErrStartup) || !errors.As(err, &pe) || pe.Value != "builder bug" {
+		t.Fatalf("Start: got %v, want ErrStartup wrapping a *core.PanicError", err)
+	}
+	if !strings.Contains(err.Error(), "requirement cache") {
+		t.Fatalf("Start: %q does not name the requirement", err)
+	}
+	wantState(t, p, core.StateFailed)
+}
+
+// A Lazy service built and started, whose parent's start then fails (in an
+// OnStart hook), is stopped by the rollback.
+func TestLazyStoppedWhenParentStartFails(t *testing.T) {
+	rec := &recorder{}
+	boom := errors.New("hook failed")
+	lazy := deps.Lazy(func(context.Context) (*core.Base, error) { return node("cache", rec), nil })
+	p := node("p", rec, lazy, core.OnStart(func(context.Context) error { return boom }))
+	if err := p.Start(t.Context()); !errors.Is(err, boom) {
+		t.Fatalf("Start: %v", err)
+	}
+	wantState(t, lazy.Get(), core.StateTerminated)
+	wantEvents(t, rec.get(), []string{"cache start", "p start", "p stop", "cache stop"})
+}
+
+// An Await on a service that is itself Starting waits for its start to end:
+// success lets the parent start; failure fails it with the awaited service's
+// cause.
+func TestAwaitStartingService(t *testing.T) {
+	for _, fail := range []bool{false, true} {
+		synctest.Test(t, func(t *testing.T) {
+			rec := &recorder{}
+			boom := errors.New("ext start failed")
+			ext := node("ext", rec, core.OnStart(func(context.Context) error {
+				<-time.After(time.Second)
+				if fail {
+					return boom
+				}
+				return nil
+			}))
+			p := node("p", rec, deps.Await(ext))
+			go ext.Start(context.Background())
+			synctest.Wait() // ext is Starting
+			wantState(t, ext, core.StateStarting)
+			err := p.Start(context.Background())
+			if fail != (err != nil) || fail && !errors.Is(err, boom) {
+				t.Fatalf("fail=%v: Start p: %v", fail, err)
+			}
+			if !fail {
+				mustStop(t, p)
+				wantState(t, ext, core.StateRunning)
+				mustStop(t, ext)
+			}
+		})
+	}
+}
+
+// The same service awaited by one parent and required by another: the
+// requiring parent starts and stops it; the awaiting one never stops it and
+// fails when it goes away.
+func TestAwaitedAndRequired(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{}
+		db := node("db", rec)
+		watcher := node("watcher", rec, deps.Await(db))
+		owner := node("owner", rec, deps.Requires(db))
+		wErr := make(chan error, 1)
+		go func() { wErr <- watcher.Start(context.Background()) }()
+		synctest.Wait() // watcher waits for db
+		mustStart(t, owner)
+		if err := <-wErr; err != nil {
+			t.Fatalf("watcher: %v", err)
+		}
+		mustStop(t, watcher)
+		wantState(t, db, core.StateRunning) // the awaiting parent never stops it
+		mustStop(t, owner)
+		wantState(t, db, core.StateTerminated)
+		w2 := node("w2", rec, deps.Await(db))
+		if err := w2.Start(context.Background()); err == nil || !strings.Contains(err.Error(), "terminated") {
+			t.Fatalf("await of a terminated service: %v", err)
+		}
+	})
+}
+
+// Concurrent roots sharing a lazily built, slow dependency through typed
+// requirements: no false cycle, one start, stopped after the last root.
+func TestLazyDependencySharedByConcurrentRootsStartsOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &recorder{}
+		db := newStore("db", rec, core.OnStart(func(context.Context) error { <-time.After(time.Second); return nil }))
+		lazyDB := func() *deps.Requirement[*Store] {
+			return deps.Lazy(func(context.Context) (*Store, error) { return db, nil }, deps.Name("db"))
+		}
+		x := node("x", rec, lazyDB())
+		y := node("y", rec, lazyDB())
+		r1 := node("r1", rec, deps.Requires(x), deps.Requires(y))
+		r2 := node("r2", rec, lazyDB())
+		errs := make(chan error, 2)
+		go func() { errs <- r1.Start(context.Background()) }()
+		go func() { errs <- r2.Start(context.Background()) }()
+		for range 2 {
+			if err := <-errs; err != nil {
+				t.Fatalf("Start: %v", err)
+			}
+		}
+		mustStop(t, r1)
+		wantState(t, db, core.StateRunning)
+		mustStop(t, r2)
+		wantState(t, db, core.StateTerminated)
+	})
+}
