@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/coreservice/coreservice/core"
+	"github.com/coreservice/coreservice/deps"
 	"github.com/coreservice/coreservice/health"
 )
 
@@ -577,5 +578,117 @@ func BenchmarkExcludeRepeated(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// Path edge cases follow the documented rules: one trailing slash is ignored
+// (also on a check), empty segments, "..", "." and bad escapes are 404,
+// escaped segments are unescaped once.
+func TestPathEdgeCases(t *testing.T) {
+	api := service("api", health.Check("ping", pass))
+	mustStart(t, api)
+	defer mustStop(t, api)
+	h := health.Handler(api)
+	for target, code := range map[string]int{
+		"/readyz/api/ping/":    200,
+		"/readyz/api/":         200,
+		"/livez/":              200,
+		"/readyz/%61pi/ping":   200, // %61 = a
+		"/readyz/api//ping":    404,
+		"/readyz//":            404,
+		"//readyz":             404,
+		"/readyz/api/../api":   404,
+		"/readyz/./api":        404,
+		"/readyz/api/%2e%2e":   404,
+		"/readyz/api%2Fping":   404,
+		"/readyz/api/ping%2F":  404,
+		"/READYZ":              404,
+		"/readyz/api/ping/x/y": 404,
+	} {
+		if w := get(h, target, ""); w.Code != code {
+			t.Errorf("GET %s: got %d %q, want %d", target, w.Code, w.Body, code)
+		}
+	}
+	// HEAD answers the same status and headers as GET.
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodHead, "/readyz/api/nope", nil))
+	if w.Code != http.StatusNotFound {
+		t.Errorf("HEAD /readyz/api/nope: got %d, want 404", w.Code)
+	}
+	// Under http.StripPrefix, with an escaped segment.
+	sp := http.StripPrefix("/health", h)
+	if w := get(sp, "/health/readyz/api/ping", ""); w.Code != 200 || w.Body.String() != "ok" {
+		t.Errorf("GET /health/readyz/api/ping via StripPrefix: got %d %q, want 200 ok", w.Code, w.Body)
+	}
+}
+
+// Accept negotiation: wildcards and text stay text; JSON is chosen
+// case-insensitively and with a non-zero q.
+func TestAcceptVariants(t *testing.T) {
+	api := service("api", health.Check("ping", pass))
+	mustStart(t, api)
+	defer mustStop(t, api)
+	h := health.Handler(api)
+	for accept, json := range map[string]bool{
+		"*/*":                         false,
+		"application/*":               false,
+		"text/plain":                  false,
+		"Application/JSON":            true,
+		"application/json;q=0.5":      true,
+		"application/json; q=0":       false,
+		"application/json;q=0.000":    false,
+		"text/html, application/json": true,
+	} {
+		w := get(h, "/livez", accept)
+		got := strings.HasPrefix(w.Header().Get("Content-Type"), "application/json")
+		if got != json {
+			t.Errorf("Accept %q: got Content-Type %q, want JSON=%v", accept, w.Header().Get("Content-Type"), json)
+		}
+	}
+}
+
+// Handler, Ready and Healthcheck racing with a start, a requirement's
+// failure and the stops that follow: no data race (under -race), no panic,
+// and the final answers are right.
+func TestHandlerRacesLifecycle(t *testing.T) {
+	var conn toggle
+	db := service("db", health.Check("conn", conn.fn))
+	api := service("api", health.Check("ping", pass), deps.Requires(db))
+	h := health.Handler(api)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				switch i {
+				case 0:
+					get(h, "/readyz?verbose", "application/json")
+				case 1:
+					get(h, "/livez/api/db", "")
+				case 2:
+					_ = health.Ready(api, db)
+				case 3:
+					_ = api.Healthcheck(context.Background())
+					_ = db.Healthcheck(context.Background())
+				}
+			}
+		})
+	}
+	mustStart(t, api)
+	_ = db.Stop(context.Background()) // api fails in turn
+	<-api.Done()
+	close(done)
+	wg.Wait()
+	checkProbes(t, h, []probeCase{
+		{"/livez/api/db", "", 200, "ok"}, // db stopped cleanly: terminated is live
+		{"/livez/api", "", 503, "[-]api failed: reason withheld\n[+]api/db ok\nlivez check failed\n"},
+	})
+	if err := health.WaitReady(t.Context(), api); !errors.Is(err, health.ErrNotReady) || !strings.Contains(err.Error(), "api failed") {
+		t.Errorf("WaitReady on the failed api: got %v, want ErrNotReady saying api failed", err)
 	}
 }

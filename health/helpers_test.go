@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -95,4 +96,25 @@ func get(h http.Handler, target, accept string) *httptest.ResponseRecorder {
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, r)
 	return w
+}
+
+// foreignSlow is a core.Check from outside package health (registered with
+// Config.AddCheck, as the package documentation allows) that blocks until
+// released once armed.
+type foreignSlow struct {
+	armed   atomic.Bool
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (f *foreignSlow) ApplyTo(c *core.Config)              { c.AddCheck(f) }
+func (f *foreignSlow) Name() string                        { return "slow" }
+func (f *foreignSlow) Timeout(time.Duration) time.Duration { return time.Minute }
+func (f *foreignSlow) Threshold() int                      { return 1 }
+func (f *foreignSlow) Check(context.Context) error {
+	if f.armed.Load() {
+		close(f.entered)
+		<-f.release
+	}
+	return nil
 }

@@ -3,6 +3,7 @@ package health_test
 import (
 	"context"
 	"errors"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -291,6 +292,78 @@ func TestStalenessIsFlooredForSubMillisecondIntervals(t *testing.T) {
 		time.Sleep(time.Millisecond)
 		if err := health.Ready(api); !errors.Is(err, health.ErrNotReady) || !strings.Contains(err.Error(), "stale") {
 			t.Fatalf("Ready past MinStale: got %v, want ErrNotReady saying the result is stale", err)
+		}
+	})
+}
+
+// The staleness limit does not overflow for a long, valid Timeout
+// (Timeout(math.MaxInt64), the usual "no timeout" idiom, or a long
+// MonitorInterval): a result recorded a moment ago is not stale, and the
+// service is ready.
+func TestLongTimeoutIsReady(t *testing.T) {
+	const century = 100 * 365 * 24 * time.Hour
+	for name, opts := range map[string][]core.Option{
+		"Timeout(MaxInt64)":     {health.Check("ping", pass, health.Timeout(math.MaxInt64))},
+		"Timeout(100y)":         {health.Check("ping", pass, health.Timeout(century))},
+		"MonitorInterval(100y)": {core.MonitorInterval(century), health.Check("ping", pass)},
+	} {
+		t.Run(name, func(t *testing.T) {
+			api := service("api", opts...)
+			mustStart(t, api)
+			defer mustStop(t, api)
+			healthcheck(t, api, nil)
+			if err := health.Ready(api); err != nil {
+				t.Errorf("Ready right after a passing run: got %v, want nil", err)
+			}
+		})
+	}
+}
+
+// Readiness during Starting: a service whose start check is under way is
+// live, not ready, and its check is "never run".
+func TestReadinessWhileStarting(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := core.NewService(core.Name("api"), core.Logger(quiet), core.MonitorInterval(time.Second),
+			health.Check("slow", func(context.Context) error {
+				<-time.After(200 * time.Millisecond)
+				return nil
+			}))
+		h := health.Handler(s)
+		var wg sync.WaitGroup
+		wg.Go(func() { mustStart(t, s) })
+		<-time.After(100 * time.Millisecond)
+		checkProbes(t, h, []probeCase{
+			{"/livez", "", 200, "ok"},
+			{"/readyz", "", 503, "[-]api failed: reason withheld\n[-]api/slow failed: reason withheld\nreadyz check failed\n"},
+			{"/readyz/api/slow", "", 503, "[-]api/slow failed: never run\nreadyz check failed\n"},
+		})
+		wg.Wait()
+		checkProbes(t, h, []probeCase{{"/readyz", "", 200, "ok"}})
+		mustStop(t, s)
+	})
+}
+
+// WaitReady edge cases: no services, a context already cancelled, a service
+// that never starts.
+func TestWaitReadyEdges(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		if err := health.WaitReady(ctx); err != nil {
+			t.Errorf("WaitReady(cancelled) with no services: got %v, want nil", err)
+		}
+		never := core.NewService(core.Name("never"), core.Logger(quiet))
+		begin := time.Now()
+		err := health.WaitReady(ctx, never)
+		if !errors.Is(err, context.Canceled) || !errors.Is(err, health.ErrNotReady) || time.Since(begin) != 0 {
+			t.Errorf("WaitReady(cancelled, never started): got %v after %v, want Canceled and ErrNotReady at once",
+				err, time.Since(begin))
+		}
+		ctx2, cancel2 := context.WithTimeout(t.Context(), 2*time.Second)
+		defer cancel2()
+		err = health.WaitReady(ctx2, never)
+		if !errors.Is(err, context.DeadlineExceeded) || time.Since(begin) != 2*time.Second {
+			t.Errorf("WaitReady(2s, never started): got %v after %v, want DeadlineExceeded after 2s", err, time.Since(begin))
 		}
 	})
 }
