@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
+	"os/exec"
 	"slices"
 	"sync"
 	"testing"
@@ -215,3 +217,37 @@ func (h *captureChild) WithAttrs(attrs []slog.Attr) slog.Handler {
 	return &captureChild{c: h.c, attrs: append(slices.Clone(h.attrs), attrs...)}
 }
 func (h *captureChild) WithGroup(string) slog.Handler { return h }
+
+// panickyPolicy is a backoff.BackOff with a bug.
+type panickyPolicy struct{}
+
+func (panickyPolicy) NextBackOff() time.Duration { panic("policy bug") }
+func (panickyPolicy) Reset()                     {}
+
+// blockingHandler is a slog.Handler that blocks every record whose message
+// is msg until release is closed: a slow log sink.
+type blockingHandler struct {
+	msg     string
+	release chan struct{}
+}
+
+func (h *blockingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *blockingHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		<-h.release
+	}
+	return nil
+}
+
+func (h *blockingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *blockingHandler) WithGroup(string) slog.Handler      { return h }
+
+// runChild runs the test named name of this binary in a child process with
+// TASK_TEST_CHILD=mode, and returns its output.
+func runChild(t *testing.T, name, mode string) (string, error) {
+	t.Helper()
+	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^"+name+"$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), "TASK_TEST_CHILD="+mode)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}

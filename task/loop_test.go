@@ -652,3 +652,63 @@ func TestScheduleNegativeDelayFailsTheService(t *testing.T) {
 		}
 	})
 }
+
+// A failed run is counted in Runs no later than in Failures, so
+// Failures() <= Runs() at every instant, even while a slow log handler holds
+// the worker between the two (task.go: Runs counts "how many runs have
+// ended, whatever their outcome", Failures "how many runs have failed").
+func TestFailuresNeverAheadOfRuns(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		logs := &blockingHandler{msg: "task run failed; retrying", release: make(chan struct{})}
+		tk := task.Func("flaky", func(context.Context) error { return errBoom }, afterStart, task.Once(),
+			task.Retry(func() backoff.BackOff { return backoff.NewConstantBackOff(time.Hour) }))
+		svc := core.NewService(core.Name("svc"), core.Logger(slog.New(logs)), core.MonitorInterval(time.Hour), tk)
+		mustStart(t, svc)
+		advance(time.Second) // the first run failed; its worker is logging the retry
+		r, f := tk.Runs(), tk.Failures()
+		close(logs.release)
+		mustStop(t, svc)
+		if f > r {
+			t.Fatalf("Runs, Failures: got %d, %d: more failed runs than runs (Runs-Failures = %d)", r, f, r-f)
+		}
+	})
+}
+
+// A run that times out but returns an error of its own (not wrapping
+// ctx.Err(), as many clients do) is reported wrapping
+// context.DeadlineExceeded and saying the run timed out (options.go Timeout: "A run that then returns an
+// error has failed (the error wraps context.DeadlineExceeded)").
+func TestTimedOutRunWrapsDeadlineExceeded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tk := task.Func("slow", func(ctx context.Context) error {
+			<-ctx.Done()
+			return errBoom // the client's own error, not ctx.Err()
+		}, task.Timeout(2*time.Second))
+		svc := newService(tk)
+		mustStart(t, svc)
+		waitFailed(t, svc)
+		err := svc.Err()
+		if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "timed out after 2s") {
+			t.Fatalf("Err: got %q, want it to wrap context.DeadlineExceeded and say the run timed out after 2s", err)
+		}
+	})
+}
+
+// A run that ignores its context and returns success at the instant its
+// Timeout fires is a success, not a timeout.
+func TestTimeoutRacingSuccess(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tk := task.New("edge", func(context.Context) (int, error) {
+			<-time.After(2 * time.Second)
+			return 7, nil
+		}, task.Timeout(2*time.Second), task.Every(time.Hour))
+		svc := newService(tk)
+		mustStart(t, svc)
+		advance(time.Minute)
+		if v, ok := tk.Last(); v != 7 || !ok || tk.Failures() != 0 || svc.State() != core.StateRunning {
+			t.Fatalf("Last %d %v, Failures %d, state %v: want 7, true, 0, running",
+				v, ok, tk.Failures(), svc.State())
+		}
+		mustStop(t, svc)
+	})
+}

@@ -244,3 +244,14 @@ func TestPolicyFactoriesAreCalledOncePerWorker(t *testing.T) {
 		mustStop(t, svc)
 	})
 }
+
+// A huge Workers value is an ErrInvalidOption from Start naming the option,
+// not a makeslice panic or an out-of-memory crash of the process (DESIGN
+// core: "Invalid values: NewService returns the error at Start ... never a
+// panic").
+func TestHugeWorkersIsInvalid(t *testing.T) {
+	for _, n := range []int{task.MaxWorkers + 1, 1 << 44, math.MaxInt} {
+		svc := newService(task.Func("huge", func(context.Context) error { return nil }, task.Workers(n)))
+		wantInvalid(t, svc.Start(t.Context()), "task huge", "task.Workers")
+	}
+}

@@ -394,3 +394,84 @@ func TestStatsIsAConsistentSnapshot(t *testing.T) {
 		t.Fatalf("after Stop: got %+v, want Runs %d, Failures %d", s, oks.Load()+fails.Load(), fails.Load())
 	}
 }
+
+// A result consumer that waits for room (the pattern of ExampleTask_OnResult)
+// and blocks its worker once the reader is gone is reported (a warning
+// naming the task, or the service no longer Running and healthy), not left
+// silently stuck for ever (issue #3: a typed consumer "that never blocks the
+// loop silently forever nor drops silently").
+func TestStuckConsumerIsReported(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		logs := &capture{}
+		var n atomic.Int32
+		tk := task.New("gen", func(context.Context) (int32, error) { return n.Add(1), nil }, task.Every(time.Second))
+		ch := make(chan int32) // its reader is gone
+		tk.OnResult(func(ctx context.Context, v int32) error {
+			select {
+			case ch <- v:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+		svc := core.NewService(core.Name("svc"), core.Logger(slog.New(logs)), core.MonitorInterval(time.Hour), tk)
+		mustStart(t, svc)
+		advance(24 * time.Hour)
+		var signalled bool
+		for _, r := range logs.get() {
+			if r.level >= slog.LevelWarn && r.attrs["task"] == "gen" {
+				signalled = true
+			}
+		}
+		state, healthy, runs := svc.State(), svc.Healthcheck(t.Context()), tk.Runs()
+		mustStop(t, svc)
+		if !signalled && state == core.StateRunning && healthy == nil {
+			t.Fatalf("after 24h with the worker stuck delivering run 1 (Runs %d): no warning, service "+
+				"Running and healthy; want the stuck delivery reported", runs)
+		}
+	})
+}
+
+// Counters, Last and consumers added from other goroutines while several
+// workers run (for the race detector): every run is counted once, and a
+// consumer added before Start gets every result.
+func TestCountersAndConsumersUnderConcurrency(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const workers, perWorker = 8, 50
+		var calls atomic.Int64
+		tk := task.New("busy", func(context.Context) (int64, error) {
+			v := calls.Add(1)
+			if v%7 == 0 {
+				return 0, errBoom
+			}
+			return v, nil
+		}, task.Workers(workers), task.Every(time.Second),
+			task.Retry(func() backoff.BackOff { return &backoff.ZeroBackOff{} }))
+		var delivered atomic.Int64
+		tk.OnResult(func(context.Context, int64) error { delivered.Add(1); return nil })
+		svc := newService(tk)
+		mustStart(t, svc)
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				for range 20 {
+					tk.OnResult(func(context.Context, int64) error { return nil })
+					_, _ = tk.Last()
+					_, _ = tk.Runs(), tk.Failures()
+					<-time.After(time.Second)
+				}
+			})
+		}
+		advance(perWorker*time.Second - time.Millisecond)
+		wg.Wait()
+		mustStop(t, svc)
+		r, f := tk.Runs(), tk.Failures()
+		if r != uint64(calls.Load()) || int64(r-f) != delivered.Load() {
+			t.Fatalf("Runs %d, Failures %d, calls %d, delivered %d: want Runs = calls and Runs-Failures = delivered",
+				r, f, calls.Load(), delivered.Load())
+		}
+		if r-f != workers*perWorker {
+			t.Fatalf("successful runs: got %d, want %d", r-f, workers*perWorker)
+		}
+	})
+}

@@ -268,3 +268,95 @@ func TestRetryNegativeDelayFailsTheService(t *testing.T) {
 		}
 	})
 }
+
+// The Retry policy's budget starts when a failure streak begins, not when
+// the policy was made or last reset: the idle wait between runs (Every,
+// Delay) and the failed run itself do not use up MaxElapsedTime, so the
+// first failure after a long wait is retried (DESIGN task: "Retry(func()
+// backoff.BackOff) (after a failed run wait NextBackOff() and run again;
+// Reset() after a success)").
+func TestRetryBudgetStartsAtTheFirstFailure(t *testing.T) {
+	expo := task.Retry(func() backoff.BackOff { return backoff.NewExponentialBackOff() })
+	cases := []struct {
+		name    string
+		opts    []task.Option
+		results []bool // per run: true = success
+		wait    time.Duration
+	}{
+		// Succeed at 0, fail at 1h: retried ~0.5s later, succeeds.
+		{"Every(1h)", []task.Option{task.Every(time.Hour), expo}, []bool{true, false}, time.Hour + time.Minute},
+		// First run at 20m fails: retried ~0.5s later, succeeds.
+		{"Delay(20m)", []task.Option{task.Delay(20 * time.Minute), task.Once(), expo}, []bool{false}, 21 * time.Minute},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				st := newStamps()
+				tk := task.Func("hourly", script(st, tc.results...), tc.opts...)
+				svc := newService(tk)
+				mustStart(t, svc)
+				advance(tc.wait)
+				if got := svc.State(); got != core.StateRunning {
+					t.Fatalf("state: got %v (Err %v), want running: the first failure after %v idle "+
+						"was never retried", got, svc.Err(), tc.wait)
+				}
+				if f := tk.Failures(); f != 1 {
+					t.Fatalf("Failures: got %d, want 1", f)
+				}
+				mustStop(t, svc)
+			})
+		})
+	}
+}
+
+// A Retry or Schedule policy that panics fails the run like an error: the
+// run's span ends, the run is counted, and the service fails with a
+// *core.TaskError that keeps the run's own error (DESIGN task/otelx: "A panic is recovered into *core.PanicError and
+// handled like an error").
+func TestPanickingPolicyFailsTheRun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sr, tp := newRecorder(t)
+		tk := task.Func("p", func(context.Context) error { return errBoom }, afterStart,
+			task.Retry(func() backoff.BackOff { return panickyPolicy{} }))
+		svc := newService(core.TracerProvider(tp), tk)
+		mustStart(t, svc)
+		waitFailed(t, svc)
+		if n := len(spansNamed(sr, "task svc/p")); n != 1 {
+			t.Errorf("ended task spans: got %d, want 1: the run's span was never ended", n)
+		}
+		if r := tk.Runs(); r != 1 {
+			t.Errorf("Runs: got %d, want 1", r)
+		}
+		var te *core.TaskError
+		if !errors.As(svc.Err(), &te) || !errors.Is(svc.Err(), errBoom) {
+			t.Errorf("Err: got %q, want a *core.TaskError that keeps the run's error (boom)", svc.Err())
+		}
+	})
+}
+
+// Once + Retry + ErrDone: failures are retried, then ErrDone ends the worker
+// cleanly; the service keeps running and the run is no failure.
+func TestOnceRetryThenErrDone(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var n atomic.Int32
+		tk := task.Func("init", func(context.Context) error {
+			if n.Add(1) < 3 {
+				return errBoom
+			}
+			return task.ErrDone
+		}, task.Once(), task.Retry(func() backoff.BackOff { return backoff.NewConstantBackOff(time.Second) }))
+		svc := newService(tk)
+		mustStart(t, svc)
+		advance(time.Hour)
+		if r, f := tk.Runs(), tk.Failures(); r != 3 || f != 2 {
+			t.Fatalf("Runs, Failures: got %d, %d, want 3, 2", r, f)
+		}
+		if _, ok := tk.Last(); ok {
+			t.Fatal("Last: got a result, want none: no run succeeded")
+		}
+		if got := svc.State(); got != core.StateRunning {
+			t.Fatalf("state: got %v, want running", got)
+		}
+		mustStop(t, svc)
+	})
+}
