@@ -241,7 +241,6 @@ func newGate(msg string) *gateHandler {
 }
 
 func (h *gateHandler) Enabled(context.Context, slog.Level) bool { return true }
-
 func (h *gateHandler) Handle(_ context.Context, r slog.Record) error {
 	if r.Message == h.msg {
 		h.once.Do(func() {
@@ -253,8 +252,7 @@ func (h *gateHandler) Handle(_ context.Context, r slog.Record) error {
 }
 
 func (h *gateHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
-
-func (h *gateHandler) WithGroup(string) slog.Handler { return h }
+func (h *gateHandler) WithGroup(string) slog.Handler      { return h }
 
 // slowNode is a service whose start takes d (fake time) and records it.
 func slowNode(name string, rec *recorder, d time.Duration, opts ...core.Option) *core.Base {
