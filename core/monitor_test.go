@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/coreservice/coreservice/core"
+	"github.com/coreservice/coreservice/internal/coretest"
 )
 
 // scripted is a check whose results follow a script, one per run; past the
@@ -43,10 +44,10 @@ func TestMonitorThreshold(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				sc := &scripted{results: tc.results}
-				s := core.NewService(core.Logger(quiet), core.MonitorInterval(100*time.Millisecond),
+				s := core.NewService(core.Logger(coretest.Quiet()), core.MonitorInterval(100*time.Millisecond),
 					&check{name: "scripted", fn: sc.fn, threshold: tc.threshold})
 				begin := time.Now()
-				mustStart(t, s)
+				coretest.MustStart(t, s)
 				select {
 				case <-s.Done():
 					if tc.failAt == 0 {
@@ -62,7 +63,7 @@ func TestMonitorThreshold(t *testing.T) {
 					if tc.failAt != 0 {
 						t.Fatalf("service still running after 1s, want it failed at %v", tc.failAt)
 					}
-					mustStop(t, s)
+					coretest.MustStop(t, s)
 				}
 			})
 		})
@@ -72,7 +73,7 @@ func TestMonitorThreshold(t *testing.T) {
 func TestMonitorCutsHangingCheck(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var hang atomic.Bool
-		s := core.NewService(core.Logger(quiet), core.MonitorInterval(time.Second),
+		s := core.NewService(core.Logger(coretest.Quiet()), core.MonitorInterval(time.Second),
 			&check{name: "hangs", timeout: func(time.Duration) time.Duration { return 200 * time.Millisecond },
 				fn: func(ctx context.Context) error {
 					if hang.Load() {
@@ -81,7 +82,7 @@ func TestMonitorCutsHangingCheck(t *testing.T) {
 					}
 					return nil
 				}})
-		mustStart(t, s)
+		coretest.MustStart(t, s)
 		hang.Store(true)
 		begin := time.Now()
 		<-s.Done()
@@ -97,10 +98,10 @@ func TestMonitorCutsHangingCheck(t *testing.T) {
 func TestMonitorIntervalDefault(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		sc := &scripted{}
-		s := core.NewService(core.Logger(quiet), &check{name: "count", fn: sc.fn})
-		mustStart(t, s)
+		s := core.NewService(core.Logger(coretest.Quiet()), &check{name: "count", fn: sc.fn})
+		coretest.MustStart(t, s)
 		<-time.After(time.Second + time.Millisecond) // fake time: ten ticks of the default 100 ms
-		mustStop(t, s)
+		coretest.MustStop(t, s)
 		if got := sc.runs.Load(); got != 11 {
 			t.Fatalf("check ran %d times in 1s, want 11 (start + 10 ticks of 100ms)", got)
 		}
@@ -109,9 +110,9 @@ func TestMonitorIntervalDefault(t *testing.T) {
 
 func TestHealthcheck(t *testing.T) {
 	var failing atomic.Bool
-	rec := &recorder{}
+	rec := &coretest.Recorder{}
 	dep := newFake("dep", rec)
-	s := core.NewService(core.Name("api"), core.Logger(quiet), core.MonitorInterval(time.Hour), requires(dep),
+	s := core.NewService(core.Name("api"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Hour), requires(dep),
 		&check{name: "ping", fn: func(context.Context) error {
 			if failing.Load() {
 				return errors.New("no pong")
@@ -121,7 +122,7 @@ func TestHealthcheck(t *testing.T) {
 	if err := s.Healthcheck(t.Context()); !errors.Is(err, core.ErrUnhealthy) || !strings.Contains(err.Error(), "new") {
 		t.Fatalf("Healthcheck before Start: got %v, want ErrUnhealthy saying new", err)
 	}
-	mustStart(t, s)
+	coretest.MustStart(t, s)
 	if err := s.Healthcheck(t.Context()); err != nil {
 		t.Fatalf("Healthcheck while healthy: got %v, want nil", err)
 	}
@@ -150,7 +151,7 @@ func TestStopTimeoutNamesStuckMonitor(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		release := make(chan struct{})
 		first := true
-		s := core.NewService(core.Logger(quiet), core.MonitorInterval(time.Second), core.StopTimeout(2*time.Second),
+		s := core.NewService(core.Logger(coretest.Quiet()), core.MonitorInterval(time.Second), core.StopTimeout(2*time.Second),
 			&check{name: "c", timeout: func(time.Duration) time.Duration { return time.Hour }, fn: func(context.Context) error {
 				if first { // the start's check passes
 					first = false
@@ -159,7 +160,7 @@ func TestStopTimeoutNamesStuckMonitor(t *testing.T) {
 				<-release
 				return nil
 			}})
-		mustStart(t, s)
+		coretest.MustStart(t, s)
 		<-time.After(1500 * time.Millisecond) // the monitor is inside the check
 		err := s.Stop(context.Background())
 		var te *core.StopTimeoutError
@@ -175,9 +176,9 @@ func TestStopTimeoutNamesStuckMonitor(t *testing.T) {
 func TestHealthcheckWhileStopping(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		release := make(chan struct{})
-		s := core.NewService(core.Name("s"), core.Logger(quiet), core.MonitorInterval(time.Hour),
+		s := core.NewService(core.Name("s"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Hour),
 			core.OnStop(func(context.Context) error { <-release; return nil }))
-		mustStart(t, s)
+		coretest.MustStart(t, s)
 		go s.Stop(context.Background())
 		synctest.Wait()
 		if err := s.Healthcheck(context.Background()); !errors.Is(err, core.ErrUnhealthy) || !strings.Contains(err.Error(), "stopping") {

@@ -16,6 +16,7 @@ import (
 	"github.com/coreservice/coreservice/core"
 	"github.com/coreservice/coreservice/deps"
 	"github.com/coreservice/coreservice/health"
+	"github.com/coreservice/coreservice/internal/coretest"
 )
 
 func pass(context.Context) error { return nil }
@@ -94,7 +95,7 @@ func TestCheckFailingAtStartFailsStart(t *testing.T) {
 }
 
 func TestCheckDefaultsAndOptions(t *testing.T) {
-	s := core.NewService(core.Logger(quiet),
+	s := core.NewService(core.Logger(coretest.Quiet()),
 		health.Check("default", pass),
 		health.Check("set", pass, health.Timeout(2*time.Second), health.Threshold(3)),
 		health.Check("repeated", pass, health.Timeout(time.Second), health.Timeout(3*time.Second),
@@ -199,9 +200,9 @@ func TestThreshold(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				sc := &scripted{results: tc.results}
-				s := core.NewService(core.Name("api"), core.Logger(quiet),
+				s := core.NewService(core.Name("api"), core.Logger(coretest.Quiet()),
 					health.Check("scripted", sc.fn, tc.opts...))
-				mustStart(t, s)
+				coretest.MustStart(t, s)
 				begin := time.Now()
 				<-time.After(50 * time.Millisecond)
 				for i, want := range tc.readyAt {
@@ -229,7 +230,7 @@ func TestThreshold(t *testing.T) {
 					if tc.failAt != 0 {
 						t.Fatalf("service still running after 1s, want it failed at %v", tc.failAt)
 					}
-					mustStop(t, s)
+					coretest.MustStop(t, s)
 				}
 			})
 		})
@@ -262,7 +263,7 @@ func TestHangingCheckIsCutOff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHanging()
 		h.hang.Store(true)
-		s := core.NewService(core.Logger(quiet), health.Check("hang", h.fn))
+		s := core.NewService(core.Logger(coretest.Quiet()), health.Check("hang", h.fn))
 		c := s.Checks()[0]
 
 		// The check's own deadline, as the service sets it.
@@ -313,11 +314,11 @@ func TestMonitorFailsHangingCheck(t *testing.T) {
 		h := newHanging()
 		var stopHook time.Duration
 		begin := time.Now()
-		s := core.NewService(core.Name("api"), core.Logger(quiet),
+		s := core.NewService(core.Name("api"), core.Logger(coretest.Quiet()),
 			core.MonitorInterval(time.Second), core.StopTimeout(5*time.Second),
 			core.OnStop(func(context.Context) error { stopHook = time.Since(begin); return nil }),
 			health.Check("hang", h.fn, health.Timeout(200*time.Millisecond), health.Threshold(3)))
-		mustStart(t, s)
+		coretest.MustStart(t, s)
 		h.hang.Store(true)
 
 		// Tick 1 at 1s is cut off at 1.2s; ticks 2 (2.2s) and 3 (3.2s)
@@ -360,7 +361,7 @@ func TestStopWaitsForCheckRun(t *testing.T) {
 		var slow atomic.Bool
 		var stopHook time.Duration
 		begin := time.Now()
-		s := core.NewService(core.Logger(quiet), core.MonitorInterval(time.Second),
+		s := core.NewService(core.Logger(coretest.Quiet()), core.MonitorInterval(time.Second),
 			core.OnStop(func(context.Context) error { stopHook = time.Since(begin); return nil }),
 			health.Check("slow", func(context.Context) error {
 				if slow.Load() {
@@ -368,10 +369,10 @@ func TestStopWaitsForCheckRun(t *testing.T) {
 				}
 				return nil
 			}, health.Timeout(100*time.Millisecond), health.Threshold(5)))
-		mustStart(t, s)
+		coretest.MustStart(t, s)
 		slow.Store(true)
 		<-time.After(1200 * time.Millisecond) // tick at 1s cut off at 1.1s; fn returns at 1.7s
-		mustStop(t, s)
+		coretest.MustStop(t, s)
 		if stopHook != 1700*time.Millisecond {
 			t.Fatalf("OnStop ran at %v, want 1.7s: once the check's call returned", stopHook)
 		}
@@ -379,7 +380,7 @@ func TestStopWaitsForCheckRun(t *testing.T) {
 }
 
 func TestCheckPanic(t *testing.T) {
-	s := core.NewService(core.Logger(quiet), health.Check("boom", func(context.Context) error { panic("boom") }))
+	s := core.NewService(core.Logger(coretest.Quiet()), health.Check("boom", func(context.Context) error { panic("boom") }))
 	err := s.Checks()[0].Check(t.Context())
 	var pe *core.PanicError
 	if !errors.As(err, &pe) || pe.Value != "boom" || len(pe.Stack) == 0 {
@@ -390,8 +391,8 @@ func TestCheckPanic(t *testing.T) {
 func TestCancelledRunIsNotRecorded(t *testing.T) {
 	s := service("api", health.Check("db", func(ctx context.Context) error { return ctx.Err() }))
 	h := health.Handler(s)
-	mustStart(t, s) // a single check's probe answers for a Running service only
-	defer mustStop(t, s)
+	coretest.MustStart(t, s) // a single check's probe answers for a Running service only
+	defer coretest.MustStop(t, s)
 	c := s.Checks()[0]
 	if err := c.Check(t.Context()); err != nil {
 		t.Fatalf("Check: got %v, want nil", err)
@@ -419,10 +420,10 @@ func TestSameCheckInTwoServices(t *testing.T) {
 	var tg toggle
 	spec := health.Check("db", tg.fn)
 	a, b := service("a", spec), service("b", spec)
-	mustStart(t, a)
-	defer mustStop(t, a)
-	mustStart(t, b)
-	defer mustStop(t, b)
+	coretest.MustStart(t, a)
+	defer coretest.MustStop(t, a)
+	coretest.MustStart(t, b)
+	defer coretest.MustStop(t, b)
 	down := errors.New("down")
 	tg.set(down)
 	healthcheck(t, a, down) // records a's result only
@@ -458,14 +459,14 @@ func TestCheckNameMustBeAPathSegment(t *testing.T) {
 func TestCancelledHealthcheckDoesNotFailService(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var slow atomic.Bool
-		s := core.NewService(core.Name("api"), core.Logger(quiet), core.MonitorInterval(time.Second),
+		s := core.NewService(core.Name("api"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Second),
 			health.Check("db", func(context.Context) error {
 				if slow.Load() {
 					<-time.After(300 * time.Millisecond) // within its Timeout (500 ms)
 				}
 				return nil
 			}))
-		mustStart(t, s)
+		coretest.MustStart(t, s)
 		defer func() { _ = s.Stop(context.Background()) }()
 		slow.Store(true)
 
@@ -497,25 +498,25 @@ func TestCancelledHealthcheckDoesNotFailService(t *testing.T) {
 func TestAbortedParentSparesSharedRequirement(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var slow atomic.Bool
-		db := core.NewService(core.Name("db"), core.Logger(quiet), core.MonitorInterval(time.Second),
+		db := core.NewService(core.Name("db"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Second),
 			health.Check("conn", func(context.Context) error {
 				if slow.Load() {
 					<-time.After(300 * time.Millisecond) // within its Timeout (500 ms)
 				}
 				return nil
 			}))
-		a := core.NewService(core.Name("a"), core.Logger(quiet), core.MonitorInterval(time.Hour), deps.Requires(db))
-		mustStart(t, a) // starts db; db's monitor ticks at 1s, 2s, ...
+		a := core.NewService(core.Name("a"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Hour), deps.Requires(db))
+		coretest.MustStart(t, a) // starts db; db's monitor ticks at 1s, 2s, ...
 		defer func() { _ = a.Stop(context.Background()) }()
 
 		<-time.After(800 * time.Millisecond)
 		slow.Store(true)
-		bad := core.NewService(core.Name("bad"), core.Logger(quiet), core.MonitorInterval(time.Hour),
+		bad := core.NewService(core.Name("bad"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Hour),
 			core.OnStart(func(context.Context) error {
 				<-time.After(50 * time.Millisecond)
 				return errors.New("bad is broken")
 			}))
-		b := core.NewService(core.Name("b"), core.Logger(quiet), core.MonitorInterval(time.Hour),
+		b := core.NewService(core.Name("b"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Hour),
 			deps.Requires(db), deps.Requires(bad))
 		if err := b.Start(context.Background()); !errors.Is(err, core.ErrStartup) {
 			t.Fatalf("b.Start: got %v, want ErrStartup (bad fails)", err)
@@ -535,14 +536,14 @@ func TestAbortedParentSparesSharedRequirement(t *testing.T) {
 func TestCallerDeadlineIsNotRecorded(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var slow atomic.Bool
-		s := core.NewService(core.Name("api"), core.Logger(quiet), core.MonitorInterval(time.Hour),
+		s := core.NewService(core.Name("api"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Hour),
 			health.Check("db", func(context.Context) error {
 				if slow.Load() {
 					<-time.After(100 * time.Millisecond)
 				}
 				return nil
 			}, health.Timeout(time.Second)))
-		mustStart(t, s)
+		coretest.MustStart(t, s)
 		defer func() { _ = s.Stop(context.Background()) }()
 		slow.Store(true)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
@@ -579,7 +580,7 @@ func TestHealthcheckNeverCallsCheckAfterStop(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := &foreignSlow{entered: make(chan struct{}), release: make(chan struct{})}
 		var stopped, calledAfterStop atomic.Bool
-		s := core.NewService(core.Name("api"), core.Logger(quiet), core.MonitorInterval(time.Hour),
+		s := core.NewService(core.Name("api"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Hour),
 			f,
 			health.Check("db", func(context.Context) error {
 				if stopped.Load() {
@@ -588,7 +589,7 @@ func TestHealthcheckNeverCallsCheckAfterStop(t *testing.T) {
 				return nil
 			}),
 			core.OnStop(func(context.Context) error { stopped.Store(true); return nil }))
-		mustStart(t, s)
+		coretest.MustStart(t, s)
 		f.armed.Store(true)
 		var wg sync.WaitGroup
 		wg.Go(func() { _ = s.Healthcheck(context.Background()) })
@@ -612,10 +613,10 @@ func TestReusedSpecIsolatesHangs(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		hang := newHanging()
 		spec := health.Check("db", hang.fn, health.Timeout(100*time.Millisecond), health.Threshold(10))
-		a := core.NewService(core.Name("a"), core.Logger(quiet), core.MonitorInterval(time.Hour), spec)
-		b := core.NewService(core.Name("b"), core.Logger(quiet), core.MonitorInterval(time.Hour), spec)
-		mustStart(t, a)
-		mustStart(t, b)
+		a := core.NewService(core.Name("a"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Hour), spec)
+		b := core.NewService(core.Name("b"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Hour), spec)
+		coretest.MustStart(t, a)
+		coretest.MustStart(t, b)
 		hang.hang.Store(true)
 		if err := a.Healthcheck(context.Background()); !errors.Is(err, context.DeadlineExceeded) {
 			t.Fatalf("a.Healthcheck: got %v, want it cut off", err)
@@ -628,7 +629,7 @@ func TestReusedSpecIsolatesHangs(t *testing.T) {
 			t.Fatalf("b.Healthcheck: got %v, want nil: b's check has no call under way", err)
 		}
 		close(hang.release)
-		mustStop(t, a)
-		mustStop(t, b)
+		coretest.MustStop(t, a)
+		coretest.MustStop(t, b)
 	})
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/coreservice/coreservice/core"
 	"github.com/coreservice/coreservice/deps"
 	"github.com/coreservice/coreservice/health"
+	"github.com/coreservice/coreservice/internal/coretest"
 )
 
 type probeCase struct {
@@ -41,8 +42,8 @@ func checkProbes(t *testing.T, h http.Handler, cases []probeCase) {
 func TestHandlerText(t *testing.T) {
 	var queue toggle
 	api := service("api", health.Check("ping", pass), health.Check("queue", queue.fn))
-	mustStart(t, api)
-	defer mustStop(t, api)
+	coretest.MustStart(t, api)
+	defer coretest.MustStop(t, api)
 	h := health.Handler(api)
 
 	t.Run("healthy", func(t *testing.T) {
@@ -96,8 +97,8 @@ func TestHandlerText(t *testing.T) {
 func TestHandlerJSON(t *testing.T) {
 	var queue toggle
 	api := service("api", health.Check("ping", pass), health.Check("queue", queue.fn))
-	mustStart(t, api)
-	defer mustStop(t, api)
+	coretest.MustStart(t, api)
+	defer coretest.MustStop(t, api)
 	h := health.Handler(api)
 	queue.set(errors.New("depth 1200 > 1000"))
 	healthcheck(t, api, core.ErrUnhealthy)
@@ -173,8 +174,8 @@ func TestHandlerJSON(t *testing.T) {
 func TestHandlerNotFound(t *testing.T) {
 	db := service("db", health.Check("conn", pass))
 	api := service("api", health.Check("ping", pass), requires("db", db))
-	mustStart(t, api)
-	defer mustStop(t, api)
+	coretest.MustStart(t, api)
+	defer coretest.MustStop(t, api)
 	h := health.Handler(api)
 	known := "known paths:\n" +
 		"  /livez\n  /livez/api\n  /livez/api/db\n" +
@@ -191,8 +192,8 @@ func TestHandlerNotFound(t *testing.T) {
 
 func TestHandlerMethods(t *testing.T) {
 	api := service("api", health.Check("ping", pass))
-	mustStart(t, api)
-	defer mustStop(t, api)
+	coretest.MustStart(t, api)
+	defer coretest.MustStop(t, api)
 	h := health.Handler(api)
 	for _, m := range []string{http.MethodPost, http.MethodPut, http.MethodDelete} {
 		w := httptest.NewRecorder()
@@ -227,7 +228,7 @@ func TestHandlerLifecycle(t *testing.T) {
 			return nil
 		}))
 	h := health.Handler(api)
-	mustStart(t, api)
+	coretest.MustStart(t, api)
 	checkProbes(t, h, []probeCase{{"/livez", "", 200, "ok"}, {"/readyz", "", 200, "ok"}})
 
 	stopped := make(chan error)
@@ -258,8 +259,8 @@ func TestHandlerFailedIsNotLive(t *testing.T) {
 	boom := errors.New("boom")
 	api := service("api", health.Check("ping", pass), core.OnStart(func(context.Context) error { return boom }))
 	other := service("other")
-	mustStart(t, other)
-	defer mustStop(t, other)
+	coretest.MustStart(t, other)
+	defer coretest.MustStop(t, other)
 	if err := api.Start(t.Context()); !errors.Is(err, boom) {
 		t.Fatalf("Start: got %v, want boom", err)
 	}
@@ -284,8 +285,8 @@ func TestHandlerNested(t *testing.T) {
 			"[-]api/db failed: reason withheld\nreadyz check failed\n"},
 		{"/readyz/api/db", "", 503, "[-]api/db failed: reason withheld\nreadyz check failed\n"},
 	})
-	mustStart(t, api)
-	defer mustStop(t, api)
+	coretest.MustStart(t, api)
+	defer coretest.MustStop(t, api)
 	checkProbes(t, h, []probeCase{
 		{"/livez?verbose", "", 200, "[+]api ok\n[+]api/db ok\nlivez check passed\n"},
 		{"/readyz?verbose", "", 200, "[+]api ok\n[+]api/ping ok\n[+]api/db ok\n[+]api/db/conn ok\nreadyz check passed\n"},
@@ -325,15 +326,15 @@ func TestHandlerStaticRequirementBeforeStart(t *testing.T) {
 		{"/readyz/api/db/conn", "", 503, "[-]api/db/conn failed: never run\nreadyz check failed\n"},
 		{"/livez?verbose", "", 200, "[+]api ok\n[+]api/db ok\nlivez check passed\n"},
 	})
-	mustStart(t, api)
-	defer mustStop(t, api)
+	coretest.MustStart(t, api)
+	defer coretest.MustStop(t, api)
 	checkProbes(t, h, []probeCase{{"/readyz", "", 200, "ok"}})
 }
 
 func TestHandlerEscapedNames(t *testing.T) {
-	svc := core.NewService(core.Logger(quiet), core.MonitorInterval(time.Hour), health.Check("a?b c", pass))
-	mustStart(t, svc)
-	defer mustStop(t, svc)
+	svc := core.NewService(core.Logger(coretest.Quiet()), core.MonitorInterval(time.Hour), health.Check("a?b c", pass))
+	coretest.MustStart(t, svc)
+	defer coretest.MustStop(t, svc)
 	if !strings.Contains(svc.Name(), "#") {
 		t.Fatalf("default name %q: want one with a #, which must be escaped", svc.Name())
 	}
@@ -397,9 +398,9 @@ func TestStaleResults(t *testing.T) {
 		b := &blocker{release: make(chan struct{})}
 		// A monitor period is 100 ms + 50 ms (ping) + 50 ms (blocker):
 		// results are stale after 600 ms.
-		api := core.NewService(core.Name("api"), core.Logger(quiet), health.Check("ping", pass), b)
+		api := core.NewService(core.Name("api"), core.Logger(coretest.Quiet()), health.Check("ping", pass), b)
 		h := health.Handler(api)
-		mustStart(t, api)
+		coretest.MustStart(t, api)
 		b.armed.Store(true)
 		// The tick at 100 ms runs ping, then the blocker stalls the monitor.
 		<-time.After(650 * time.Millisecond)
@@ -422,7 +423,7 @@ func TestStaleResults(t *testing.T) {
 		close(b.release)
 		<-time.After(150 * time.Millisecond)
 		checkProbes(t, h, []probeCase{{"/readyz", "", 200, "ok"}})
-		mustStop(t, api)
+		coretest.MustStop(t, api)
 	})
 }
 
@@ -430,8 +431,8 @@ func TestHandlerConcurrentUse(t *testing.T) {
 	var tg toggle
 	db := service("db", health.Check("conn", tg.fn))
 	api := service("api", health.Check("ping", tg.fn), requires("db", db))
-	mustStart(t, api)
-	defer mustStop(t, api)
+	coretest.MustStart(t, api)
+	defer coretest.MustStop(t, api)
 	h := health.Handler(api)
 	var wg sync.WaitGroup
 	for i := range 8 {
@@ -521,10 +522,10 @@ func TestReadyAndWaitReadyRejectServiceWithoutBase(t *testing.T) {
 
 func TestSingleCheckProbeRespectsServiceState(t *testing.T) {
 	api := service("api", health.Check("ping", pass))
-	mustStart(t, api)
+	coretest.MustStart(t, api)
 	h := health.Handler(api)
 	checkProbes(t, h, []probeCase{{"/readyz/api/ping", "", 200, "ok"}})
-	mustStop(t, api)
+	coretest.MustStop(t, api)
 	checkProbes(t, h, []probeCase{
 		{"/readyz/api/ping", "", 503, "[-]api/ping failed: service api is terminated\nreadyz check failed\n"},
 		{"/readyz/api/ping", "application/json", 503, `{"probe":"readyz","status":"failed","checks":[` +
@@ -536,8 +537,8 @@ func TestSingleCheckProbeRespectsServiceState(t *testing.T) {
 
 func TestExcludeListsEachUnmatchedNameOnceInOrder(t *testing.T) {
 	api := service("api", health.Check("ping", pass))
-	mustStart(t, api)
-	defer mustStop(t, api)
+	coretest.MustStart(t, api)
+	defer coretest.MustStop(t, api)
 	h := health.Handler(api)
 	var q strings.Builder
 	want := make([]string, 0, 1000)
@@ -586,8 +587,8 @@ func BenchmarkExcludeRepeated(b *testing.B) {
 // escaped segments are unescaped once.
 func TestPathEdgeCases(t *testing.T) {
 	api := service("api", health.Check("ping", pass))
-	mustStart(t, api)
-	defer mustStop(t, api)
+	coretest.MustStart(t, api)
+	defer coretest.MustStop(t, api)
 	h := health.Handler(api)
 	for target, code := range map[string]int{
 		"/readyz/api/ping/":    200,
@@ -626,8 +627,8 @@ func TestPathEdgeCases(t *testing.T) {
 // case-insensitively and with a non-zero q.
 func TestAcceptVariants(t *testing.T) {
 	api := service("api", health.Check("ping", pass))
-	mustStart(t, api)
-	defer mustStop(t, api)
+	coretest.MustStart(t, api)
+	defer coretest.MustStop(t, api)
 	h := health.Handler(api)
 	for accept, json := range map[string]bool{
 		"*/*":                         false,
@@ -679,7 +680,7 @@ func TestHandlerRacesLifecycle(t *testing.T) {
 			}
 		})
 	}
-	mustStart(t, api)
+	coretest.MustStart(t, api)
 	_ = db.Stop(context.Background()) // api fails in turn
 	<-api.Done()
 	close(done)

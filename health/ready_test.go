@@ -12,6 +12,7 @@ import (
 
 	"github.com/coreservice/coreservice/core"
 	"github.com/coreservice/coreservice/health"
+	"github.com/coreservice/coreservice/internal/coretest"
 )
 
 func TestReady(t *testing.T) {
@@ -23,8 +24,8 @@ func TestReady(t *testing.T) {
 			t.Errorf("Ready before Start: got %v, want ErrNotReady saying %q", err, want)
 		}
 	}
-	mustStart(t, api)
-	defer mustStop(t, api)
+	coretest.MustStart(t, api)
+	defer coretest.MustStop(t, api)
 	if err := health.Ready(api); err != nil {
 		t.Errorf("Ready once started: got %v, want nil", err)
 	}
@@ -45,7 +46,7 @@ func TestReady(t *testing.T) {
 
 func TestWaitReadyBeforeStart(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		api := core.NewService(core.Name("api"), core.Logger(quiet), health.Check("ping", pass))
+		api := core.NewService(core.Name("api"), core.Logger(coretest.Quiet()), health.Check("ping", pass))
 		var wg sync.WaitGroup
 		defer wg.Wait()
 		wg.Go(func() {
@@ -66,7 +67,7 @@ func TestWaitReadyBeforeStart(t *testing.T) {
 		if api.State() != core.StateRunning {
 			t.Fatalf("State: got %v, want running", api.State())
 		}
-		mustStop(t, api)
+		coretest.MustStop(t, api)
 	})
 }
 
@@ -75,10 +76,10 @@ func TestWaitReadyWaitsForChecks(t *testing.T) {
 		// Passes at start, fails on ticks 1 and 2 (100 and 200 ms), then
 		// passes: the threshold keeps the service running.
 		sc := &scripted{results: []bool{true, false, false}}
-		api := core.NewService(core.Name("api"), core.Logger(quiet),
+		api := core.NewService(core.Name("api"), core.Logger(coretest.Quiet()),
 			health.Check("flaky", sc.fn, health.Threshold(5)))
-		mustStart(t, api)
-		defer mustStop(t, api)
+		coretest.MustStart(t, api)
+		defer coretest.MustStop(t, api)
 		<-time.After(150 * time.Millisecond)
 		begin := time.Now()
 		if err := health.WaitReady(t.Context(), api); err != nil {
@@ -94,7 +95,7 @@ func TestWaitReadyWaitsForChecks(t *testing.T) {
 func TestWaitReadyServiceFails(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		down := errors.New("connection refused")
-		api := core.NewService(core.Name("api"), core.Logger(quiet),
+		api := core.NewService(core.Name("api"), core.Logger(coretest.Quiet()),
 			health.Check("db", func(context.Context) error { return down }))
 		var wg sync.WaitGroup
 		defer wg.Wait()
@@ -117,8 +118,8 @@ func TestWaitReadyServiceFails(t *testing.T) {
 
 func TestWaitReadyTerminated(t *testing.T) {
 	api := service("api", health.Check("ping", pass))
-	mustStart(t, api)
-	mustStop(t, api)
+	coretest.MustStart(t, api)
+	coretest.MustStop(t, api)
 	err := health.WaitReady(t.Context(), api)
 	if !errors.Is(err, health.ErrNotReady) || !strings.Contains(err.Error(), "api is terminated") {
 		t.Fatalf("WaitReady on a stopped service: got %v, want ErrNotReady saying it is terminated", err)
@@ -127,7 +128,7 @@ func TestWaitReadyTerminated(t *testing.T) {
 
 func TestWaitReadyContext(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		api := core.NewService(core.Name("api"), core.Logger(quiet), health.Check("ping", pass))
+		api := core.NewService(core.Name("api"), core.Logger(coretest.Quiet()), health.Check("ping", pass))
 		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 		defer cancel()
 		begin := time.Now()
@@ -170,10 +171,10 @@ func (p *plain) State() core.State {
 func TestWaitReadyOtherServices(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p := &plain{done: make(chan struct{})}
-		api := core.NewService(core.Name("api"), core.Logger(quiet), core.MonitorInterval(time.Second),
+		api := core.NewService(core.Name("api"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Second),
 			health.Check("ping", pass))
-		mustStart(t, api)
-		defer mustStop(t, api)
+		coretest.MustStart(t, api)
+		defer coretest.MustStop(t, api)
 		var wg sync.WaitGroup
 		defer wg.Wait()
 		wg.Go(func() {
@@ -206,7 +207,7 @@ func TestWaitReadyBadInput(t *testing.T) {
 
 func TestWaitReadyWakesWhenStartFinishesNotAtNextPoll(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		api := core.NewService(core.Name("api"), core.Logger(quiet), core.MonitorInterval(time.Hour),
+		api := core.NewService(core.Name("api"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Hour),
 			core.OnStart(func(context.Context) error { time.Sleep(time.Second); return nil }),
 			health.Check("ping", pass))
 		type result struct {
@@ -220,8 +221,8 @@ func TestWaitReadyWakesWhenStartFinishesNotAtNextPoll(t *testing.T) {
 			returned <- result{err, time.Since(begin)}
 		}()
 		synctest.Wait()
-		mustStart(t, api) // ready 1 s from now
-		defer mustStop(t, api)
+		coretest.MustStart(t, api) // ready 1 s from now
+		defer coretest.MustStop(t, api)
 		synctest.Wait()
 		select {
 		case r := <-returned:
@@ -238,10 +239,10 @@ func TestWaitReadyWakesWhenStartFinishesNotAtNextPoll(t *testing.T) {
 func TestWaitReadyWakesOnPassingCheckResult(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var tg toggle
-		api := core.NewService(core.Name("api"), core.Logger(quiet), core.MonitorInterval(time.Hour),
+		api := core.NewService(core.Name("api"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Hour),
 			health.Check("queue", tg.fn), health.Check("req", pass))
-		mustStart(t, api)
-		defer mustStop(t, api)
+		coretest.MustStart(t, api)
+		defer coretest.MustStop(t, api)
 		tg.set(errors.New("depth 1200 > 1000"))
 		healthcheck(t, api, core.ErrUnhealthy) // recorded: not ready
 		returned := make(chan error, 1)
@@ -278,8 +279,8 @@ func (fastMonitor) MonitorInterval() time.Duration { return 100 * time.Microseco
 func TestStalenessIsFlooredForSubMillisecondIntervals(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		api := fastMonitor{service("api", health.Check("ping", pass))}
-		mustStart(t, api)
-		defer mustStop(t, api)
+		coretest.MustStart(t, api)
+		defer coretest.MustStop(t, api)
 		// Three periods are 450µs; a result 5 ms old is fresh all the same.
 		time.Sleep(5 * time.Millisecond)
 		if err := health.Ready(api); err != nil {
@@ -309,8 +310,8 @@ func TestLongTimeoutIsReady(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			api := service("api", opts...)
-			mustStart(t, api)
-			defer mustStop(t, api)
+			coretest.MustStart(t, api)
+			defer coretest.MustStop(t, api)
 			healthcheck(t, api, nil)
 			if err := health.Ready(api); err != nil {
 				t.Errorf("Ready right after a passing run: got %v, want nil", err)
@@ -323,14 +324,14 @@ func TestLongTimeoutIsReady(t *testing.T) {
 // live, not ready, and its check is "never run".
 func TestReadinessWhileStarting(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s := core.NewService(core.Name("api"), core.Logger(quiet), core.MonitorInterval(time.Second),
+		s := core.NewService(core.Name("api"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Second),
 			health.Check("slow", func(context.Context) error {
 				<-time.After(200 * time.Millisecond)
 				return nil
 			}))
 		h := health.Handler(s)
 		var wg sync.WaitGroup
-		wg.Go(func() { mustStart(t, s) })
+		wg.Go(func() { coretest.MustStart(t, s) })
 		<-time.After(100 * time.Millisecond)
 		checkProbes(t, h, []probeCase{
 			{"/livez", "", 200, "ok"},
@@ -339,7 +340,7 @@ func TestReadinessWhileStarting(t *testing.T) {
 		})
 		wg.Wait()
 		checkProbes(t, h, []probeCase{{"/readyz", "", 200, "ok"}})
-		mustStop(t, s)
+		coretest.MustStop(t, s)
 	})
 }
 
@@ -352,7 +353,7 @@ func TestWaitReadyEdges(t *testing.T) {
 		if err := health.WaitReady(ctx); err != nil {
 			t.Errorf("WaitReady(cancelled) with no services: got %v, want nil", err)
 		}
-		never := core.NewService(core.Name("never"), core.Logger(quiet))
+		never := core.NewService(core.Name("never"), core.Logger(coretest.Quiet()))
 		begin := time.Now()
 		err := health.WaitReady(ctx, never)
 		if !errors.Is(err, context.Canceled) || !errors.Is(err, health.ErrNotReady) || time.Since(begin) != 0 {

@@ -16,13 +16,11 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/coreservice/coreservice/core"
+	"github.com/coreservice/coreservice/internal/coretest"
 	"github.com/coreservice/coreservice/task"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// quiet is a logger that drops everything.
-var quiet = slog.New(slog.DiscardHandler)
 
 var errBoom = errors.New("boom")
 
@@ -35,26 +33,8 @@ var afterStart = task.Delay(time.Nanosecond)
 // newService is a service named "svc" with a quiet logger and a monitor
 // that stays out of the way, plus opts.
 func newService(opts ...core.Option) *core.Base {
-	base := []core.Option{core.Name("svc"), core.Logger(quiet), core.MonitorInterval(time.Hour)}
+	base := []core.Option{core.Name("svc"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Hour)}
 	return core.NewService(append(base, opts...)...)
-}
-
-// mustStart starts s, and stops it when the test ends, so that a failing
-// test leaves no goroutine behind (in a synctest bubble, cleanups run inside
-// the bubble).
-func mustStart(t *testing.T, s core.Service) {
-	t.Helper()
-	if err := s.Start(t.Context()); err != nil {
-		t.Fatalf("Start: got %v, want nil", err)
-	}
-	t.Cleanup(func() { _ = s.Stop(context.Background()) })
-}
-
-func mustStop(t *testing.T, s core.Service) {
-	t.Helper()
-	if err := s.Stop(context.Background()); err != nil {
-		t.Fatalf("Stop: got %v, want nil", err)
-	}
 }
 
 // waitFailed waits, in a synctest bubble, for svc to fail on its own; it
@@ -238,7 +218,6 @@ func (h *blockingHandler) Handle(_ context.Context, r slog.Record) error {
 	}
 	return nil
 }
-
 func (h *blockingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
 func (h *blockingHandler) WithGroup(string) slog.Handler      { return h }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 
 	"github.com/coreservice/coreservice/core"
+	"github.com/coreservice/coreservice/internal/coretest"
 	"github.com/coreservice/coreservice/task"
 )
 
@@ -49,7 +50,7 @@ func TestNoRetryFirstFailureFailsTheService(t *testing.T) {
 		st := newStamps()
 		tk := task.Func("fragile", script(st, true, false), task.Every(time.Second))
 		svc := newService(tk)
-		mustStart(t, svc)
+		coretest.MustStart(t, svc)
 		waitFailed(t, svc)
 		wantStamps(t, st, secs(0, 1)...)
 		if got := svc.State(); got != core.StateFailed {
@@ -68,7 +69,7 @@ func TestRetryFailFailSucceed(t *testing.T) {
 		tk := task.Func("flaky", script(st, false, false, true), task.Every(10*time.Second),
 			task.Retry(func() backoff.BackOff { return backoff.NewConstantBackOff(2 * time.Second) }))
 		svc := newService(tk)
-		mustStart(t, svc)
+		coretest.MustStart(t, svc)
 		advance(25 * time.Second)
 		// Fail at 0 and 2s, succeed at 4s, then every 10s.
 		wantStamps(t, st, secs(0, 2, 4, 14, 24)...)
@@ -78,7 +79,7 @@ func TestRetryFailFailSucceed(t *testing.T) {
 		if got := svc.State(); got != core.StateRunning {
 			t.Fatalf("state: got %v, want running", got)
 		}
-		mustStop(t, svc)
+		coretest.MustStop(t, svc)
 	})
 }
 
@@ -89,7 +90,7 @@ func TestRetryResetAfterSuccess(t *testing.T) {
 		tk := task.Func("flaky", script(st, false, false, true, false, true), task.Every(10*time.Second),
 			task.Retry(func() backoff.BackOff { return policy }))
 		svc := newService(tk)
-		mustStart(t, svc)
+		coretest.MustStart(t, svc)
 		advance(30 * time.Second)
 		// Fail at 0 (reset, +1s), fail at 1 (+2s), succeed at 3 (+10s), fail
 		// at 13 (reset: +1s again, not +4s), succeed at 14, then every 10s.
@@ -97,7 +98,7 @@ func TestRetryResetAfterSuccess(t *testing.T) {
 		if nexts, resets := policy.counts(); nexts != 3 || resets != 2 {
 			t.Fatalf("policy: got %d NextBackOff and %d Reset calls, want 3 and 2 (one per streak of failures)", nexts, resets)
 		}
-		mustStop(t, svc)
+		coretest.MustStop(t, svc)
 	})
 }
 
@@ -110,7 +111,7 @@ func TestRetryExhaustedFailsTheService(t *testing.T) {
 			}))
 		svc := newService(tk)
 		t0 := time.Now()
-		mustStart(t, svc)
+		coretest.MustStart(t, svc)
 		waitFailed(t, svc)
 		if d := time.Since(t0); d != 2*time.Second {
 			t.Fatalf("service failed after %v, want 2s", d)
@@ -134,7 +135,7 @@ func TestPermanentErrorsAreNotRetried(t *testing.T) {
 			return backoff.Permanent(errBoom)
 		}, afterStart, task.Retry(func() backoff.BackOff { return backoff.NewConstantBackOff(time.Second) }))
 		svc := newService(tk)
-		mustStart(t, svc)
+		coretest.MustStart(t, svc)
 		waitFailed(t, svc)
 		if got := runs.Load(); got != 1 {
 			t.Fatalf("runs: got %d, want 1", got)
@@ -159,7 +160,7 @@ func TestTimeoutCancelsTheRun(t *testing.T) {
 			}))
 		svc := newService(tk)
 		t0 := time.Now()
-		mustStart(t, svc)
+		coretest.MustStart(t, svc)
 		waitFailed(t, svc)
 		// Run at 0, times out at 2s; retried at 3s, times out at 5s: no more retries.
 		if d := time.Since(t0); d != 5*time.Second {
@@ -186,9 +187,9 @@ func TestRetriesAreLogged(t *testing.T) {
 		tk := task.Func("flaky", script(st, false, true), task.Once(),
 			task.Retry(func() backoff.BackOff { return backoff.NewConstantBackOff(time.Second) }))
 		svc := core.NewService(core.Name("svc"), core.Logger(slog.New(logs)), tk)
-		mustStart(t, svc)
+		coretest.MustStart(t, svc)
 		advance(time.Minute)
-		mustStop(t, svc)
+		coretest.MustStop(t, svc)
 		r, ok := logs.find("task run failed; retrying")
 		if !ok {
 			t.Fatal("no log of the retry")
@@ -257,7 +258,7 @@ func TestRetryNegativeDelayFailsTheService(t *testing.T) {
 		tk := task.Func("spin", untilCancelled(&calls, 10, errBoom), afterStart,
 			task.Retry(func() backoff.BackOff { return fixedPolicy(-5 * time.Second) }))
 		svc := newService(tk)
-		mustStart(t, svc)
+		coretest.MustStart(t, svc)
 		waitFailed(t, svc)
 		wantTaskError(t, svc.Err(), "spin", errBoom)
 		if want := "task.Retry policy: NextBackOff returned -5s, want >= 0 or backoff.Stop"; !strings.Contains(svc.Err().Error(), want) {
@@ -294,7 +295,7 @@ func TestRetryBudgetStartsAtTheFirstFailure(t *testing.T) {
 				st := newStamps()
 				tk := task.Func("hourly", script(st, tc.results...), tc.opts...)
 				svc := newService(tk)
-				mustStart(t, svc)
+				coretest.MustStart(t, svc)
 				advance(tc.wait)
 				if got := svc.State(); got != core.StateRunning {
 					t.Fatalf("state: got %v (Err %v), want running: the first failure after %v idle "+
@@ -303,7 +304,7 @@ func TestRetryBudgetStartsAtTheFirstFailure(t *testing.T) {
 				if f := tk.Failures(); f != 1 {
 					t.Fatalf("Failures: got %d, want 1", f)
 				}
-				mustStop(t, svc)
+				coretest.MustStop(t, svc)
 			})
 		})
 	}
@@ -319,7 +320,7 @@ func TestPanickingPolicyFailsTheRun(t *testing.T) {
 		tk := task.Func("p", func(context.Context) error { return errBoom }, afterStart,
 			task.Retry(func() backoff.BackOff { return panickyPolicy{} }))
 		svc := newService(core.TracerProvider(tp), tk)
-		mustStart(t, svc)
+		coretest.MustStart(t, svc)
 		waitFailed(t, svc)
 		if n := len(spansNamed(sr, "task svc/p")); n != 1 {
 			t.Errorf("ended task spans: got %d, want 1: the run's span was never ended", n)
@@ -346,7 +347,7 @@ func TestOnceRetryThenErrDone(t *testing.T) {
 			return task.ErrDone
 		}, task.Once(), task.Retry(func() backoff.BackOff { return backoff.NewConstantBackOff(time.Second) }))
 		svc := newService(tk)
-		mustStart(t, svc)
+		coretest.MustStart(t, svc)
 		advance(time.Hour)
 		if r, f := tk.Runs(), tk.Failures(); r != 3 || f != 2 {
 			t.Fatalf("Runs, Failures: got %d, %d, want 3, 2", r, f)
@@ -357,6 +358,6 @@ func TestOnceRetryThenErrDone(t *testing.T) {
 		if got := svc.State(); got != core.StateRunning {
 			t.Fatalf("state: got %v, want running", got)
 		}
-		mustStop(t, svc)
+		coretest.MustStop(t, svc)
 	})
 }

@@ -21,6 +21,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/coreservice/coreservice/core"
+	"github.com/coreservice/coreservice/internal/coretest"
 	"github.com/coreservice/coreservice/task"
 )
 
@@ -66,9 +67,9 @@ func TestEveryRunIsARootSpanLinkedToStart(t *testing.T) {
 		}, task.Every(10*time.Second),
 			task.Retry(func() backoff.BackOff { return backoff.NewConstantBackOff(time.Second) }))
 		svc := newService(core.TracerProvider(tp), tk)
-		mustStart(t, svc)
+		coretest.MustStart(t, svc)
 		advance(5 * time.Second) // runs at 0 (fails) and 1s
-		mustStop(t, svc)
+		coretest.MustStop(t, svc)
 
 		start := spansNamed(sr, "start svc")
 		runs := spansNamed(sr, "task svc/fetch")
@@ -129,9 +130,9 @@ func TestLastRunHasNoNextDelay(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		sr, tp := newRecorder(t)
 		svc := newService(core.TracerProvider(tp), task.Func("init", func(context.Context) error { return nil }, task.Once()))
-		mustStart(t, svc)
+		coretest.MustStart(t, svc)
 		synctest.Wait()
-		mustStop(t, svc)
+		coretest.MustStop(t, svc)
 		runs := spansNamed(sr, "task svc/init")
 		if len(runs) != 1 {
 			t.Fatalf("task spans: got %d, want 1", len(runs))
@@ -146,7 +147,7 @@ func TestPanicSpanHasTheStack(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		sr, tp := newRecorder(t)
 		svc := newService(core.TracerProvider(tp), task.Func("crash", func(context.Context) error { panic("kaboom") }, afterStart))
-		mustStart(t, svc)
+		coretest.MustStart(t, svc)
 		waitFailed(t, svc)
 		runs := spansNamed(sr, "task svc/crash")
 		if len(runs) != 1 {
@@ -186,9 +187,9 @@ func TestLogsCarryTheRunSpan(t *testing.T) {
 			return task.ErrDone
 		}, task.Retry(func() backoff.BackOff { return backoff.NewConstantBackOff(time.Second) }))
 		svc := core.NewService(core.Name("svc"), core.Logger(slog.New(logs)), core.TracerProvider(tp), tk)
-		mustStart(t, svc)
+		coretest.MustStart(t, svc)
 		advance(time.Minute)
-		mustStop(t, svc)
+		coretest.MustStop(t, svc)
 		runs := spansNamed(sr, "task svc/fetch")
 		if len(runs) != 2 {
 			t.Fatalf("task spans: got %d, want 2", len(runs))
@@ -216,9 +217,9 @@ func TestNoSpansWithANoopProvider(t *testing.T) {
 			return nil
 		}, task.Once())
 		svc := newService(core.TracerProvider(noop.NewTracerProvider()), tk)
-		mustStart(t, svc)
+		coretest.MustStart(t, svc)
 		synctest.Wait()
-		mustStop(t, svc)
+		coretest.MustStop(t, svc)
 		if tk.Runs() != 1 || valid.Load() {
 			t.Fatalf("runs %d, span in context %v, want 1 run and no span", tk.Runs(), valid.Load())
 		}
@@ -235,13 +236,13 @@ func TestSpanGatePicksUpALateProvider(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			tk := task.Func("tick", func(context.Context) error { return nil }, task.Every(time.Second))
 			svc := newService(tk)
-			mustStart(t, svc)
+			coretest.MustStart(t, svc)
 			advance(2500 * time.Millisecond) // runs 1-3, untraced
 			sr := tracetest.NewSpanRecorder()
 			tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
 			otel.SetTracerProvider(tp)
 			advance(2 * time.Second) // runs 4 and 5, traced
-			mustStop(t, svc)
+			coretest.MustStop(t, svc)
 			_ = tp.Shutdown(context.Background())
 			runs := spansNamed(sr, "task svc/tick")
 			if len(runs) != 2 {
@@ -278,9 +279,9 @@ func TestNextDelayIsTheJitteredWait(t *testing.T) {
 		}, task.Every(10*time.Second), task.Jitter(0.5),
 			task.Retry(func() backoff.BackOff { return backoff.NewConstantBackOff(4 * time.Second) }))
 		svc := newService(core.TracerProvider(tp), tk)
-		mustStart(t, svc)
+		coretest.MustStart(t, svc)
 		advance(5 * time.Minute)
-		mustStop(t, svc)
+		coretest.MustStop(t, svc)
 		at := st.get()
 		runs := spansNamed(sr, "task svc/j")
 		if len(runs) < 20 || len(runs) != len(at) {
