@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/coreservice/coreservice/core"
+	"github.com/coreservice/coreservice/internal/coretest"
 )
 
 // BenchmarkStartStop measures one Start and Stop of a service: alone, with
@@ -13,18 +14,18 @@ import (
 func BenchmarkStartStop(b *testing.B) {
 	ctx := context.Background()
 	build := map[string]func() *core.Base{
-		"alone": func() *core.Base { return core.NewService(core.Logger(quiet)) },
+		"alone": func() *core.Base { return core.NewService(core.Logger(coretest.Quiet())) },
 		"10-siblings": func() *core.Base {
-			opts := []core.Option{core.Logger(quiet)}
+			opts := []core.Option{core.Logger(coretest.Quiet())}
 			for range 10 {
-				opts = append(opts, requires(core.NewService(core.Logger(quiet))))
+				opts = append(opts, requires(core.NewService(core.Logger(coretest.Quiet()))))
 			}
 			return core.NewService(opts...)
 		},
 		"chain-of-10": func() *core.Base {
-			s := core.NewService(core.Logger(quiet))
+			s := core.NewService(core.Logger(coretest.Quiet()))
 			for range 9 {
-				s = core.NewService(core.Logger(quiet), requires(s))
+				s = core.NewService(core.Logger(coretest.Quiet()), requires(s))
 			}
 			return s
 		},
@@ -49,7 +50,7 @@ func BenchmarkStartStop(b *testing.B) {
 func BenchmarkHealthcheck(b *testing.B) {
 	for _, n := range []int{0, 10} {
 		b.Run(fmt.Sprintf("checks-%d", n), func(b *testing.B) {
-			opts := []core.Option{core.Logger(quiet)}
+			opts := []core.Option{core.Logger(coretest.Quiet())}
 			for i := range n {
 				opts = append(opts, &check{name: fmt.Sprint(i), fn: okCheck})
 			}

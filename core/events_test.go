@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/coreservice/coreservice/core"
+	"github.com/coreservice/coreservice/internal/coretest"
 )
 
 func closed(ch <-chan struct{}) bool {
@@ -21,7 +22,7 @@ func closed(ch <-chan struct{}) bool {
 
 func TestChangedClosesAtEveryStateChange(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s := core.NewService(core.Name("svc"), core.Logger(quiet),
+		s := core.NewService(core.Name("svc"), core.Logger(coretest.Quiet()),
 			core.OnStart(func(context.Context) error { time.Sleep(time.Second); return nil }))
 		ch := s.Changed()
 		if err := s.Stop(context.Background()); err != nil || closed(ch) {

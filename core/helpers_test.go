@@ -3,7 +3,6 @@ package core_test
 import (
 	"context"
 	"log/slog"
-	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -11,35 +10,10 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/coreservice/coreservice/core"
+	"github.com/coreservice/coreservice/internal/coretest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// recorder is an ordered, concurrency-safe event log.
-type recorder struct {
-	mu     sync.Mutex
-	events []string
-}
-
-func (r *recorder) add(e string) {
-	r.mu.Lock()
-	r.events = append(r.events, e)
-	r.mu.Unlock()
-}
-
-func (r *recorder) get() []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.events)
-}
-
-// hook returns a hook function that records e and returns err.
-func (r *recorder) hook(e string, err error) func(context.Context) error {
-	return func(context.Context) error {
-		r.add(e)
-		return err
-	}
-}
 
 // unit is a core.Option and core.Unit running fn in one goroutine.
 type unit struct {
@@ -115,7 +89,7 @@ func (c *check) Threshold() int {
 // fake is a core.Service that is not a *core.Base, recording its calls.
 type fake struct {
 	name     string
-	rec      *recorder
+	rec      *coretest.Recorder
 	startErr error
 	stopErr  error
 	block    chan struct{} // Start waits on it (or ctx) when not nil
@@ -128,13 +102,13 @@ type fake struct {
 	once  sync.Once
 }
 
-func newFake(name string, rec *recorder) *fake {
+func newFake(name string, rec *coretest.Recorder) *fake {
 	return &fake{name: name, rec: rec, done: make(chan struct{})}
 }
 
 func (f *fake) Name() string { return f.name }
 func (f *fake) Start(ctx context.Context) error {
-	f.rec.add(f.name + " start")
+	f.rec.Add(f.name + " start")
 	if f.hang != nil {
 		<-f.hang
 	}
@@ -156,7 +130,7 @@ func (f *fake) Start(ctx context.Context) error {
 	return nil
 }
 func (f *fake) Stop(context.Context) error {
-	f.rec.add(f.name + " stop")
+	f.rec.Add(f.name + " stop")
 	if f.hang != nil && f.State() == core.StateRunning {
 		<-f.hang
 	}
@@ -201,26 +175,42 @@ func (f *fake) Err() error {
 	return f.err
 }
 
-// quiet is a logger that drops everything, for services whose logs are noise.
-var quiet = slog.New(slog.DiscardHandler)
-
-func mustStart(t *testing.T, s core.Service) {
-	t.Helper()
-	if err := s.Start(t.Context()); err != nil {
-		t.Fatalf("Start: got %v, want nil", err)
-	}
+// gateHandler is a slog.Handler that, the first time it sees a record with
+// message msg, closes hit and blocks until gate is closed. The library raises
+// every state change through its logger, so this pins a service between two
+// steps of its lifecycle without touching its code.
+type gateHandler struct {
+	msg  string
+	hit  chan struct{}
+	gate chan struct{}
+	once *sync.Once
 }
 
-func mustStop(t *testing.T, s core.Service) {
-	t.Helper()
-	if err := s.Stop(context.Background()); err != nil {
-		t.Fatalf("Stop: got %v, want nil", err)
-	}
+func newGate(msg string) *gateHandler {
+	return &gateHandler{msg: msg, hit: make(chan struct{}), gate: make(chan struct{}), once: new(sync.Once)}
 }
 
-func wantEvents(t *testing.T, got, want []string) {
-	t.Helper()
-	if !slices.Equal(got, want) {
-		t.Fatalf("events:\n got %q\nwant %q", got, want)
+func (h *gateHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *gateHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		h.once.Do(func() {
+			close(h.hit)
+			<-h.gate
+		})
 	}
+	return nil
+}
+func (h *gateHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *gateHandler) WithGroup(string) slog.Handler      { return h }
+
+// slowNode is a service whose start takes d (fake time) and records it.
+func slowNode(name string, rec *coretest.Recorder, d time.Duration, opts ...core.Option) *core.Base {
+	return coretest.Node(name, rec, append([]core.Option{core.OnStart(func(ctx context.Context) error {
+		select {
+		case <-time.After(d):
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})}, opts...)...)
 }

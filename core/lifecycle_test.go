@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/coreservice/coreservice/core"
+	"github.com/coreservice/coreservice/internal/coretest"
 )
 
 func TestStateString(t *testing.T) {
@@ -33,15 +34,15 @@ func TestStateString(t *testing.T) {
 }
 
 func TestStartStopStates(t *testing.T) {
-	rec := &recorder{}
+	rec := &coretest.Recorder{}
 	var s *core.Base
-	s = core.NewService(core.Name("svc"), core.Logger(quiet),
+	s = core.NewService(core.Name("svc"), core.Logger(coretest.Quiet()),
 		core.OnStart(func(context.Context) error {
-			rec.add("hook sees " + s.State().String())
+			rec.Add("hook sees " + s.State().String())
 			return nil
 		}),
 		core.OnStop(func(context.Context) error {
-			rec.add("stop hook sees " + s.State().String())
+			rec.Add("stop hook sees " + s.State().String())
 			return nil
 		}))
 	if got := s.State(); got != core.StateNew {
@@ -50,7 +51,7 @@ func TestStartStopStates(t *testing.T) {
 	if s.Running() {
 		t.Fatal("Running() before Start: got true, want false")
 	}
-	mustStart(t, s)
+	coretest.MustStart(t, s)
 	if got := s.State(); got != core.StateRunning || !s.Running() {
 		t.Fatalf("after Start: got %v, want running", got)
 	}
@@ -59,7 +60,7 @@ func TestStartStopStates(t *testing.T) {
 		t.Fatal("Done closed while running")
 	default:
 	}
-	mustStop(t, s)
+	coretest.MustStop(t, s)
 	if got := s.State(); got != core.StateTerminated {
 		t.Fatalf("after Stop: got %v, want terminated", got)
 	}
@@ -71,40 +72,40 @@ func TestStartStopStates(t *testing.T) {
 	if err := s.Err(); err != nil {
 		t.Fatalf("Err after clean stop: got %v, want nil", err)
 	}
-	wantEvents(t, rec.get(), []string{"hook sees starting", "stop hook sees stopping"})
+	coretest.WantEvents(t, rec.Events(), []string{"hook sees starting", "stop hook sees stopping"})
 }
 
 func TestStartTwice(t *testing.T) {
-	s := core.NewService(core.Logger(quiet))
-	mustStart(t, s)
+	s := core.NewService(core.Logger(coretest.Quiet()))
+	coretest.MustStart(t, s)
 	if err := s.Start(t.Context()); !errors.Is(err, core.ErrAlreadyStarted) {
 		t.Fatalf("second Start: got %v, want ErrAlreadyStarted", err)
 	}
 	if s.State() != core.StateRunning {
 		t.Fatalf("second Start changed the state to %v", s.State())
 	}
-	mustStop(t, s)
+	coretest.MustStop(t, s)
 	if err := s.Start(t.Context()); !errors.Is(err, core.ErrAlreadyStarted) {
 		t.Fatalf("Start after Stop: got %v, want ErrAlreadyStarted", err)
 	}
 }
 
 func TestStopBeforeStartIsNoop(t *testing.T) {
-	s := core.NewService(core.Logger(quiet))
+	s := core.NewService(core.Logger(coretest.Quiet()))
 	if err := s.Stop(t.Context()); err != nil {
 		t.Fatalf("Stop before Start: got %v, want nil", err)
 	}
 	if s.State() != core.StateNew {
 		t.Fatalf("Stop before Start: state %v, want new", s.State())
 	}
-	mustStart(t, s) // still startable
-	mustStop(t, s)
+	coretest.MustStart(t, s) // still startable
+	coretest.MustStop(t, s)
 }
 
 func TestConcurrentStopSameResult(t *testing.T) {
 	hookErr := errors.New("close failed")
-	s := core.NewService(core.Logger(quiet), core.OnStop(func(context.Context) error { return hookErr }))
-	mustStart(t, s)
+	s := core.NewService(core.Logger(coretest.Quiet()), core.OnStop(func(context.Context) error { return hookErr }))
+	coretest.MustStart(t, s)
 	const n = 32
 	errs := make([]error, n)
 	var wg sync.WaitGroup
@@ -124,7 +125,7 @@ func TestConcurrentStopSameResult(t *testing.T) {
 
 func TestConcurrentStartAndStop(t *testing.T) {
 	for range 20 {
-		s := core.NewService(core.Logger(quiet), &unit{name: "worker", fn: func(ctx context.Context) error {
+		s := core.NewService(core.Logger(coretest.Quiet()), &unit{name: "worker", fn: func(ctx context.Context) error {
 			<-ctx.Done()
 			return nil
 		}})
@@ -166,59 +167,59 @@ func TestConcurrentStartAndStop(t *testing.T) {
 }
 
 func TestStartOrderAndStopOrder(t *testing.T) {
-	rec := &recorder{}
+	rec := &coretest.Recorder{}
 	r1, r2 := newFake("r1", rec), newFake("r2", rec)
 	req1 := requires(r1)
-	s := core.NewService(core.Name("svc"), core.Logger(quiet),
+	s := core.NewService(core.Name("svc"), core.Logger(coretest.Quiet()),
 		req1, requires(r2, req1),
-		core.OnStart(rec.hook("start hook 1", nil)), core.OnStart(rec.hook("start hook 2", nil)),
-		core.OnStop(rec.hook("stop hook 1", nil)), core.OnStop(rec.hook("stop hook 2", nil)),
+		core.OnStart(rec.Hook("start hook 1", nil)), core.OnStart(rec.Hook("start hook 2", nil)),
+		core.OnStop(rec.Hook("stop hook 1", nil)), core.OnStop(rec.Hook("stop hook 2", nil)),
 		&unit{name: "u", fn: func(ctx context.Context) error {
 			<-ctx.Done()
-			rec.add("unit ends")
+			rec.Add("unit ends")
 			return nil
 		}},
-		&check{name: "c", fn: func(context.Context) error { rec.add("check"); return nil }},
+		&check{name: "c", fn: func(context.Context) error { rec.Add("check"); return nil }},
 		core.MonitorInterval(time.Hour))
-	mustStart(t, s)
-	wantEvents(t, rec.get(), []string{"r1 start", "r2 start", "start hook 1", "start hook 2", "check"})
-	mustStop(t, s)
-	wantEvents(t, rec.get()[5:], []string{"unit ends", "stop hook 2", "stop hook 1", "r2 stop", "r1 stop"})
+	coretest.MustStart(t, s)
+	coretest.WantEvents(t, rec.Events(), []string{"r1 start", "r2 start", "start hook 1", "start hook 2", "check"})
+	coretest.MustStop(t, s)
+	coretest.WantEvents(t, rec.Events()[5:], []string{"unit ends", "stop hook 2", "stop hook 1", "r2 stop", "r1 stop"})
 }
 
 func TestRollbackIncludesFailingPart(t *testing.T) {
 	boom := errors.New("boom")
 	cases := []struct {
 		name     string
-		opts     func(rec *recorder) []core.Option
+		opts     func(rec *coretest.Recorder) []core.Option
 		wantPart string
 		want     []string
 	}{{
 		name: "requirement",
-		opts: func(rec *recorder) []core.Option {
+		opts: func(rec *coretest.Recorder) []core.Option {
 			a, b := newFake("a", rec), newFake("b", rec)
 			b.startErr = boom
 			ra := requires(a)
-			return []core.Option{ra, requires(b, ra), core.OnStop(rec.hook("stop hook", nil))}
+			return []core.Option{ra, requires(b, ra), core.OnStop(rec.Hook("stop hook", nil))}
 		},
 		wantPart: "requirement b",
 		want:     []string{"a start", "b start", "b stop", "a stop"},
 	}, {
 		name: "OnStart hook",
-		opts: func(rec *recorder) []core.Option {
+		opts: func(rec *coretest.Recorder) []core.Option {
 			return []core.Option{requires(newFake("a", rec)),
-				core.OnStart(rec.hook("hook 1", nil)), core.OnStart(rec.hook("hook 2", boom)),
-				core.OnStop(rec.hook("stop hook", nil))}
+				core.OnStart(rec.Hook("hook 1", nil)), core.OnStart(rec.Hook("hook 2", boom)),
+				core.OnStop(rec.Hook("stop hook", nil))}
 		},
 		wantPart: "OnStart hook 2",
 		want:     []string{"a start", "hook 1", "hook 2", "stop hook", "a stop"},
 	}, {
 		name: "unit",
-		opts: func(rec *recorder) []core.Option {
-			return []core.Option{requires(newFake("a", rec)), core.OnStop(rec.hook("stop hook", nil)),
+		opts: func(rec *coretest.Recorder) []core.Option {
+			return []core.Option{requires(newFake("a", rec)), core.OnStop(rec.Hook("stop hook", nil)),
 				&unit{name: "task t", launch: boom, fn: func(ctx context.Context) error {
 					<-ctx.Done()
-					rec.add("unit ended")
+					rec.Add("unit ended")
 					return nil
 				}}}
 		},
@@ -226,18 +227,18 @@ func TestRollbackIncludesFailingPart(t *testing.T) {
 		want:     []string{"a start", "unit ended", "stop hook", "a stop"},
 	}, {
 		name: "check",
-		opts: func(rec *recorder) []core.Option {
-			return []core.Option{requires(newFake("a", rec)), core.OnStart(rec.hook("hook", nil)),
-				core.OnStop(rec.hook("stop hook", nil)),
-				&check{name: "ping", fn: func(context.Context) error { rec.add("check"); return boom }}}
+		opts: func(rec *coretest.Recorder) []core.Option {
+			return []core.Option{requires(newFake("a", rec)), core.OnStart(rec.Hook("hook", nil)),
+				core.OnStop(rec.Hook("stop hook", nil)),
+				&check{name: "ping", fn: func(context.Context) error { rec.Add("check"); return boom }}}
 		},
 		wantPart: "check ping",
 		want:     []string{"a start", "hook", "check", "stop hook", "a stop"},
 	}}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			rec := &recorder{}
-			s := core.NewService(append(tc.opts(rec), core.Name("svc"), core.Logger(quiet))...)
+			rec := &coretest.Recorder{}
+			s := core.NewService(append(tc.opts(rec), core.Name("svc"), core.Logger(coretest.Quiet()))...)
 			err := s.Start(t.Context())
 			var se *core.StartupError
 			if !errors.As(err, &se) || !errors.Is(err, core.ErrStartup) || !errors.Is(err, boom) {
@@ -249,7 +250,7 @@ func TestRollbackIncludesFailingPart(t *testing.T) {
 			if want := "start svc: " + tc.wantPart + ": boom"; err.Error() != want {
 				t.Fatalf("message: got %q, want %q", err, want)
 			}
-			wantEvents(t, rec.get(), tc.want)
+			coretest.WantEvents(t, rec.Events(), tc.want)
 			if s.State() != core.StateFailed || !errors.Is(s.Err(), boom) {
 				t.Fatalf("after failed start: state %v err %v, want failed with boom", s.State(), s.Err())
 			}
@@ -283,7 +284,7 @@ func TestInvalidOptions(t *testing.T) {
 	for name, opt := range cases {
 		t.Run(name, func(t *testing.T) {
 			ran := false
-			s := core.NewService(core.Logger(quiet), opt, core.OnStart(func(context.Context) error {
+			s := core.NewService(core.Logger(coretest.Quiet()), opt, core.OnStart(func(context.Context) error {
 				ran = true
 				return nil
 			}))
@@ -346,8 +347,8 @@ func TestLogCarriesServiceName(t *testing.T) {
 	var buf bytes.Buffer
 	s := core.NewService(core.Name("ledger"), core.Logger(slog.New(slog.NewJSONHandler(&buf, nil))))
 	s.Log().Info("hello")
-	mustStart(t, s)
-	mustStop(t, s)
+	coretest.MustStart(t, s)
+	coretest.MustStop(t, s)
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	if len(lines) < 4 { // hello, starting, running, stopping, terminated
 		t.Fatalf("got %d records, want at least 4:\n%s", len(lines), buf.String())
@@ -380,10 +381,10 @@ func TestLoggerNilMeansDefault(t *testing.T) {
 func TestSelfFailureIsImmediate(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		boom := errors.New("boom")
-		rec := &recorder{}
+		rec := &coretest.Recorder{}
 		dep := newFake("dep", rec)
-		s := core.NewService(core.Logger(quiet), core.MonitorInterval(time.Hour), requires(dep),
-			core.OnStop(rec.hook("stop hook", nil)),
+		s := core.NewService(core.Logger(coretest.Quiet()), core.MonitorInterval(time.Hour), requires(dep),
+			core.OnStop(rec.Hook("stop hook", nil)),
 			&unit{name: "u", fn: func(ctx context.Context) error {
 				select {
 				case <-time.After(time.Second):
@@ -393,7 +394,7 @@ func TestSelfFailureIsImmediate(t *testing.T) {
 				}
 			}})
 		begin := time.Now()
-		mustStart(t, s)
+		coretest.MustStart(t, s)
 		<-s.Done()
 		if d := time.Since(begin); d != time.Second {
 			t.Fatalf("service failed after %v, want 1s (not at a monitor tick)", d)
@@ -401,7 +402,7 @@ func TestSelfFailureIsImmediate(t *testing.T) {
 		if s.State() != core.StateFailed || !errors.Is(s.Err(), boom) {
 			t.Fatalf("got state %v err %v, want failed with boom", s.State(), s.Err())
 		}
-		wantEvents(t, rec.get(), []string{"dep start", "stop hook", "dep stop"})
+		coretest.WantEvents(t, rec.Events(), []string{"dep start", "stop hook", "dep stop"})
 		if err := s.Stop(t.Context()); err != nil {
 			t.Fatalf("Stop after self-failure: got %v, want nil", err)
 		}
@@ -409,7 +410,7 @@ func TestSelfFailureIsImmediate(t *testing.T) {
 }
 
 func TestUnitPanicIsRecovered(t *testing.T) {
-	s := core.NewService(core.Logger(quiet), &unit{name: "bad", fn: func(context.Context) error {
+	s := core.NewService(core.Logger(coretest.Quiet()), &unit{name: "bad", fn: func(context.Context) error {
 		panic("oops")
 	}})
 	// The panic may come before or after Start returns: either way, it fails the service.
@@ -431,12 +432,12 @@ func TestStopTimeoutNamesStuckUnits(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		release := make(chan struct{})
 		defer close(release)
-		rec := &recorder{}
-		s := core.NewService(core.Name("svc"), core.Logger(quiet), core.StopTimeout(2*time.Second),
-			core.OnStop(rec.hook("stop hook", nil)),
+		rec := &coretest.Recorder{}
+		s := core.NewService(core.Name("svc"), core.Logger(coretest.Quiet()), core.StopTimeout(2*time.Second),
+			core.OnStop(rec.Hook("stop hook", nil)),
 			&unit{name: "stuck", fn: func(context.Context) error { <-release; return nil }},
 			&unit{name: "polite", fn: func(ctx context.Context) error { <-ctx.Done(); return nil }})
-		mustStart(t, s)
+		coretest.MustStart(t, s)
 		begin := time.Now()
 		err := s.Stop(context.Background())
 		if d := time.Since(begin); d != 2*time.Second {
@@ -449,7 +450,7 @@ func TestStopTimeoutNamesStuckUnits(t *testing.T) {
 		if len(te.Units) != 1 || te.Units[0] != "stuck" || te.Service != "svc" {
 			t.Fatalf("StopTimeoutError: got %+v, want service svc, units [stuck]", te)
 		}
-		wantEvents(t, rec.get(), []string{"stop hook"}) // the stop went on without the stuck unit
+		coretest.WantEvents(t, rec.Events(), []string{"stop hook"}) // the stop went on without the stuck unit
 		if s.State() != core.StateTerminated {
 			t.Fatalf("state: got %v, want terminated", s.State())
 		}
@@ -458,20 +459,20 @@ func TestStopTimeoutNamesStuckUnits(t *testing.T) {
 
 func TestStopErrorsAreJoined(t *testing.T) {
 	e1, e2, e3 := errors.New("hook 1"), errors.New("hook 2"), errors.New("dep stop")
-	rec := &recorder{}
+	rec := &coretest.Recorder{}
 	dep := newFake("dep", rec)
 	dep.stopErr = e3
 	var logs bytes.Buffer
 	s := core.NewService(core.Logger(slog.New(slog.NewTextHandler(&logs, nil))), requires(dep),
-		core.OnStop(rec.hook("stop 1", e1)), core.OnStop(rec.hook("stop 2", e2)))
-	mustStart(t, s)
+		core.OnStop(rec.Hook("stop 1", e1)), core.OnStop(rec.Hook("stop 2", e2)))
+	coretest.MustStart(t, s)
 	err := s.Stop(t.Context())
 	for _, want := range []error{e1, e2, e3} {
 		if !errors.Is(err, want) {
 			t.Errorf("Stop: got %v, want it to wrap %v", err, want)
 		}
 	}
-	wantEvents(t, rec.get(), []string{"dep start", "stop 2", "stop 1", "dep stop"})
+	coretest.WantEvents(t, rec.Events(), []string{"dep start", "stop 2", "stop 1", "dep stop"})
 	if !strings.Contains(logs.String(), "dep stop") {
 		t.Errorf("stop errors were not logged:\n%s", logs.String())
 	}
@@ -479,10 +480,10 @@ func TestStopErrorsAreJoined(t *testing.T) {
 
 func TestStartTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		rec := &recorder{}
-		s := core.NewService(core.Logger(quiet), core.StartTimeout(time.Second),
+		rec := &coretest.Recorder{}
+		s := core.NewService(core.Logger(coretest.Quiet()), core.StartTimeout(time.Second),
 			core.OnStart(func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }),
-			core.OnStop(rec.hook("stop hook", nil)))
+			core.OnStop(rec.Hook("stop hook", nil)))
 		begin := time.Now()
 		err := s.Start(t.Context())
 		if d := time.Since(begin); d != time.Second {
@@ -494,7 +495,7 @@ func TestStartTimeout(t *testing.T) {
 		if !strings.Contains(err.Error(), "StartTimeout 1s") {
 			t.Errorf("message %q does not say which timeout ran out", err)
 		}
-		wantEvents(t, rec.get(), []string{"stop hook"})
+		coretest.WantEvents(t, rec.Events(), []string{"stop hook"})
 		if s.State() != core.StateFailed {
 			t.Fatalf("state %v, want failed", s.State())
 		}
@@ -504,7 +505,7 @@ func TestStartTimeout(t *testing.T) {
 func TestStopDuringStart(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		entered := make(chan struct{})
-		s := core.NewService(core.Logger(quiet),
+		s := core.NewService(core.Logger(coretest.Quiet()),
 			core.OnStart(func(ctx context.Context) error {
 				close(entered)
 				<-ctx.Done()
@@ -528,7 +529,7 @@ func TestStopDuringStart(t *testing.T) {
 func TestUnitFailureDuringStartIsTheCause(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		boom := errors.New("first run failed")
-		s := core.NewService(core.Logger(quiet),
+		s := core.NewService(core.Logger(coretest.Quiet()),
 			&unit{name: "u", fn: func(context.Context) error { return boom }},
 			&check{name: "slow", fn: func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }})
 		err := s.Start(t.Context())
@@ -544,9 +545,9 @@ func TestUnitFailureDuringStartIsTheCause(t *testing.T) {
 func TestStopCallerContext(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		release := make(chan struct{})
-		s := core.NewService(core.Logger(quiet), core.StopTimeout(time.Minute),
+		s := core.NewService(core.Logger(coretest.Quiet()), core.StopTimeout(time.Minute),
 			core.OnStop(func(context.Context) error { <-release; return nil }))
-		mustStart(t, s)
+		coretest.MustStart(t, s)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		if err := s.Stop(ctx); !errors.Is(err, context.DeadlineExceeded) {
@@ -566,15 +567,15 @@ func TestStopCallerContext(t *testing.T) {
 func TestHostGoAfterStopDoesNotRun(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var host *core.Host
-		s := core.NewService(core.Logger(quiet), &hostGrabber{h: &host})
-		mustStart(t, s)
+		s := core.NewService(core.Logger(coretest.Quiet()), &hostGrabber{h: &host})
+		coretest.MustStart(t, s)
 		var ranWhileRunning, ranAfterStop atomic.Bool
 		host.Go("early", func(context.Context) error { ranWhileRunning.Store(true); return nil })
 		synctest.Wait() // a goroutine Go started has run by now
 		if !ranWhileRunning.Load() {
 			t.Fatal("Go while Running did not run its function")
 		}
-		mustStop(t, s)
+		coretest.MustStop(t, s)
 		host.Go("late", func(context.Context) error { ranAfterStop.Store(true); return nil })
 		synctest.Wait()
 		if ranAfterStop.Load() {
@@ -597,8 +598,8 @@ func (g *hostGrabber) Launch(_ context.Context, h *core.Host) error {
 
 func TestHostFail(t *testing.T) {
 	var host *core.Host
-	s := core.NewService(core.Logger(quiet), &hostGrabber{h: &host})
-	mustStart(t, s)
+	s := core.NewService(core.Logger(coretest.Quiet()), &hostGrabber{h: &host})
+	coretest.MustStart(t, s)
 	boom := errors.New("external failure")
 	host.Fail(boom)
 	<-s.Done()
@@ -611,7 +612,7 @@ func TestStartBoundsAnOnStartHookThatIgnoresItsContext(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		release := make(chan struct{})
 		defer close(release)
-		s := core.NewService(core.Name("svc"), core.Logger(quiet), core.StartTimeout(time.Second),
+		s := core.NewService(core.Name("svc"), core.Logger(coretest.Quiet()), core.StartTimeout(time.Second),
 			core.OnStart(func(context.Context) error { <-release; return nil }))
 		begin := time.Now()
 		res := make(chan error, 1)
@@ -643,9 +644,9 @@ func TestStopBoundsAnOnStopHookThatIgnoresItsContext(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		release := make(chan struct{})
 		defer close(release)
-		s := core.NewService(core.Name("svc"), core.Logger(quiet), core.StopTimeout(2*time.Second),
+		s := core.NewService(core.Name("svc"), core.Logger(coretest.Quiet()), core.StopTimeout(2*time.Second),
 			core.OnStop(func(context.Context) error { <-release; return nil }))
-		mustStart(t, s)
+		coretest.MustStart(t, s)
 		begin := time.Now()
 		res := make(chan error, 1)
 		go func() { res <- s.Stop(context.Background()) }()
@@ -679,14 +680,14 @@ func TestOnStopHooksGetAFullStopTimeoutAfterAUnitUsedItUp(t *testing.T) {
 		defer close(release)
 		var left time.Duration
 		var hookErr error
-		s := core.NewService(core.Name("svc"), core.Logger(quiet), core.StopTimeout(time.Second),
+		s := core.NewService(core.Name("svc"), core.Logger(coretest.Quiet()), core.StopTimeout(time.Second),
 			&unit{name: "stuck", fn: func(context.Context) error { <-release; return nil }},
 			core.OnStop(func(ctx context.Context) error {
 				dl, _ := ctx.Deadline()
 				left, hookErr = time.Until(dl), ctx.Err()
 				return nil
 			}))
-		mustStart(t, s)
+		coretest.MustStart(t, s)
 		begin := time.Now()
 		err := s.Stop(context.Background())
 		if got := time.Since(begin); got != time.Second {
@@ -717,7 +718,7 @@ func TestStopFromAnOnStartHookReturnsAtOnce(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				var s *core.Base
 				stopped := make(chan error, 1)
-				s = core.NewService(core.Name("svc"), core.Logger(quiet),
+				s = core.NewService(core.Name("svc"), core.Logger(coretest.Quiet()),
 					core.OnStart(func(ctx context.Context) error {
 						stopped <- s.Stop(tc.ctx(ctx))
 						return nil
@@ -748,12 +749,12 @@ func TestStopFromAnOnStopHookReturnsAtOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var s *core.Base
 		var inner error
-		s = core.NewService(core.Name("svc"), core.Logger(quiet),
+		s = core.NewService(core.Name("svc"), core.Logger(coretest.Quiet()),
 			core.OnStop(func(ctx context.Context) error {
 				inner = s.Stop(ctx)
 				return nil
 			}))
-		mustStart(t, s)
+		coretest.MustStart(t, s)
 		begin := time.Now()
 		if err := s.Stop(context.Background()); err != nil {
 			t.Errorf("Stop: got %v, want nil", err)
@@ -772,7 +773,7 @@ func TestRollbackErrorsReachStartErrAndStop(t *testing.T) {
 		release := make(chan struct{})
 		defer close(release)
 		boom, flush := errors.New("check: boom"), errors.New("flush failed")
-		s := core.NewService(core.Name("svc"), core.Logger(quiet), core.StopTimeout(time.Second),
+		s := core.NewService(core.Name("svc"), core.Logger(coretest.Quiet()), core.StopTimeout(time.Second),
 			&unit{name: "stuck", fn: func(context.Context) error { <-release; return nil }},
 			core.OnStop(func(context.Context) error { return flush }),
 			&check{name: "ping", fn: func(context.Context) error { return boom }})
@@ -798,7 +799,7 @@ func TestRollbackErrorsReachStartErrAndStop(t *testing.T) {
 func TestRollbackGoesThroughStopping(t *testing.T) {
 	var s *core.Base
 	var during core.State
-	s = core.NewService(core.Name("svc"), core.Logger(quiet),
+	s = core.NewService(core.Name("svc"), core.Logger(coretest.Quiet()),
 		core.OnStop(func(context.Context) error { during = s.State(); return nil }),
 		&check{name: "ping", fn: func(context.Context) error { return errors.New("down") }})
 	if err := s.Start(t.Context()); err == nil {
@@ -811,7 +812,7 @@ func TestRollbackGoesThroughStopping(t *testing.T) {
 
 func TestNameMustBeAPathSegment(t *testing.T) {
 	for _, name := range []string{"a/b", "api\n[+]forged", "a\tb", "a\x00"} {
-		s := core.NewService(core.Name(name), core.Logger(quiet))
+		s := core.NewService(core.Name(name), core.Logger(coretest.Quiet()))
 		err := s.Start(t.Context())
 		if !errors.Is(err, core.ErrInvalidOption) || !strings.Contains(err.Error(), "core.Name("+strconv.Quote(name)+")") {
 			t.Errorf("Start with core.Name(%q): got %v, want ErrInvalidOption naming the option", name, err)
@@ -829,9 +830,9 @@ func TestStopDuringStartNamesTheOnStartHookTheAbortedStartLeftRunning(t *testing
 		entered := make(chan struct{})
 		// The child is started by its parent alone: no Start call of its
 		// own gets the *StartupError naming the hook.
-		child := core.NewService(core.Name("child"), core.Logger(quiet),
+		child := core.NewService(core.Name("child"), core.Logger(coretest.Quiet()),
 			core.OnStart(func(context.Context) error { close(entered); <-release; return nil }))
-		parent := core.NewService(core.Name("parent"), core.Logger(quiet), requires(child))
+		parent := core.NewService(core.Name("parent"), core.Logger(coretest.Quiet()), requires(child))
 		res := make(chan error, 1)
 		go func() { res <- parent.Start(context.Background()) }()
 		<-entered
@@ -849,6 +850,292 @@ func TestStopDuringStartNamesTheOnStartHookTheAbortedStartLeftRunning(t *testing
 		}
 		if got := child.State(); got != core.StateTerminated {
 			t.Errorf("child's state: got %v, want terminated (Stop aborted its start)", got)
+		}
+	})
+}
+
+// Host.Go called once the service has begun to stop does not run fn, even
+// in the window between the move to Stopping and the close of the worker set
+// (host.go: "Go called once the service has begun to stop does not run fn").
+func TestHostGoWhileStoppingDoesNotRun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := newGate("service stopping")
+		var host *core.Host
+		s := core.NewService(core.Name("s"), core.Logger(slog.New(g)), core.MonitorInterval(time.Hour),
+			&hostGrabber{h: &host})
+		coretest.MustStart(t, s)
+		stopped := make(chan error, 1)
+		go func() { stopped <- s.Stop(context.Background()) }()
+		<-g.hit // the stop has begun: the service is Stopping
+		if st := s.State(); st != core.StateStopping {
+			t.Fatalf("state %v, want stopping", st)
+		}
+		ran := make(chan struct{}, 1)
+		host.Go("late", func(context.Context) error { ran <- struct{}{}; return nil })
+		synctest.Wait()
+		close(g.gate)
+		if err := <-stopped; err != nil {
+			t.Fatalf("Stop: %v", err)
+		}
+		select {
+		case <-ran:
+			t.Fatal("Host.Go called while the service was Stopping ran its function")
+		default:
+		}
+	})
+}
+
+// An error from a unit that outlived StopTimeout, arriving while the rest of
+// the stop sequence (OnStop hooks, requirements) still runs, is returned by
+// Stop (DESIGN core/Stop: "Errors met while stopping are joined
+// (errors.Join), returned, and logged: never swallowed").
+func TestLateUnitErrorDuringStopIsKept(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		late := errors.New("late unit error")
+		var logs bytes.Buffer
+		s := core.NewService(core.Name("s"), core.Logger(slog.New(slog.NewTextHandler(&logs, nil))),
+			core.MonitorInterval(time.Hour), core.StopTimeout(2*time.Second),
+			&unit{name: "slow", fn: func(ctx context.Context) error {
+				<-ctx.Done()
+				<-time.After(3 * time.Second) // outlives StopTimeout (2s) ...
+				return late                   // ... then fails
+			}},
+			core.OnStop(func(context.Context) error {
+				<-time.After(1500 * time.Millisecond) // a slow hook (2s to 3.5s): still stopping at 3s
+				return nil
+			}))
+		coretest.MustStart(t, s)
+		err := s.Stop(context.Background())
+		if !errors.Is(err, core.ErrStopTimeout) {
+			t.Fatalf("Stop: got %v, want a StopTimeoutError", err)
+		}
+		if !errors.Is(err, late) {
+			t.Fatalf("the unit's error, met while stopping, was swallowed: Stop %v, Err %v, logs:\n%s", err, s.Err(), logs.String())
+		}
+	})
+}
+
+// Host.Fail called while the OnStop hooks run (here by the hook itself, e.g.
+// a flush that failed) is returned by Stop and logged (DESIGN core/Stop:
+// "Errors met while stopping are ... returned, and logged: never swallowed").
+func TestHostFailDuringOnStopIsKept(t *testing.T) {
+	boom := errors.New("flush failed")
+	var logs bytes.Buffer
+	var host *core.Host
+	s := core.NewService(core.Name("s"), core.Logger(slog.New(slog.NewTextHandler(&logs, nil))),
+		core.MonitorInterval(time.Hour), &hostGrabber{h: &host},
+		core.OnStop(func(context.Context) error { host.Fail(boom); return nil }))
+	coretest.MustStart(t, s)
+	err := s.Stop(context.Background())
+	if !errors.Is(err, boom) || !strings.Contains(logs.String(), boom.Error()) {
+		t.Fatalf("Host.Fail during the stop was swallowed: Stop %v, Err %v, logs:\n%s", err, s.Err(), logs.String())
+	}
+}
+
+// A caller that sees a final State sees Done closed and Err set with it: the
+// final state, Done and Err change together (DESIGN core: "Done() is closed
+// on reaching Terminated or Failed; Err() is then the cause of the failure").
+func TestFinalStateComesWithDoneAndErr(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		g := newGate("service failed")
+		boom := errors.New("boom")
+		s := core.NewService(core.Name("s"), core.Logger(slog.New(g)), core.MonitorInterval(time.Hour),
+			&unit{name: "u", fn: func(ctx context.Context) error {
+				select {
+				case <-time.After(time.Second):
+					return boom
+				case <-ctx.Done():
+					return nil
+				}
+			}})
+		coretest.MustStart(t, s)
+		<-g.hit // the service has reached Failed
+		st, err := s.State(), s.Err()
+		done := false
+		select {
+		case <-s.Done():
+			done = true
+		default:
+		}
+		close(g.gate)
+		<-s.Done()
+		if st == core.StateFailed && (!done || !errors.Is(err, boom)) {
+			t.Fatalf("State() = %v while Done closed = %v and Err() = %v: want Done closed and Err = boom", st, done, err)
+		}
+	})
+}
+
+// Stop with an already cancelled context on a service that has already
+// stopped returns the stop's result (nil), every time, not the context's
+// error (DESIGN core/Stop: "idempotent ... concurrent callers all get the
+// same result").
+func TestStopAfterDoneWithCancelledContext(t *testing.T) {
+	s := core.NewService(core.Name("s"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Hour))
+	coretest.MustStart(t, s)
+	coretest.MustStop(t, s)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	bad := 0
+	for range 200 {
+		if err := s.Stop(ctx); err != nil {
+			bad++
+		}
+	}
+	if bad > 0 {
+		t.Fatalf("Stop(cancelled ctx) on a terminated service returned an error %d times out of 200, want always nil", bad)
+	}
+}
+
+// Stop called from one of the service's own units, with the unit's context,
+// returns at once and the service terminates, instead of waiting the whole
+// StopTimeout for the calling unit and naming it as stuck.
+func TestStopFromOwnUnit(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var s *core.Base
+		res := make(chan error, 1)
+		s = core.NewService(core.Name("s"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Hour),
+			core.StopTimeout(10*time.Second),
+			&unit{name: "job", fn: func(ctx context.Context) error {
+				<-time.After(time.Second) // the job is finished: stop the service
+				res <- s.Stop(ctx)
+				return nil
+			}})
+		begin := time.Now()
+		coretest.MustStart(t, s)
+		if err := <-res; err != nil {
+			t.Fatalf("Stop from the service's own unit: got %v, want nil at once", err)
+		}
+		<-s.Done()
+		if d := time.Since(begin); d != time.Second || s.State() != core.StateTerminated {
+			t.Fatalf("stopped %v after start in state %v, want 1s (when the job called Stop) and terminated", d, s.State())
+		}
+	})
+}
+
+// A panic in an OnStart hook does not escape Start: Start returns a
+// *PanicError, the start is rolled back and the service is Failed (DESIGN
+// core/Start: "Any failure ... rolls back everything started so far ...
+// State → Failed"; doc.go: "panics are *PanicError values with the stack").
+func TestPanicInOnStartRollsBack(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := core.NewService(core.Name("s"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Hour),
+			core.OnStart(func(context.Context) error { panic("bad hook") }))
+		var startErr error
+		panicked := func() (p bool) {
+			defer func() { p = recover() != nil }()
+			startErr = s.Start(context.Background())
+			return false
+		}()
+		var pe *core.PanicError
+		if panicked || !errors.As(startErr, &pe) || s.State() != core.StateFailed {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			t.Fatalf("Start panicked=%v err=%v; state %v; Stop: %v; want a *PanicError, state failed",
+				panicked, startErr, s.State(), s.Stop(ctx))
+		}
+	})
+}
+
+// Done closed implies a final state and Err set, for the three ways to end
+// (clean stop, self-failure, failed start).
+func TestDoneImpliesFinalState(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		boom := errors.New("boom")
+		clean := core.NewService(core.Logger(coretest.Quiet()))
+		coretest.MustStart(t, clean)
+		go clean.Stop(context.Background())
+		<-clean.Done()
+		if clean.State() != core.StateTerminated || clean.Err() != nil {
+			t.Fatalf("clean: %v %v", clean.State(), clean.Err())
+		}
+		failing := core.NewService(core.Logger(coretest.Quiet()), &unit{name: "u", fn: func(context.Context) error {
+			<-time.After(time.Second)
+			return boom
+		}})
+		coretest.MustStart(t, failing)
+		<-failing.Done()
+		if failing.State() != core.StateFailed || !errors.Is(failing.Err(), boom) {
+			t.Fatalf("failing: %v %v", failing.State(), failing.Err())
+		}
+		bad := core.NewService(core.Logger(coretest.Quiet()), core.OnStart(func(context.Context) error { return boom }))
+		go bad.Start(context.Background())
+		<-bad.Done()
+		if bad.State() != core.StateFailed || !errors.Is(bad.Err(), core.ErrStartup) || !errors.Is(bad.Err(), boom) {
+			t.Fatalf("failed start: %v %v", bad.State(), bad.Err())
+		}
+	})
+}
+
+// A unit failure met while the service is Starting, after another one has
+// already aborted the start, is not dropped: it reaches Start, Stop or the
+// log, as the same two failures do while Running (DESIGN core/Stop: "Errors
+// met while stopping are joined (errors.Join), returned, and logged: never
+// swallowed").
+func TestSecondFailureDuringStartIsKept(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		errA, errB := errors.New("worker a: db unreachable"), errors.New("worker b: queue unreachable")
+		var logs bytes.Buffer
+		var host *core.Host
+		aDone, bDone, bLaunched := make(chan struct{}), make(chan struct{}), make(chan struct{})
+		s := core.NewService(core.Name("s"), core.Logger(slog.New(slog.NewTextHandler(&logs, nil))),
+			core.MonitorInterval(time.Hour), &hostGrabber{h: &host},
+			&unit{name: "a", fn: func(context.Context) error {
+				<-bLaunched // both units run before the first failure
+				host.Fail(errA)
+				close(aDone)
+				return nil
+			}},
+			&unit{name: "b", fn: func(context.Context) error {
+				close(bLaunched)
+				<-aDone
+				host.Fail(errB)
+				close(bDone)
+				return nil
+			}},
+			&check{name: "ready", fn: func(context.Context) error {
+				<-bDone // the start is still under way when both workers fail
+				return nil
+			}})
+		startErr := s.Start(context.Background())
+		if !errors.Is(startErr, errA) {
+			t.Fatalf("Start: got %v, want the first failure %v", startErr, errA)
+		}
+		stopErr := s.Stop(context.Background())
+		if !errors.Is(startErr, errB) && !errors.Is(stopErr, errB) && !strings.Contains(logs.String(), errB.Error()) {
+			t.Errorf("the second failure was swallowed: Start %v, Stop %v, logs:\n%s", startErr, stopErr, logs.String())
+		}
+	})
+}
+
+// A Healthcheck still running when the service stops either leaves the
+// OnStop hooks a live context or is reported in a *StopTimeoutError: it
+// never uses up StopTimeout silently (DESIGN core/Stop: "Workers still
+// running at StopTimeout are named in a *StopTimeoutError", "Errors met
+// while stopping are ... returned ... never swallowed").
+func TestHealthcheckStuckDuringStopIsReported(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var hookErr error
+		var slow atomic.Bool // the check passes at start, then hangs until its caller gives up
+		s := core.NewService(core.Name("s"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Hour),
+			core.StopTimeout(time.Second),
+			&check{name: "slow", timeout: func(time.Duration) time.Duration { return time.Hour },
+				fn: func(ctx context.Context) error {
+					if slow.Load() {
+						<-ctx.Done()
+					}
+					return ctx.Err()
+				}},
+			core.OnStop(func(ctx context.Context) error { hookErr = ctx.Err(); return nil }))
+		coretest.MustStart(t, s)
+		slow.Store(true)
+		probe, cancelProbe := context.WithCancel(context.Background()) // e.g. a readiness probe
+		defer cancelProbe()
+		go func() { _ = s.Healthcheck(probe) }()
+		synctest.Wait() // the Healthcheck is under way
+		err := s.Stop(context.Background())
+		if hookErr != nil && !errors.Is(err, core.ErrStopTimeout) {
+			t.Errorf("Stop: got %v, and the OnStop hook ran with an ended context (%v): "+
+				"the stuck Healthcheck used up StopTimeout without being reported", err, hookErr)
 		}
 	})
 }

@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/coreservice/coreservice/core"
+	"github.com/coreservice/coreservice/internal/coretest"
 )
 
 // metricPoints reads reader and returns the points of the metric named
@@ -48,7 +49,7 @@ func TestServiceStateMetricIsOneForTheCurrentState(t *testing.T) {
 		reader := sdkmetric.NewManualReader()
 		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 		defer func() { _ = mp.Shutdown(context.Background()) }()
-		s := core.NewService(core.Name("api"), core.Logger(quiet), core.MeterProvider(mp))
+		s := core.NewService(core.Name("api"), core.Logger(coretest.Quiet()), core.MeterProvider(mp))
 		want := func(when string, states map[string]int64) {
 			t.Helper()
 			got := metricPoints[int64](t, reader, "coreservice.service.state")
@@ -59,9 +60,9 @@ func TestServiceStateMetricIsOneForTheCurrentState(t *testing.T) {
 				}
 			}
 		}
-		mustStart(t, s)
+		coretest.MustStart(t, s)
 		want("running", map[string]int64{"starting": 0, "running": 1})
-		mustStop(t, s)
+		coretest.MustStop(t, s)
 		want("stopped", map[string]int64{"starting": 0, "running": 0, "stopping": 0, "terminated": 1})
 	})
 }
@@ -73,7 +74,7 @@ func TestHealthcheckDurationPerCheck(t *testing.T) {
 		defer func() { _ = mp.Shutdown(context.Background()) }()
 		runs := 0
 		errDown := errors.New("down")
-		s := core.NewService(core.Name("api"), core.Logger(quiet), core.MeterProvider(mp),
+		s := core.NewService(core.Name("api"), core.Logger(coretest.Quiet()), core.MeterProvider(mp),
 			core.MonitorInterval(time.Second),
 			&check{name: "ping", threshold: 5, fn: func(context.Context) error {
 				runs++
@@ -83,10 +84,10 @@ func TestHealthcheckDurationPerCheck(t *testing.T) {
 				}
 				return nil
 			}})
-		mustStart(t, s) // run 1, at start
+		coretest.MustStart(t, s) // run 1, at start
 		<-time.After(3500 * time.Millisecond)
 		synctest.Wait() // runs 2, 3 (failed) and 4 on monitor ticks
-		mustStop(t, s)
+		coretest.MustStop(t, s)
 		got := metricPoints[float64](t, reader, "coreservice.healthcheck.duration")
 		ok, _ := got["coreservice.check=ping,coreservice.service=api"].(metricdata.HistogramDataPoint[float64])
 		bad, _ := got["coreservice.check=ping,coreservice.service=api,error.type=*errors.errorString"].(metricdata.HistogramDataPoint[float64])

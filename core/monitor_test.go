@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/coreservice/coreservice/core"
+	"github.com/coreservice/coreservice/internal/coretest"
 )
 
 // scripted is a check whose results follow a script, one per run; past the
@@ -47,10 +48,10 @@ func TestMonitorThreshold(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				sc := &scripted{results: tc.results}
-				s := core.NewService(core.Logger(quiet), core.MonitorInterval(100*time.Millisecond),
+				s := core.NewService(core.Logger(coretest.Quiet()), core.MonitorInterval(100*time.Millisecond),
 					&check{name: "scripted", fn: sc.fn, threshold: tc.threshold})
 				begin := time.Now()
-				mustStart(t, s)
+				coretest.MustStart(t, s)
 				select {
 				case <-s.Done():
 					if tc.failAt == 0 {
@@ -66,7 +67,7 @@ func TestMonitorThreshold(t *testing.T) {
 					if tc.failAt != 0 {
 						t.Fatalf("service still running after 1s, want it failed at %v", tc.failAt)
 					}
-					mustStop(t, s)
+					coretest.MustStop(t, s)
 				}
 			})
 		})
@@ -76,7 +77,7 @@ func TestMonitorThreshold(t *testing.T) {
 func TestMonitorCutsHangingCheck(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var hang atomic.Bool
-		s := core.NewService(core.Logger(quiet), core.MonitorInterval(time.Second),
+		s := core.NewService(core.Logger(coretest.Quiet()), core.MonitorInterval(time.Second),
 			&check{name: "hangs", timeout: func(time.Duration) time.Duration { return 200 * time.Millisecond },
 				fn: func(ctx context.Context) error {
 					if hang.Load() {
@@ -85,7 +86,7 @@ func TestMonitorCutsHangingCheck(t *testing.T) {
 					}
 					return nil
 				}})
-		mustStart(t, s)
+		coretest.MustStart(t, s)
 		hang.Store(true)
 		begin := time.Now()
 		<-s.Done()
@@ -101,10 +102,10 @@ func TestMonitorCutsHangingCheck(t *testing.T) {
 func TestMonitorIntervalDefault(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		sc := &scripted{}
-		s := core.NewService(core.Logger(quiet), &check{name: "count", fn: sc.fn})
-		mustStart(t, s)
+		s := core.NewService(core.Logger(coretest.Quiet()), &check{name: "count", fn: sc.fn})
+		coretest.MustStart(t, s)
 		<-time.After(time.Second + time.Millisecond) // fake time: ten ticks of the default 100 ms
-		mustStop(t, s)
+		coretest.MustStop(t, s)
 		if got := sc.runs.Load(); got != 11 {
 			t.Fatalf("check ran %d times in 1s, want 11 (start + 10 ticks of 100ms)", got)
 		}
@@ -113,9 +114,9 @@ func TestMonitorIntervalDefault(t *testing.T) {
 
 func TestHealthcheck(t *testing.T) {
 	var failing atomic.Bool
-	rec := &recorder{}
+	rec := &coretest.Recorder{}
 	dep := newFake("dep", rec)
-	s := core.NewService(core.Name("api"), core.Logger(quiet), core.MonitorInterval(time.Hour), requires(dep),
+	s := core.NewService(core.Name("api"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Hour), requires(dep),
 		&check{name: "ping", fn: func(context.Context) error {
 			if failing.Load() {
 				return errors.New("no pong")
@@ -125,7 +126,7 @@ func TestHealthcheck(t *testing.T) {
 	if err := s.Healthcheck(t.Context()); !errors.Is(err, core.ErrUnhealthy) || !strings.Contains(err.Error(), "new") {
 		t.Fatalf("Healthcheck before Start: got %v, want ErrUnhealthy saying new", err)
 	}
-	mustStart(t, s)
+	coretest.MustStart(t, s)
 	if err := s.Healthcheck(t.Context()); err != nil {
 		t.Fatalf("Healthcheck while healthy: got %v, want nil", err)
 	}
@@ -153,18 +154,18 @@ func TestNoMonitorWithoutSomethingToWatch(t *testing.T) {
 		sr := tracetest.NewSpanRecorder()
 		tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
 		defer func() { _ = tp.Shutdown(context.Background()) }()
-		idle := core.NewService(core.Name("idle"), core.Logger(quiet), core.TracerProvider(tp))
-		checked := core.NewService(core.Name("checked"), core.Logger(quiet), core.TracerProvider(tp),
+		idle := core.NewService(core.Name("idle"), core.Logger(coretest.Quiet()), core.TracerProvider(tp))
+		checked := core.NewService(core.Name("checked"), core.Logger(coretest.Quiet()), core.TracerProvider(tp),
 			&check{name: "ping", fn: func(context.Context) error { return nil }})
 		before := runtime.NumGoroutine()
-		mustStart(t, idle)
+		coretest.MustStart(t, idle)
 		synctest.Wait()
 		extra := runtime.NumGoroutine() - before
-		mustStart(t, checked)
+		coretest.MustStart(t, checked)
 		<-time.After(time.Second)
 		synctest.Wait()
-		mustStop(t, checked)
-		mustStop(t, idle)
+		coretest.MustStop(t, checked)
+		coretest.MustStop(t, idle)
 		if extra != 0 {
 			t.Errorf("goroutines of a started service with nothing to watch: got %d, want 0", extra)
 		}
@@ -176,5 +177,49 @@ func TestNoMonitorWithoutSomethingToWatch(t *testing.T) {
 			t.Fatalf("monitor ticks in 1 s: got %d for idle and %d for checked, want 0 and 10",
 				counts["healthcheck idle"], counts["healthcheck checked"])
 		}
+	})
+}
+
+// The monitor stuck in a check that ignores its context is named in the
+// StopTimeoutError, and the stop goes on.
+func TestStopTimeoutNamesStuckMonitor(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		first := true
+		s := core.NewService(core.Logger(coretest.Quiet()), core.MonitorInterval(time.Second), core.StopTimeout(2*time.Second),
+			&check{name: "c", timeout: func(time.Duration) time.Duration { return time.Hour }, fn: func(context.Context) error {
+				if first { // the start's check passes
+					first = false
+					return nil
+				}
+				<-release
+				return nil
+			}})
+		coretest.MustStart(t, s)
+		<-time.After(1500 * time.Millisecond) // the monitor is inside the check
+		err := s.Stop(context.Background())
+		var te *core.StopTimeoutError
+		if !errors.As(err, &te) || len(te.Units) != 1 || te.Units[0] != "monitor" {
+			t.Fatalf("Stop: got %v, want a StopTimeoutError naming the monitor", err)
+		}
+		close(release)
+		synctest.Wait()
+	})
+}
+
+// Healthcheck while stopping reports ErrUnhealthy naming the state.
+func TestHealthcheckWhileStopping(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		s := core.NewService(core.Name("s"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Hour),
+			core.OnStop(func(context.Context) error { <-release; return nil }))
+		coretest.MustStart(t, s)
+		go s.Stop(context.Background())
+		synctest.Wait()
+		if err := s.Healthcheck(context.Background()); !errors.Is(err, core.ErrUnhealthy) || !strings.Contains(err.Error(), "stopping") {
+			t.Fatalf("Healthcheck while stopping: %v", err)
+		}
+		close(release)
+		<-s.Done()
 	})
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/coreservice/coreservice/core"
+	"github.com/coreservice/coreservice/internal/coretest"
 )
 
 // FuzzCoreOptions gives a service random values of Name, MonitorInterval,
@@ -63,7 +64,7 @@ func saturatingAdd(a, b time.Duration) time.Duration {
 func fuzzCore(t *testing.T, name string, monitor, startTimeout, stopTimeout, startDelay, stopDelay time.Duration) {
 	var started, stopped atomic.Bool
 	var checks atomic.Int64
-	svc := core.NewService(core.Name(name), core.Logger(quiet),
+	svc := core.NewService(core.Name(name), core.Logger(coretest.Quiet()),
 		core.MonitorInterval(monitor), core.StartTimeout(startTimeout), core.StopTimeout(stopTimeout),
 		core.OnStart(func(ctx context.Context) error {
 			started.Store(true)

@@ -3,6 +3,7 @@ package core_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -11,26 +12,20 @@ import (
 	"time"
 
 	"github.com/coreservice/coreservice/core"
+	"github.com/coreservice/coreservice/internal/coretest"
 )
 
-// node is a *core.Base that records its start and stop.
-func node(name string, rec *recorder, opts ...core.Option) *core.Base {
-	return core.NewService(append([]core.Option{core.Name(name), core.Logger(quiet),
-		core.MonitorInterval(time.Hour),
-		core.OnStart(rec.hook(name+" start", nil)), core.OnStop(rec.hook(name+" stop", nil))}, opts...)...)
-}
-
 func TestNestedOrder(t *testing.T) {
-	rec := &recorder{}
-	c := node("c", rec)
-	b := node("b", rec, requires(c))
-	a := node("a", rec, requires(b))
-	mustStart(t, a)
+	rec := &coretest.Recorder{}
+	c := coretest.Node("c", rec)
+	b := coretest.Node("b", rec, requires(c))
+	a := coretest.Node("a", rec, requires(b))
+	coretest.MustStart(t, a)
 	if b.State() != core.StateRunning || c.State() != core.StateRunning {
 		t.Fatalf("requirements: b %v, c %v, want running", b.State(), c.State())
 	}
-	mustStop(t, a)
-	wantEvents(t, rec.get(), []string{"c start", "b start", "a start", "a stop", "b stop", "c stop"})
+	coretest.MustStop(t, a)
+	coretest.WantEvents(t, rec.Events(), []string{"c start", "b start", "a start", "a stop", "b stop", "c stop"})
 	if b.State() != core.StateTerminated || c.State() != core.StateTerminated {
 		t.Fatalf("after Stop: b %v, c %v, want terminated", b.State(), c.State())
 	}
@@ -38,11 +33,11 @@ func TestNestedOrder(t *testing.T) {
 
 func TestIndependentRequirementsStartConcurrently(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		rec := &recorder{}
+		rec := &coretest.Recorder{}
 		var mu sync.Mutex
 		inside, most := 0, 0
 		slow := func(name string) *core.Base {
-			return core.NewService(core.Name(name), core.Logger(quiet), core.MonitorInterval(time.Hour),
+			return core.NewService(core.Name(name), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Hour),
 				core.OnStart(func(context.Context) error {
 					mu.Lock()
 					inside++
@@ -56,64 +51,64 @@ func TestIndependentRequirementsStartConcurrently(t *testing.T) {
 				}))
 		}
 		x, y, z := slow("x"), slow("y"), slow("z")
-		p := node("p", rec, requires(x), requires(y), requires(z))
+		p := coretest.Node("p", rec, requires(x), requires(y), requires(z))
 		begin := time.Now()
-		mustStart(t, p)
+		coretest.MustStart(t, p)
 		if d := time.Since(begin); d != time.Second || most != 3 {
 			t.Fatalf("three independent 1s starts took %v with at most %d at once, want 1s and 3", d, most)
 		}
-		mustStop(t, p)
+		coretest.MustStop(t, p)
 	})
 }
 
 func TestAfterOrdersSiblings(t *testing.T) {
-	rec := &recorder{}
-	x, y, z := node("x", rec), node("y", rec), node("z", rec)
+	rec := &coretest.Recorder{}
+	x, y, z := coretest.Node("x", rec), coretest.Node("y", rec), coretest.Node("z", rec)
 	rz := requires(z)
 	ry := requires(y, rz)
-	p := node("p", rec, requires(x, ry), ry, rz)
-	mustStart(t, p)
-	mustStop(t, p)
-	wantEvents(t, rec.get(), []string{"z start", "y start", "x start", "p start", "p stop", "x stop", "y stop", "z stop"})
+	p := coretest.Node("p", rec, requires(x, ry), ry, rz)
+	coretest.MustStart(t, p)
+	coretest.MustStop(t, p)
+	coretest.WantEvents(t, rec.Events(), []string{"z start", "y start", "x start", "p start", "p stop", "x stop", "y stop", "z stop"})
 }
 
 func TestSharedRequirementStartsOnceStopsAfterLast(t *testing.T) {
 	orders := [][]int{{0, 1}, {1, 0}, {0, 1, 2}, {2, 0, 1}, {1, 2, 0}}
 	for _, order := range orders {
-		rec := &recorder{}
-		db := node("db", rec)
+		rec := &coretest.Recorder{}
+		db := coretest.Node("db", rec)
 		parents := make([]*core.Base, len(order))
 		for i := range parents {
-			parents[i] = core.NewService(core.Logger(quiet), requires(db))
+			parents[i] = core.NewService(core.Logger(coretest.Quiet()), requires(db))
 		}
 		var wg sync.WaitGroup
 		for _, p := range parents { // concurrent parents starting at once
-			wg.Go(func() { mustStart(t, p) })
+			wg.Go(func() { coretest.MustStart(t, p) })
 		}
 		wg.Wait()
-		wantEvents(t, rec.get(), []string{"db start"})
+		coretest.WantEvents(t, rec.Events(), []string{"db start"})
 		for n, i := range order {
-			mustStop(t, parents[i])
+			coretest.MustStop(t, parents[i])
 			if last := n == len(order)-1; last != (db.State() == core.StateTerminated) {
 				t.Fatalf("order %v: after stopping %d parents db is %v", order, n+1, db.State())
 			}
 		}
-		wantEvents(t, rec.get(), []string{"db start", "db stop"})
+		coretest.WantEvents(t, rec.Events(), []string{"db start", "db stop"})
 	}
 }
 
 func TestSharedWithDirectStart(t *testing.T) {
-	rec := &recorder{}
-	db := node("db", rec)
-	api := node("api", rec, requires(db))
-	mustStart(t, db)
-	mustStart(t, api)
-	mustStop(t, api)
+	rec := &coretest.Recorder{}
+	db := coretest.Node("db", rec)
+	api := coretest.Node("api", rec, requires(db))
+	coretest.MustStart(t, db)
+	coretest.MustStart(t, api)
+	coretest.MustStop(t, api)
 	if db.State() != core.StateRunning {
 		t.Fatalf("db started directly was stopped by its dependent: %v", db.State())
 	}
-	mustStop(t, db)
-	wantEvents(t, rec.get(), []string{"db start", "api start", "api stop", "db stop"})
+	coretest.MustStop(t, db)
+	coretest.WantEvents(t, rec.Events(), []string{"db start", "api start", "api stop", "db stop"})
 }
 
 // late is a requirement whose service is set after construction, to build cycles.
@@ -123,22 +118,22 @@ func late(target **core.Base) *req {
 
 func TestCycles(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		rec := &recorder{}
+		rec := &coretest.Recorder{}
 		var a, b, c *core.Base
-		a = node("a", rec, late(&a))
+		a = coretest.Node("a", rec, late(&a))
 		assertCycle(t, a, "a -> a")
 
 		var d, e *core.Base
-		d = node("d", rec, late(&e))
-		e = node("e", rec, late(&d))
+		d = coretest.Node("d", rec, late(&e))
+		e = coretest.Node("e", rec, late(&d))
 		assertCycle(t, d, "d -> e -> d")
 
 		var f *core.Base
-		b = node("b", rec, late(&c))
-		c = node("c", rec, late(&f))
-		f = node("f", rec, late(&b))
+		b = coretest.Node("b", rec, late(&c))
+		c = coretest.Node("c", rec, late(&f))
+		f = coretest.Node("f", rec, late(&b))
 		assertCycle(t, b, "b -> c -> f -> b")
-		wantEvents(t, rec.get(), nil) // nothing ran: no hook of any service in a cycle
+		coretest.WantEvents(t, rec.Events(), nil) // nothing ran: no hook of any service in a cycle
 	})
 }
 
@@ -158,33 +153,33 @@ func assertCycle(t *testing.T, s *core.Base, path string) {
 }
 
 func TestAfterCycle(t *testing.T) {
-	rec := &recorder{}
-	r1 := requires(node("x", rec))
-	r2 := requires(node("y", rec), r1)
+	rec := &coretest.Recorder{}
+	r1 := requires(coretest.Node("x", rec))
+	r2 := requires(coretest.Node("y", rec), r1)
 	r1.after = []core.Requirement{r2}
-	err := node("p", rec, r1, r2).Start(t.Context())
+	err := coretest.Node("p", rec, r1, r2).Start(t.Context())
 	if !errors.Is(err, core.ErrCycle) || !strings.Contains(err.Error(), "x -> y -> x") {
 		t.Fatalf("Start: got %v, want a cycle x -> y -> x", err)
 	}
 }
 
 func TestRequirementBadInput(t *testing.T) {
-	rec := &recorder{}
+	rec := &coretest.Recorder{}
 	var typedNil *fake
-	shared := node("shared", rec)
-	outsider := requires(node("outsider", rec))
+	shared := coretest.Node("shared", rec)
+	outsider := requires(coretest.Node("outsider", rec))
 	cases := map[string]core.Option{
 		"nil service":       &req{name: "nothing"},
 		"typed nil service": &req{name: "typed", svc: typedNil},
 		"required twice":    optionList{&req{name: "one", svc: shared}, &req{name: "two", svc: shared}},
-		"After unknown":     requires(node("y", rec), outsider),
+		"After unknown":     requires(coretest.Node("y", rec), outsider),
 		"resolve error": &req{name: "lazy", resolve: func(context.Context) (core.Service, error) {
 			return nil, errors.New("cannot build")
 		}},
 	}
 	for name, opt := range cases {
 		t.Run(name, func(t *testing.T) {
-			err := node("p", rec, opt).Start(t.Context())
+			err := coretest.Node("p", rec, opt).Start(t.Context())
 			var se *core.StartupError
 			if !errors.As(err, &se) || !strings.HasPrefix(se.Part, "requirement ") {
 				t.Fatalf("Start: got %v, want a *StartupError naming a requirement", err)
@@ -200,20 +195,20 @@ func TestRequirementBadInput(t *testing.T) {
 
 func TestRollbackStopsStartedSiblings(t *testing.T) {
 	boom := errors.New("third fails")
-	rec := &recorder{}
-	x, y := node("x", rec), node("y", rec)
-	z := core.NewService(core.Name("z"), core.Logger(quiet), core.OnStart(func(context.Context) error {
-		rec.add("z start")
+	rec := &coretest.Recorder{}
+	x, y := coretest.Node("x", rec), coretest.Node("y", rec)
+	z := core.NewService(core.Name("z"), core.Logger(coretest.Quiet()), core.OnStart(func(context.Context) error {
+		rec.Add("z start")
 		return boom
-	}), core.OnStop(rec.hook("z stop", nil)))
+	}), core.OnStop(rec.Hook("z stop", nil)))
 	rx := requires(x)
 	ry := requires(y, rx)
-	p := node("p", rec, rx, ry, requires(z, ry))
+	p := coretest.Node("p", rec, rx, ry, requires(z, ry))
 	if err := p.Start(t.Context()); !errors.Is(err, boom) || !strings.Contains(err.Error(), "requirement z") {
 		t.Fatalf("Start: got %v, want it to name requirement z and wrap its error", err)
 	}
 	// z's own rollback runs its OnStop hook (it got past its requirements).
-	wantEvents(t, rec.get(), []string{"x start", "y start", "z start", "z stop", "y stop", "x stop"})
+	coretest.WantEvents(t, rec.Events(), []string{"x start", "y start", "z start", "z stop", "y stop", "x stop"})
 	for _, s := range []*core.Base{x, y} {
 		if s.State() != core.StateTerminated {
 			t.Fatalf("%s after rollback: %v, want terminated", s.Name(), s.State())
@@ -222,21 +217,21 @@ func TestRollbackStopsStartedSiblings(t *testing.T) {
 }
 
 func TestRollbackStopsFailedForeignRequirement(t *testing.T) {
-	rec := &recorder{}
+	rec := &coretest.Recorder{}
 	f := newFake("foreign", rec)
 	f.startErr = errors.New("half started")
-	err := node("p", rec, requires(f)).Start(t.Context())
+	err := coretest.Node("p", rec, requires(f)).Start(t.Context())
 	if !errors.Is(err, f.startErr) {
 		t.Fatalf("Start: got %v", err)
 	}
-	wantEvents(t, rec.get(), []string{"foreign start", "foreign stop"})
+	coretest.WantEvents(t, rec.Events(), []string{"foreign start", "foreign stop"})
 }
 
 func TestFailurePropagatesThroughThreeLevels(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		boom := errors.New("disk full")
-		rec := &recorder{}
-		c := node("c", rec, &unit{name: "writer", fn: func(ctx context.Context) error {
+		rec := &coretest.Recorder{}
+		c := coretest.Node("c", rec, &unit{name: "writer", fn: func(ctx context.Context) error {
 			select {
 			case <-time.After(time.Second):
 				return boom
@@ -244,10 +239,10 @@ func TestFailurePropagatesThroughThreeLevels(t *testing.T) {
 				return nil
 			}
 		}})
-		b := node("b", rec, requires(c))
-		a := node("a", rec, requires(b))
+		b := coretest.Node("b", rec, requires(c))
+		a := coretest.Node("a", rec, requires(b))
 		begin := time.Now()
-		mustStart(t, a)
+		coretest.MustStart(t, a)
 		<-a.Done()
 		if d := time.Since(begin); d != time.Second {
 			t.Fatalf("a failed %v after start, want 1s (promptly)", d)
@@ -262,16 +257,16 @@ func TestFailurePropagatesThroughThreeLevels(t *testing.T) {
 		}
 		// The failure reaches the dependents before c's own stop runs, and
 		// they stop first, as in any stop: dependents before what they use.
-		wantEvents(t, rec.get(), []string{"c start", "b start", "a start", "a stop", "b stop", "c stop"})
+		coretest.WantEvents(t, rec.Events(), []string{"c start", "b start", "a start", "a stop", "b stop", "c stop"})
 	})
 }
 
 func TestAwait(t *testing.T) {
 	t.Run("never starts", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			rec := &recorder{}
-			ext := node("ext", rec)
-			p := node("p", rec, core.StartTimeout(3*time.Second), &req{svc: ext, awaited: true})
+			rec := &coretest.Recorder{}
+			ext := coretest.Node("ext", rec)
+			p := coretest.Node("p", rec, core.StartTimeout(3*time.Second), &req{svc: ext, awaited: true})
 			begin := time.Now()
 			err := p.Start(t.Context())
 			if !errors.Is(err, context.DeadlineExceeded) || time.Since(begin) != 3*time.Second {
@@ -284,37 +279,37 @@ func TestAwait(t *testing.T) {
 	})
 	t.Run("started by someone else, fails later", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			rec := &recorder{}
+			rec := &coretest.Recorder{}
 			ext := newFake("ext", rec)
-			p := node("p", rec, &req{svc: ext, awaited: true})
+			p := coretest.Node("p", rec, &req{svc: ext, awaited: true})
 			go func() {
 				<-time.After(time.Second)
 				_ = ext.Start(context.Background())
 			}()
-			mustStart(t, p)
+			coretest.MustStart(t, p)
 			boom := errors.New("ext crashed")
 			ext.crash(boom)
 			<-p.Done()
 			if !errors.Is(p.Err(), boom) {
 				t.Fatalf("p: got %v, want it to fail with the awaited service's error", p.Err())
 			}
-			wantEvents(t, rec.get(), []string{"ext start", "p start", "p stop"}) // p never stops ext
+			coretest.WantEvents(t, rec.Events(), []string{"ext start", "p start", "p stop"}) // p never stops ext
 		})
 	})
 }
 
 func TestDependencies(t *testing.T) {
-	rec := &recorder{}
-	db := node("db", rec)
-	lazyDB := node("lazy", rec)
+	rec := &coretest.Recorder{}
+	db := coretest.Node("db", rec)
+	lazyDB := coretest.Node("lazy", rec)
 	rdb := requires(db)
 	rlazy := &req{name: "lazy", resolve: func(context.Context) (core.Service, error) { return lazyDB, nil }}
-	api := node("api", rec, rdb, rlazy, &check{name: "c", fn: okCheck}, core.MonitorInterval(time.Minute))
+	api := coretest.Node("api", rec, rdb, rlazy, &check{name: "c", fn: okCheck}, core.MonitorInterval(time.Minute))
 	deps := api.Dependencies()
 	if len(deps) != 2 || deps[0].Requirement != rdb || deps[1].Requirement != rlazy || deps[0].Service != nil || deps[1].Service != nil {
 		t.Fatalf("before start: got %+v, want both requirements, unresolved", deps)
 	}
-	mustStart(t, api)
+	coretest.MustStart(t, api)
 	deps = api.Dependencies()
 	if deps[0].Service != db || deps[1].Service != lazyDB {
 		t.Fatalf("after start: got %+v, want the resolved services", deps)
@@ -325,16 +320,16 @@ func TestDependencies(t *testing.T) {
 	if got := api.MonitorInterval(); got != time.Minute {
 		t.Fatalf("MonitorInterval: got %v, want 1m", got)
 	}
-	mustStop(t, api)
+	coretest.MustStop(t, api)
 }
 
 func TestStartBoundsAForeignRequirementWhoseStartIgnoresItsContext(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		rec := &recorder{}
+		rec := &coretest.Recorder{}
 		f := newFake("f", rec)
 		f.hang = make(chan struct{})
 		defer close(f.hang)
-		p := core.NewService(core.Name("p"), core.Logger(quiet), core.StartTimeout(time.Second), requires(f))
+		p := core.NewService(core.Name("p"), core.Logger(coretest.Quiet()), core.StartTimeout(time.Second), requires(f))
 		begin := time.Now()
 		res := make(chan error, 1)
 		go func() { res <- p.Start(context.Background()) }()
@@ -356,10 +351,10 @@ func TestStartBoundsAForeignRequirementWhoseStartIgnoresItsContext(t *testing.T)
 
 func TestStopBoundsAForeignRequirementWhoseStopIgnoresItsContext(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		rec := &recorder{}
+		rec := &coretest.Recorder{}
 		f := newFake("f", rec)
-		p := core.NewService(core.Name("p"), core.Logger(quiet), core.StopTimeout(time.Second), requires(f))
-		mustStart(t, p)
+		p := core.NewService(core.Name("p"), core.Logger(coretest.Quiet()), core.StopTimeout(time.Second), requires(f))
+		coretest.MustStart(t, p)
 		f.hang = make(chan struct{})
 		defer close(f.hang)
 		begin := time.Now()
@@ -386,12 +381,12 @@ func TestStopBoundsAForeignRequirementWhoseStopIgnoresItsContext(t *testing.T) {
 func TestSharedStartFailingAfterItsParentGaveUpIsFailed(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		refused := errors.New("db refused")
-		s := core.NewService(core.Name("s"), core.Logger(quiet),
+		s := core.NewService(core.Name("s"), core.Logger(coretest.Quiet()),
 			core.OnStart(func(ctx context.Context) error {
 				<-ctx.Done()   // the only parent gave up: its rollback aborts this start ...
 				return refused // ... which fails for a reason of its own
 			}))
-		p := core.NewService(core.Name("p"), core.Logger(quiet), core.StartTimeout(time.Second), requires(s))
+		p := core.NewService(core.Name("p"), core.Logger(coretest.Quiet()), core.StartTimeout(time.Second), requires(s))
 		if err := p.Start(context.Background()); !errors.Is(err, core.ErrStartup) {
 			t.Fatalf("p.Start: got %v, want ErrStartup", err)
 		}
@@ -405,13 +400,13 @@ func TestSharedStartFailingAfterItsParentGaveUpIsFailed(t *testing.T) {
 func TestStopWaitsForARequirementSomeoneElseIsStopping(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		flush := errors.New("s: flush failed")
-		s := core.NewService(core.Name("s"), core.Logger(quiet),
+		s := core.NewService(core.Name("s"), core.Logger(coretest.Quiet()),
 			core.OnStop(func(context.Context) error {
 				<-time.After(2 * time.Second)
 				return flush
 			}))
-		p := core.NewService(core.Name("p"), core.Logger(quiet), core.MonitorInterval(time.Hour), requires(s))
-		mustStart(t, p)
+		p := core.NewService(core.Name("p"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Hour), requires(s))
+		coretest.MustStart(t, p)
 		go func() { _ = s.Stop(context.Background()) }() // someone else stops s under p
 		synctest.Wait()                                  // s is in its OnStop hook
 		err := p.Stop(context.Background())
@@ -439,13 +434,13 @@ func (s slowStop) Stop(ctx context.Context) error {
 
 func TestSharedRequirementIsNeverStoppedUnderAParentThatAcquiredIt(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		s := slowStop{core.NewService(core.Name("s"), core.Logger(quiet), core.MonitorInterval(time.Hour)), make(chan struct{})}
-		a := core.NewService(core.Name("a"), core.Logger(quiet), core.MonitorInterval(time.Hour), requires(s))
-		mustStart(t, a)
+		s := slowStop{core.NewService(core.Name("s"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Hour)), make(chan struct{})}
+		a := core.NewService(core.Name("a"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Hour), requires(s))
+		coretest.MustStart(t, a)
 		stopped := make(chan error, 1)
 		go func() { stopped <- a.Stop(context.Background()) }() // a releases s, its last holder
 		synctest.Wait()
-		b := core.NewService(core.Name("b"), core.Logger(quiet), core.MonitorInterval(time.Hour), requires(s))
+		b := core.NewService(core.Name("b"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Hour), requires(s))
 		errB := b.Start(context.Background())
 		close(s.gate)
 		if err := <-stopped; err != nil {
@@ -468,28 +463,28 @@ func TestParentLearnsOfARequirementFailureBeforeTheRequirementStops(t *testing.T
 		var p *core.Base
 		var pState core.State
 		var pWork error
-		rec := &recorder{}
+		rec := &coretest.Recorder{}
 		work := make(chan context.Context, 1)
-		s := core.NewService(core.Name("s"), core.Logger(quiet), core.MonitorInterval(time.Hour),
+		s := core.NewService(core.Name("s"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Hour),
 			&unit{name: "conn", fn: func(context.Context) error {
 				<-time.After(time.Second)
 				return boom
 			}},
 			core.OnStop(func(context.Context) error { // s closes what p's work uses
 				pState, pWork = p.State(), (<-work).Err()
-				rec.add("s stop")
+				rec.Add("s stop")
 				return nil
 			}))
-		p = core.NewService(core.Name("p"), core.Logger(quiet), core.MonitorInterval(time.Hour), requires(s),
+		p = core.NewService(core.Name("p"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Hour), requires(s),
 			&unit{name: "work", fn: func(ctx context.Context) error {
 				work <- ctx
 				<-ctx.Done()
 				return nil
 			}},
-			core.OnStop(func(context.Context) error { rec.add("p stop"); return nil }))
-		mustStart(t, p)
+			core.OnStop(func(context.Context) error { rec.Add("p stop"); return nil }))
+		coretest.MustStart(t, p)
 		<-p.Done()
-		wantEvents(t, rec.get(), []string{"p stop", "s stop"})
+		coretest.WantEvents(t, rec.Events(), []string{"p stop", "s stop"})
 		if pState == core.StateRunning || pWork == nil {
 			t.Errorf("when s's OnStop ran: p was %v and its work's context error %v, want p stopping and its work cancelled", pState, pWork)
 		}
@@ -501,9 +496,9 @@ func TestParentLearnsOfARequirementFailureBeforeTheRequirementStops(t *testing.T
 
 func TestMonitorFailsAParentWhoseForeignRequirementIsStopping(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		f := newFake("f", &recorder{})
-		p := core.NewService(core.Name("p"), core.Logger(quiet), core.MonitorInterval(time.Second), requires(f))
-		mustStart(t, p)
+		f := newFake("f", &coretest.Recorder{})
+		p := core.NewService(core.Name("p"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Second), requires(f))
+		coretest.MustStart(t, p)
 		f.stopping()
 		begin := time.Now()
 		select {
@@ -525,7 +520,7 @@ func TestRequirementFailingWhileItsParentStopsIsReported(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		boom := errors.New("s: lost its disk")
 		trigger := make(chan struct{})
-		s := core.NewService(core.Name("s"), core.Logger(quiet), core.MonitorInterval(time.Hour),
+		s := core.NewService(core.Name("s"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Hour),
 			&unit{name: "disk", fn: func(ctx context.Context) error {
 				select {
 				case <-trigger:
@@ -534,13 +529,13 @@ func TestRequirementFailingWhileItsParentStopsIsReported(t *testing.T) {
 					return nil
 				}
 			}})
-		p := core.NewService(core.Name("p"), core.Logger(quiet), core.MonitorInterval(time.Hour), requires(s),
+		p := core.NewService(core.Name("p"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Hour), requires(s),
 			core.OnStop(func(context.Context) error {
 				close(trigger) // s fails while p stops
 				<-time.After(time.Second)
 				return nil
 			}))
-		mustStart(t, p)
+		coretest.MustStart(t, p)
 		if err := p.Stop(context.Background()); !errors.Is(err, boom) {
 			t.Errorf("p.Stop: got %v, want the failure of s (%v)", err, boom)
 		}
@@ -555,7 +550,7 @@ func TestRequirementFailingDuringItsStartupCheckFailsTheParentWithItsCause(t *te
 		boom := errors.New("s: lost its disk")
 		var host *core.Host
 		var calls atomic.Int32
-		s := core.NewService(core.Name("s"), core.Logger(quiet), core.MonitorInterval(time.Hour),
+		s := core.NewService(core.Name("s"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Hour),
 			&hostGrabber{h: &host},
 			&check{name: "disk", fn: func(context.Context) error {
 				if calls.Add(1) == 2 { // the parent's health check of s
@@ -564,7 +559,7 @@ func TestRequirementFailingDuringItsStartupCheckFailsTheParentWithItsCause(t *te
 				return nil
 			}},
 			&check{name: "net", fn: func(context.Context) error { return nil }})
-		p := core.NewService(core.Name("p"), core.Logger(quiet), core.MonitorInterval(time.Hour), requires(s))
+		p := core.NewService(core.Name("p"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Hour), requires(s))
 		if err := p.Start(context.Background()); !errors.Is(err, boom) {
 			t.Errorf("p.Start: got %v, want the failure of s (%v)", err, boom)
 		}
@@ -581,18 +576,18 @@ func TestRequirementFailingDuringItsStartupCheckFailsTheParentWithItsCause(t *te
 // for the parent's hooks. Only a requirement that fails is reported then.
 func TestRequirementStoppedInOrderIsNoStopErrorOfAStoppingParent(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		a := core.NewService(core.Name("a"), core.Logger(quiet), core.MonitorInterval(time.Hour))
-		owner := core.NewService(core.Name("owner"), core.Logger(quiet), core.MonitorInterval(time.Hour), requires(a))
+		a := core.NewService(core.Name("a"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Hour))
+		owner := core.NewService(core.Name("owner"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Hour), requires(a))
 		inHook, release := make(chan struct{}), make(chan struct{})
-		p := core.NewService(core.Name("p"), core.Logger(quiet), core.MonitorInterval(time.Hour),
+		p := core.NewService(core.Name("p"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Hour),
 			&req{svc: a, awaited: true},
 			core.OnStop(func(context.Context) error {
 				close(inHook)
 				<-release
 				return nil
 			}))
-		mustStart(t, owner)
-		mustStart(t, p)
+		coretest.MustStart(t, owner)
+		coretest.MustStart(t, p)
 		pStop := make(chan error, 1)
 		go func() { pStop <- p.Stop(context.Background()) }()
 		<-inHook // p is stopping and still holds a
@@ -629,7 +624,7 @@ func unusableBases() map[string]core.Service {
 func TestRequirementWithAnUnusableBaseIsAnErrorFromStart(t *testing.T) {
 	for name, svc := range unusableBases() {
 		t.Run(name, func(t *testing.T) {
-			p := core.NewService(core.Name("p"), core.Logger(quiet), &req{name: "db", svc: svc})
+			p := core.NewService(core.Name("p"), core.Logger(coretest.Quiet()), &req{name: "db", svc: svc})
 			err := p.Start(t.Context())
 			if !errors.Is(err, core.ErrStartup) || !errors.Is(err, core.ErrInvalidOption) {
 				t.Fatalf("Start: got %v, want ErrStartup and ErrInvalidOption", err)
@@ -644,7 +639,7 @@ func TestRequirementWithAnUnusableBaseIsAnErrorFromStart(t *testing.T) {
 func TestLazyRequirementResolvingToAnUnusableBaseIsAnErrorFromStart(t *testing.T) {
 	for name, svc := range unusableBases() {
 		t.Run(name, func(t *testing.T) {
-			p := core.NewService(core.Name("p"), core.Logger(quiet),
+			p := core.NewService(core.Name("p"), core.Logger(coretest.Quiet()),
 				&req{name: "db", resolve: func(context.Context) (core.Service, error) { return svc, nil }})
 			if err := p.Start(t.Context()); !errors.Is(err, core.ErrStartup) {
 				t.Fatalf("Start: got %v, want ErrStartup", err)
@@ -673,7 +668,7 @@ func TestUnusableBaseMethodsDoNotPanic(t *testing.T) {
 			_ = svc.Stop(t.Context())
 		})
 	}
-	if err := core.Validate(core.NewService(core.Logger(quiet))); err != nil {
+	if err := core.Validate(core.NewService(core.Logger(coretest.Quiet()))); err != nil {
 		t.Errorf("Validate(NewService()): got %v, want nil", err)
 	}
 }
@@ -695,13 +690,308 @@ func TestStartReportsEveryRequirementThatFailsOnItsOwn(t *testing.T) {
 			<-aFailed
 			return nil, errB
 		}}
-		s := core.NewService(core.Name("parent"), core.Logger(quiet), a, b)
+		s := core.NewService(core.Name("parent"), core.Logger(coretest.Quiet()), a, b)
 		err := s.Start(context.Background())
 		if !errors.Is(err, errA) || !errors.Is(err, errB) {
 			t.Errorf("Start: got %v, want both requirements' failures", err)
 		}
 		if !errors.Is(s.Err(), errA) || !errors.Is(s.Err(), errB) {
 			t.Errorf("Err: got %v, want both requirements' failures", s.Err())
+		}
+	})
+}
+
+// A shared requirement's start is not bound to the first parent that began
+// it: when that parent's start is aborted (stopped, or failed by a sibling),
+// the other parent waiting for the shared start still gets it (DESIGN deps:
+// "The same service required by several parents starts once and stops after
+// its last dependent").
+func TestSharedStartNotBoundToFirstParent(t *testing.T) {
+	cases := map[string]func(a *core.Base){
+		// a is stopped while it starts: its own start is aborted, not b's.
+		"first parent stopped": func(a *core.Base) {
+			if err := a.Stop(context.Background()); err != nil {
+				t.Errorf("Stop a: %v", err)
+			}
+		},
+		// a's start fails because of a sibling of db: nothing to do with b.
+		"first parent's sibling fails": nil,
+	}
+	for name, abort := range cases {
+		t.Run(name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				rec := &coretest.Recorder{}
+				db := core.NewService(core.Name("db"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Hour),
+					core.OnStart(func(ctx context.Context) error {
+						select {
+						case <-time.After(2 * time.Second): // a slow but successful start
+							return nil
+						case <-ctx.Done():
+							return ctx.Err()
+						}
+					}))
+				opts := []core.Option{requires(db)}
+				if abort == nil {
+					opts = append(opts, &req{name: "cache", resolve: func(ctx context.Context) (core.Service, error) {
+						<-time.After(time.Second)
+						return nil, errors.New("cache: no such host")
+					}})
+				}
+				a := coretest.Node("a", rec, opts...)
+				b := coretest.Node("b", rec, requires(db))
+				aErr := make(chan error, 1)
+				go func() { aErr <- a.Start(context.Background()) }()
+				synctest.Wait() // a is starting db
+				bErr := make(chan error, 1)
+				go func() { bErr <- b.Start(context.Background()) }()
+				<-time.After(time.Second)
+				if abort != nil {
+					abort(a)
+				}
+				<-aErr
+				if err := <-bErr; err != nil {
+					t.Fatalf("b's start failed because of db's other parent a: %v", err)
+				}
+				if db.State() != core.StateRunning {
+					t.Fatalf("db: %v, want running (b holds it)", db.State())
+				}
+				coretest.MustStop(t, b)
+			})
+		})
+	}
+}
+
+// An Await on a service that (directly or through its requirements) requires
+// the awaiting service is a cycle, found at once, not a start that hangs
+// until StartTimeout (DESIGN deps: "Cycles are an ErrCycle whose message
+// shows the path").
+func TestAwaitCycleIsDetected(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &coretest.Recorder{}
+		var x *core.Base
+		y := coretest.Node("y", rec, core.StartTimeout(5*time.Second), &req{name: "x", resolve: func(context.Context) (core.Service, error) { return x, nil }})
+		x = coretest.Node("x", rec, &req{svc: y, awaited: true}) // x awaits y; y requires x
+		begin := time.Now()
+		err := y.Start(t.Context())
+		if !errors.Is(err, core.ErrCycle) {
+			t.Fatalf("Start: got %v after %v, want ErrCycle at once", err, time.Since(begin))
+		}
+	})
+}
+
+// Stop during Start while a requirement is still starting cancels the
+// requirement's start, rolls it back, and ends Terminated.
+func TestStopWhileRequirementStarting(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &coretest.Recorder{}
+		db := coretest.Node("db", rec, core.OnStart(func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }))
+		p := coretest.Node("p", rec, requires(db))
+		startErr := make(chan error, 1)
+		go func() { startErr <- p.Start(context.Background()) }()
+		synctest.Wait()
+		if err := p.Stop(context.Background()); err != nil {
+			t.Fatalf("Stop: %v", err)
+		}
+		if err := <-startErr; !errors.Is(err, core.ErrStartup) {
+			t.Fatalf("Start: %v", err)
+		}
+		if p.State() != core.StateTerminated || p.Err() != nil || db.State() == core.StateRunning {
+			t.Fatalf("p %v %v, db %v", p.State(), p.Err(), db.State())
+		}
+		coretest.WantEvents(t, rec.Events(), []string{"db start", "db stop"})
+	})
+}
+
+// A requirement that fails after it is Running but before its parent is
+// Running aborts the parent's start with the requirement's error.
+func TestRequirementFailsDuringParentStart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		boom := errors.New("db crashed")
+		rec := &coretest.Recorder{}
+		db := coretest.Node("db", rec, &unit{name: "u", fn: func(ctx context.Context) error {
+			select {
+			case <-time.After(time.Second):
+				return boom
+			case <-ctx.Done():
+				return nil
+			}
+		}})
+		p := coretest.Node("p", rec, requires(db), core.OnStart(func(ctx context.Context) error {
+			<-ctx.Done() // a slow hook, cut by the requirement's failure
+			return ctx.Err()
+		}))
+		err := p.Start(context.Background())
+		if !errors.Is(err, core.ErrStartup) || !errors.Is(err, boom) || p.State() != core.StateFailed {
+			t.Fatalf("Start: %v, state %v; want ErrStartup wrapping boom, failed", err, p.State())
+		}
+	})
+}
+
+// Dependencies() read concurrently with start and stop (-race).
+func TestDependenciesDuringStart(t *testing.T) {
+	rec := &coretest.Recorder{}
+	a, b := coretest.Node("a", rec), coretest.Node("b", rec)
+	p := coretest.Node("p", rec, requires(a), requires(b))
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				for _, d := range p.Dependencies() {
+					if d.Service != nil {
+						_ = d.Service.State()
+					}
+				}
+				_ = p.Healthcheck(context.Background())
+			}
+		}
+	})
+	coretest.MustStart(t, p)
+	coretest.MustStop(t, p)
+	close(stop)
+	wg.Wait()
+}
+
+// Stop called on a parent p by a unit of its requirement s, with that unit's
+// context, is not mistaken inside p's stop sequence for a call from one of
+// s's own units: p reaches its final state only after s has stopped, and
+// p's Stop returns s's stop error (DESIGN core/Stop: "stop owned
+// requirements in reverse dependency order ... → Terminated", "Errors met
+// while stopping are joined, returned, and logged: never swallowed";
+// Base.Done: "closed ... after its whole stop sequence has finished").
+func TestParentStoppedFromARequirementsUnitWaitsForTheRequirement(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &coretest.Recorder{}
+		flush := errors.New("s: flush failed")
+		var p *core.Base
+		s := core.NewService(core.Name("s"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Hour),
+			core.OnStop(func(context.Context) error {
+				<-time.After(time.Second) // s's stop takes 1s and fails
+				return flush
+			}),
+			&unit{name: "job", fn: func(ctx context.Context) error {
+				<-time.After(time.Second) // the job is finished: shut the application down
+				_ = p.Stop(ctx)
+				return nil
+			}})
+		p = coretest.Node("p", rec, requires(s))
+		coretest.MustStart(t, p)
+		<-p.Done()
+		if st := s.State(); st != core.StateTerminated && st != core.StateFailed {
+			t.Errorf("p is %v while its requirement s is still %v", p.State(), st)
+		}
+		if err := p.Stop(context.Background()); !errors.Is(err, flush) {
+			t.Errorf("p's Stop: got %v, want s's stop error %q", err, flush)
+		}
+		<-s.Done()
+	})
+}
+
+// A diamond is not a cycle. p starts x and y concurrently; both require the
+// slow service s (not statically known, so the waits-for check runs): y
+// waits for s's start begun by x. s starts once, stops after both.
+func TestDiamondIsNotACycle(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &coretest.Recorder{}
+		var s *core.Base
+		t2 := slowNode("t", rec, time.Second)
+		s = slowNode("s", rec, time.Second, requires(t2))
+		x := coretest.Node("x", rec, late(&s))
+		y := coretest.Node("y", rec, late(&s))
+		p := coretest.Node("p", rec, requires(x), requires(y))
+		begin := time.Now()
+		coretest.MustStart(t, p)
+		if d := time.Since(begin); d != 2*time.Second {
+			t.Fatalf("start took %v, want 2s", d)
+		}
+		coretest.MustStop(t, p)
+		got := rec.Events()
+		if n := strings.Count(strings.Join(got, ","), "s start"); n != 1 {
+			t.Fatalf("s started %d times: %q", n, got)
+		}
+		if got[len(got)-2] != "s stop" || got[len(got)-1] != "t stop" {
+			t.Fatalf("s and t must stop last: %q", got)
+		}
+	})
+}
+
+// Unrelated roots sharing a slow service (through a chain) are not a cycle,
+// and when one root's start fails and releases its hold, the shared service
+// keeps running for the other (holders).
+func TestUnrelatedParentsShareAStart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &coretest.Recorder{}
+		s := slowNode("s", rec, 2*time.Second)
+		a := coretest.Node("a", rec, late(&s))
+		r1 := coretest.Node("r1", rec, requires(a), &req{name: "broken", resolve: func(context.Context) (core.Service, error) {
+			<-time.After(3 * time.Second)
+			return nil, errors.New("broken")
+		}})
+		r2 := coretest.Node("r2", rec, late(&s))
+		var wg sync.WaitGroup
+		var err1, err2 error
+		wg.Go(func() { err1 = r1.Start(context.Background()) })
+		synctest.Wait() // r1 -> a -> s: s is starting
+		wg.Go(func() { err2 = r2.Start(context.Background()) })
+		wg.Wait()
+		if err1 == nil || errors.Is(err1, core.ErrCycle) {
+			t.Fatalf("r1: got %v, want its broken requirement", err1)
+		}
+		if err2 != nil {
+			t.Fatalf("r2: %v", err2)
+		}
+		if s.State() != core.StateRunning || a.State() != core.StateTerminated {
+			t.Fatalf("s %v (want running, r2 holds it), a %v (want terminated)", s.State(), a.State())
+		}
+		coretest.MustStop(t, r2)
+		if s.State() != core.StateTerminated {
+			t.Fatalf("s %v after its last holder stopped", s.State())
+		}
+	})
+}
+
+// Two services whose starts form a cycle, each started by its own root, find
+// the cycle and roll back without deadlocking, although each one's rollback
+// releases the other's last hold and stops it: the roots release their holds
+// first, then a's and b's rollbacks stop each other. The log gates force
+// that interleaving (DESIGN deps: "Cycles are an ErrCycle"; core/Stop: the
+// stop sequence ends, bounded by StopTimeout). A deadlock panics the bubble,
+// so this test is the last of the file.
+func TestTwoRollbacksReleasingEachOtherDoNotDeadlock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &coretest.Recorder{}
+		ga, gb := requires(slowNode("ga", rec, time.Second)), requires(slowNode("gb", rec, time.Second))
+		gateA, gateB := newGate("service stopping"), newGate("service stopping")
+		var a, b *core.Base
+		a = core.NewService(core.Name("a"), core.Logger(slog.New(gateA)), core.MonitorInterval(time.Hour),
+			ga, &req{name: "b", after: []core.Requirement{ga}, resolve: func(context.Context) (core.Service, error) { return b, nil }})
+		b = core.NewService(core.Name("b"), core.Logger(slog.New(gateB)), core.MonitorInterval(time.Hour),
+			gb, &req{name: "a", after: []core.Requirement{gb}, resolve: func(context.Context) (core.Service, error) { return a, nil }})
+		r1, r2 := coretest.Node("r1", rec, requires(a)), coretest.Node("r2", rec, requires(b))
+		var wg sync.WaitGroup
+		var err1, err2 error
+		wg.Go(func() { err1 = r1.Start(context.Background()) })
+		wg.Go(func() { err2 = r2.Start(context.Background()) })
+		// Both roots failed and released their holds; they wait for a and b
+		// (a root's rollback ends only once its requirements have stopped),
+		// which are about to roll back, releasing each other.
+		<-gateA.hit
+		<-gateB.hit
+		synctest.Wait()
+		close(gateA.gate)
+		close(gateB.gate)
+		select {
+		case <-a.Done():
+			<-b.Done()
+		case <-time.After(time.Hour):
+			t.Errorf("a (%v) and b (%v) never finish their rollbacks: each waits in Stop for the other", a.State(), b.State())
+		}
+		wg.Wait()
+		if !errors.Is(err1, core.ErrCycle) || !errors.Is(err2, core.ErrCycle) {
+			t.Fatalf("roots: got %v and %v, want ErrCycle", err1, err2)
 		}
 	})
 }

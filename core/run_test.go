@@ -11,27 +11,28 @@ import (
 	"time"
 
 	"github.com/coreservice/coreservice/core"
+	"github.com/coreservice/coreservice/internal/coretest"
 )
 
 func TestRunStopsOnContext(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		rec := &recorder{}
-		a, b := node("a", rec), node("b", rec)
+		rec := &coretest.Recorder{}
+		a, b := coretest.Node("a", rec), coretest.Node("b", rec)
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		if err := core.RunSignals(ctx, nil, a, b); err != nil {
 			t.Fatalf("Run: got %v, want nil after a clean stop", err)
 		}
-		wantEvents(t, rec.get(), []string{"a start", "b start", "b stop", "a stop"})
+		coretest.WantEvents(t, rec.Events(), []string{"a start", "b start", "b stop", "a stop"})
 	})
 }
 
 func TestRunReturnsFailure(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		boom := errors.New("boom")
-		rec := &recorder{}
-		a := node("a", rec)
-		b := node("b", rec, &unit{name: "u", fn: func(ctx context.Context) error {
+		rec := &coretest.Recorder{}
+		a := coretest.Node("a", rec)
+		b := coretest.Node("b", rec, &unit{name: "u", fn: func(ctx context.Context) error {
 			select {
 			case <-time.After(time.Second):
 				return boom
@@ -46,21 +47,21 @@ func TestRunReturnsFailure(t *testing.T) {
 		if a.State() != core.StateTerminated {
 			t.Fatalf("a: %v, want terminated (stopped by Run)", a.State())
 		}
-		wantEvents(t, rec.get(), []string{"a start", "b start", "b stop", "a stop"})
+		coretest.WantEvents(t, rec.Events(), []string{"a start", "b start", "b stop", "a stop"})
 	})
 }
 
 func TestRunStartFailureStopsStarted(t *testing.T) {
 	boom := errors.New("boom")
-	rec := &recorder{}
-	a := node("a", rec)
-	b := core.NewService(core.Logger(quiet), core.OnStart(func(context.Context) error { return boom }))
-	c := node("c", rec)
+	rec := &coretest.Recorder{}
+	a := coretest.Node("a", rec)
+	b := core.NewService(core.Logger(coretest.Quiet()), core.OnStart(func(context.Context) error { return boom }))
+	c := coretest.Node("c", rec)
 	err := core.Run(context.Background(), a, b, c)
 	if !errors.Is(err, core.ErrStartup) || !errors.Is(err, boom) {
 		t.Fatalf("Run: got %v, want the startup error", err)
 	}
-	wantEvents(t, rec.get(), []string{"a start", "a stop"})
+	coretest.WantEvents(t, rec.Events(), []string{"a start", "a stop"})
 	if c.State() != core.StateNew {
 		t.Fatalf("c: %v, want never started", c.State())
 	}
@@ -78,9 +79,9 @@ func TestRunBadInput(t *testing.T) {
 
 func TestRunSignal(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		rec := &recorder{}
+		rec := &coretest.Recorder{}
 		sig := make(chan os.Signal, 2)
-		a := node("a", rec)
+		a := coretest.Node("a", rec)
 		go func() {
 			<-time.After(time.Second)
 			sig <- syscall.SIGTERM
@@ -88,7 +89,7 @@ func TestRunSignal(t *testing.T) {
 		if err := core.RunSignals(context.Background(), sig, a); err != nil {
 			t.Fatalf("Run: got %v, want nil after SIGTERM", err)
 		}
-		wantEvents(t, rec.get(), []string{"a start", "a stop"})
+		coretest.WantEvents(t, rec.Events(), []string{"a start", "a stop"})
 	})
 }
 
@@ -99,7 +100,7 @@ func TestRunSecondSignalForcesExit(t *testing.T) {
 				sig := make(chan os.Signal, 2)
 				release := make(chan struct{})
 				stopping := make(chan struct{})
-				a := core.NewService(core.Logger(quiet), core.OnStop(func(context.Context) error {
+				a := core.NewService(core.Logger(coretest.Quiet()), core.OnStop(func(context.Context) error {
 					close(stopping)
 					<-release
 					return nil
@@ -134,7 +135,7 @@ func TestRunSecondSignalForcesExit(t *testing.T) {
 // Running (a signal during the start is TestRunSignalDuringStartIsClean's):
 // Run catches it.
 func TestRunRealSignal(t *testing.T) {
-	a := core.NewService(core.Logger(quiet))
+	a := core.NewService(core.Logger(coretest.Quiet()))
 	changed := a.Changed()
 	go func() {
 		for a.State() != core.StateRunning {
@@ -154,9 +155,9 @@ func TestRunRealSignal(t *testing.T) {
 func TestRunSignalDuringStartIsClean(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		sig := make(chan os.Signal, 1)
-		rec := &recorder{}
-		a := node("a", rec)
-		b := core.NewService(core.Logger(quiet), core.OnStart(func(ctx context.Context) error {
+		rec := &coretest.Recorder{}
+		a := coretest.Node("a", rec)
+		b := core.NewService(core.Logger(coretest.Quiet()), core.OnStart(func(ctx context.Context) error {
 			sig <- os.Interrupt
 			<-ctx.Done()
 			return ctx.Err()
@@ -164,13 +165,13 @@ func TestRunSignalDuringStartIsClean(t *testing.T) {
 		if err := core.RunSignals(context.Background(), sig, a, b); err != nil {
 			t.Fatalf("Run: got %v, want nil: the start was ended by a signal", err)
 		}
-		wantEvents(t, rec.get(), []string{"a start", "a stop"})
+		coretest.WantEvents(t, rec.Events(), []string{"a start", "a stop"})
 	})
 }
 
 func TestRunReturnsTheRollbackErrorsOfAFailedStart(t *testing.T) {
 	flush := errors.New("flush failed")
-	s := core.NewService(core.Name("svc"), core.Logger(quiet),
+	s := core.NewService(core.Name("svc"), core.Logger(coretest.Quiet()),
 		core.OnStop(func(context.Context) error { return flush }),
 		&check{name: "ping", fn: func(context.Context) error { return errors.New("down") }})
 	if err := core.Run(t.Context(), s); !errors.Is(err, core.ErrStartup) || !errors.Is(err, flush) {
@@ -190,9 +191,9 @@ func TestRunStartsEachServiceOnceInAnyOrder(t *testing.T) {
 	for _, order := range []string{"api, db", "db, api", "api, db, api, db"} {
 		t.Run(order, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				rec := &recorder{}
-				db := node("db", rec)
-				api := node("api", rec, requires(db))
+				rec := &coretest.Recorder{}
+				db := coretest.Node("db", rec)
+				api := coretest.Node("api", rec, requires(db))
 				named := map[string]core.Service{"api": api, "db": db}
 				var svcs []core.Service
 				for _, n := range strings.Split(order, ", ") {
@@ -209,7 +210,7 @@ func TestRunStartsEachServiceOnceInAnyOrder(t *testing.T) {
 				if err := <-res; err != nil {
 					t.Errorf("Run: got %v, want nil", err)
 				}
-				wantEvents(t, rec.get(), []string{"db start", "api start", "api stop", "db stop"})
+				coretest.WantEvents(t, rec.Events(), []string{"db start", "api start", "api stop", "db stop"})
 				if api.State() != core.StateTerminated || db.State() != core.StateTerminated {
 					t.Errorf("after Run: api %v, db %v, want both terminated", api.State(), db.State())
 				}
@@ -220,8 +221,8 @@ func TestRunStartsEachServiceOnceInAnyOrder(t *testing.T) {
 
 func TestRunWithTheSameServiceTwiceStartsItOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		rec := &recorder{}
-		svc := node("svc", rec)
+		rec := &coretest.Recorder{}
+		svc := coretest.Node("svc", rec)
 		ctx, cancel := context.WithCancel(context.Background())
 		res := make(chan error, 1)
 		go func() { res <- core.RunSignals(ctx, nil, svc, svc) }()
@@ -230,6 +231,38 @@ func TestRunWithTheSameServiceTwiceStartsItOnce(t *testing.T) {
 		if err := <-res; err != nil {
 			t.Errorf("Run: got %v, want nil", err)
 		}
-		wantEvents(t, rec.get(), []string{"svc start", "svc stop"})
+		coretest.WantEvents(t, rec.Events(), []string{"svc start", "svc stop"})
+	})
+}
+
+// Run notices that an already started service failed while a later one is
+// still starting, and returns then, not when the later start ends (DESIGN
+// core/Run: "block until ctx is done, SIGINT/SIGTERM, or any service fails;
+// then stop all").
+func TestRunSeesFailureDuringLaterStart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		boom := errors.New("boom")
+		rec := &coretest.Recorder{}
+		a := coretest.Node("a", rec, &unit{name: "u", fn: func(ctx context.Context) error {
+			select {
+			case <-time.After(time.Second):
+				return boom
+			case <-ctx.Done():
+				return nil
+			}
+		}})
+		b := core.NewService(core.Name("b"), core.Logger(coretest.Quiet()), core.StartTimeout(time.Minute),
+			core.OnStart(func(ctx context.Context) error { // waits for something that never comes
+				<-ctx.Done()
+				return ctx.Err()
+			}))
+		begin := time.Now()
+		err := core.RunSignals(context.Background(), nil, a, b)
+		if !errors.Is(err, boom) {
+			t.Fatalf("Run: got %v, want a's failure", err)
+		}
+		if d := time.Since(begin); d != time.Second {
+			t.Fatalf("Run returned %v after start, want 1s (when a failed)", d)
+		}
 	})
 }

@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/coreservice/coreservice/core"
+	"github.com/coreservice/coreservice/internal/coretest"
 )
 
 func spansByName(spans []sdktrace.ReadOnlySpan) map[string]sdktrace.ReadOnlySpan {
@@ -26,12 +27,12 @@ func TestStartStopSpans(t *testing.T) {
 	sr := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
 	defer func() { _ = tp.Shutdown(context.Background()) }()
-	rec := &recorder{}
-	db := node("db", rec, core.TracerProvider(tp))
+	rec := &coretest.Recorder{}
+	db := coretest.Node("db", rec, core.TracerProvider(tp))
 	foreign := newFake("cache", rec)
-	api := node("api", rec, core.TracerProvider(tp), requires(db), requires(foreign))
-	mustStart(t, api)
-	mustStop(t, api)
+	api := coretest.Node("api", rec, core.TracerProvider(tp), requires(db), requires(foreign))
+	coretest.MustStart(t, api)
+	coretest.MustStop(t, api)
 
 	spans := spansByName(sr.Ended())
 	for _, name := range []string{"start api", "start db", "start cache", "stop api", "stop db"} {
@@ -63,7 +64,7 @@ func TestFailedStartSpan(t *testing.T) {
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
 	defer func() { _ = tp.Shutdown(context.Background()) }()
 	boom := errors.New("boom")
-	s := core.NewService(core.Name("api"), core.Logger(quiet), core.TracerProvider(tp),
+	s := core.NewService(core.Name("api"), core.Logger(coretest.Quiet()), core.TracerProvider(tp),
 		core.OnStart(func(context.Context) error { return boom }))
 	if err := s.Start(t.Context()); !errors.Is(err, boom) {
 		t.Fatalf("Start: %v", err)
@@ -93,7 +94,7 @@ func TestMonitorSpansAreRootsLinkedToStart(t *testing.T) {
 	ticked := make(chan struct{})
 	var runs atomic.Int32
 	var once sync.Once
-	s := core.NewService(core.Name("api"), core.Logger(quiet), core.TracerProvider(tp),
+	s := core.NewService(core.Name("api"), core.Logger(coretest.Quiet()), core.TracerProvider(tp),
 		core.MonitorInterval(1), // 1ns: the first tick comes at once
 		&check{name: "c", fn: func(context.Context) error {
 			if runs.Add(1) > 1 { // the first run is the start's
@@ -101,9 +102,9 @@ func TestMonitorSpansAreRootsLinkedToStart(t *testing.T) {
 			}
 			return nil
 		}})
-	mustStart(t, s)
+	coretest.MustStart(t, s)
 	<-ticked
-	mustStop(t, s)
+	coretest.MustStop(t, s)
 	spans := spansByName(sr.Ended())
 	hc, start := spans["healthcheck api"], spans["start api"]
 	if hc == nil {

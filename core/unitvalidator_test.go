@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/coreservice/coreservice/core"
+	"github.com/coreservice/coreservice/internal/coretest"
 )
 
 // validatedUnit is a unit that is also a core.UnitValidator.
@@ -30,12 +31,12 @@ func TestUnitValidatorRunsBeforeAnythingStarts(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			rec := &recorder{}
-			child := core.NewService(core.Name("child"), core.Logger(quiet), core.OnStart(rec.hook("child started", nil)))
-			a := &unit{name: "unit a", fn: func(context.Context) error { rec.add("unit a ran"); return nil }}
+			rec := &coretest.Recorder{}
+			child := core.NewService(core.Name("child"), core.Logger(coretest.Quiet()), core.OnStart(rec.Hook("child started", nil)))
+			a := &unit{name: "unit a", fn: func(context.Context) error { rec.Add("unit a ran"); return nil }}
 			b := &validatedUnit{unit: unit{name: "unit b"}, validate: tc.validate}
-			svc := core.NewService(core.Name("svc"), core.Logger(quiet), requires(child),
-				core.OnStart(rec.hook("OnStart", nil)), a, b)
+			svc := core.NewService(core.Name("svc"), core.Logger(coretest.Quiet()), requires(child),
+				core.OnStart(rec.Hook("OnStart", nil)), a, b)
 			err := svc.Start(t.Context())
 			if !errors.Is(err, core.ErrStartup) || !errors.Is(err, core.ErrInvalidOption) {
 				t.Fatalf("Start: got %v, want ErrStartup and ErrInvalidOption", err)
@@ -43,7 +44,7 @@ func TestUnitValidatorRunsBeforeAnythingStarts(t *testing.T) {
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("Start: got %q, want it to contain %q", err, tc.want)
 			}
-			if got := rec.get(); len(got) != 0 {
+			if got := rec.Events(); len(got) != 0 {
 				t.Fatalf("ran before the invalid unit was reported: got %q, want nothing", got)
 			}
 			if got := child.State(); got != core.StateNew {
@@ -54,7 +55,7 @@ func TestUnitValidatorRunsBeforeAnythingStarts(t *testing.T) {
 	t.Run("nil", func(t *testing.T) {
 		calls := 0
 		b := &validatedUnit{unit: unit{name: "unit b"}, validate: func() error { calls++; return nil }}
-		svc := core.NewService(core.Name("svc"), core.Logger(quiet), b)
+		svc := core.NewService(core.Name("svc"), core.Logger(coretest.Quiet()), b)
 		if err := svc.Start(t.Context()); err != nil {
 			t.Fatalf("Start: got %v, want nil", err)
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/coreservice/coreservice/core"
 	"github.com/coreservice/coreservice/deps"
+	"github.com/coreservice/coreservice/internal/coretest"
 )
 
 func wantCycle(t *testing.T, err error, path string) {
@@ -29,24 +30,24 @@ func wantCycle(t *testing.T, err error, path string) {
 
 func TestCycleLengths(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) { // a deadlock would panic the bubble
-		rec := &recorder{}
+		rec := &coretest.Recorder{}
 
 		var a *core.Base
-		a = node("a", rec, deps.Lazy(func(context.Context) (*core.Base, error) { return a, nil }))
+		a = coretest.Node("a", rec, deps.Lazy(func(context.Context) (*core.Base, error) { return a, nil }))
 		wantCycle(t, a.Start(t.Context()), "a -> a")
 
 		var b *core.Base
-		c := node("c", rec, deps.Lazy(func(context.Context) (*core.Base, error) { return b, nil }))
-		b = node("b", rec, deps.Requires(c))
+		c := coretest.Node("c", rec, deps.Lazy(func(context.Context) (*core.Base, error) { return b, nil }))
+		b = coretest.Node("b", rec, deps.Requires(c))
 		wantCycle(t, b.Start(t.Context()), "b -> c -> b")
 
 		var d *core.Base
-		f := node("f", rec, deps.Lazy(func(context.Context) (*core.Base, error) { return d, nil }))
-		e := node("e", rec, deps.Requires(f))
-		d = node("d", rec, deps.Requires(e))
+		f := coretest.Node("f", rec, deps.Lazy(func(context.Context) (*core.Base, error) { return d, nil }))
+		e := coretest.Node("e", rec, deps.Requires(f))
+		d = coretest.Node("d", rec, deps.Requires(e))
 		wantCycle(t, d.Start(t.Context()), "d -> e -> f -> d")
 
-		wantEvents(t, rec.get(), nil) // no service of a cycle ran its hooks
+		coretest.WantEvents(t, rec.Events(), nil) // no service of a cycle ran its hooks
 		for _, s := range []*core.Base{a, b, c, d, e, f} {
 			if s.Running() {
 				t.Fatalf("%s left running", s.Name())
@@ -59,12 +60,12 @@ func TestStaticCycleAcrossConcurrentRoots(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		// x and y require each other: possible with types embedding *core.Base,
 		// whose Base is set after the requirement is built.
-		rec := &recorder{}
+		rec := &coretest.Recorder{}
 		x, y := &Store{}, &Store{}
-		x.Base = node("x", rec, deps.Requires(y))
-		y.Base = node("y", rec, deps.Requires(x))
-		r1 := node("r1", rec, deps.Requires(x))
-		r2 := node("r2", rec, deps.Requires(y))
+		x.Base = coretest.Node("x", rec, deps.Requires(y))
+		y.Base = coretest.Node("y", rec, deps.Requires(x))
+		r1 := coretest.Node("r1", rec, deps.Requires(x))
+		r2 := coretest.Node("r2", rec, deps.Requires(y))
 		var wg sync.WaitGroup
 		errs := make([]error, 2)
 		begin := time.Now()
@@ -77,7 +78,7 @@ func TestStaticCycleAcrossConcurrentRoots(t *testing.T) {
 		}
 		wantCycle(t, errs[0], "x -> y -> x")
 		wantCycle(t, errs[1], "y -> x -> y")
-		wantEvents(t, rec.get(), nil)
+		coretest.WantEvents(t, rec.Events(), nil)
 	})
 }
 
@@ -85,13 +86,13 @@ func TestStaticCycleAcrossConcurrentRoots(t *testing.T) {
 // exist. A cycle through After needs Lazy, as here: the lazy requirement,
 // built after x, turns out to be the parent itself.
 func TestCycleThroughLazyAndAfter(t *testing.T) {
-	rec := &recorder{}
-	x := node("x", rec)
+	rec := &coretest.Recorder{}
+	x := coretest.Node("x", rec)
 	rx := deps.Requires(x)
 	var p *core.Base
-	p = node("p", rec, rx, deps.Lazy(func(context.Context) (*core.Base, error) { return p, nil }, deps.After(rx)))
+	p = coretest.Node("p", rec, rx, deps.Lazy(func(context.Context) (*core.Base, error) { return p, nil }, deps.After(rx)))
 	wantCycle(t, p.Start(t.Context()), "p -> p")
-	wantEvents(t, rec.get(), []string{"x start", "x stop"}) // x, started first, was rolled back
+	coretest.WantEvents(t, rec.Events(), []string{"x start", "x stop"}) // x, started first, was rolled back
 }
 
 // p builds y (Lazy), then starts x After it; y awaits x: y waits for x,
@@ -100,21 +101,21 @@ func TestCycleThroughLazyAndAfter(t *testing.T) {
 // waiting for nothing): once y is built, the walk must include it.
 func TestCycleThroughLazyAfterAndAwait(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		rec := &recorder{}
-		x := node("x", rec)
+		rec := &coretest.Recorder{}
+		x := coretest.Node("x", rec)
 		var y *core.Base
 		ly := deps.Lazy(func(context.Context) (*core.Base, error) {
-			y = node("y", rec, deps.Await(x))
+			y = coretest.Node("y", rec, deps.Await(x))
 			return y, nil
 		})
-		p := node("p", rec, core.StartTimeout(5*time.Second), ly, deps.Requires(x, deps.After(ly)))
+		p := coretest.Node("p", rec, core.StartTimeout(5*time.Second), ly, deps.Requires(x, deps.After(ly)))
 		begin := time.Now()
 		err := p.Start(context.Background())
 		if !errors.Is(err, core.ErrCycle) || time.Since(begin) != 0 {
 			t.Fatalf("Start: got %v after %v, want ErrCycle at once", err, time.Since(begin))
 		}
 		wantCycle(t, err, "y -> x -> y")
-		wantEvents(t, rec.get(), nil)
+		coretest.WantEvents(t, rec.Events(), nil)
 		for _, s := range []*core.Base{p, x, y} {
 			if s.Running() {
 				t.Fatalf("%s left running", s.Name())
@@ -128,22 +129,95 @@ func TestCycleThroughLazyAfterAndAwait(t *testing.T) {
 // Start or built lazily.
 func TestAfterOnServiceStartedByItsRequirerIsNoCycle(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		rec := &recorder{}
-		y := node("y", rec)
-		x := node("x", rec, deps.Requires(y))
+		rec := &coretest.Recorder{}
+		y := coretest.Node("y", rec)
+		x := coretest.Node("x", rec, deps.Requires(y))
 		rx := deps.Requires(x)
-		p := node("p", rec, core.StartTimeout(5*time.Second), rx, deps.Requires(y, deps.After(rx)))
+		p := coretest.Node("p", rec, core.StartTimeout(5*time.Second), rx, deps.Requires(y, deps.After(rx)))
 		if err := p.Start(context.Background()); err != nil {
 			t.Fatalf("Start with a static x: got %v, want nil", err)
 		}
-		mustStop(t, p)
+		coretest.MustStop(t, p)
 
-		y2 := node("y2", rec)
-		lx := deps.Lazy(func(context.Context) (*core.Base, error) { return node("x2", rec, deps.Requires(y2)), nil })
-		p2 := node("p2", rec, core.StartTimeout(5*time.Second), lx, deps.Requires(y2, deps.After(lx)))
+		y2 := coretest.Node("y2", rec)
+		lx := deps.Lazy(func(context.Context) (*core.Base, error) { return coretest.Node("x2", rec, deps.Requires(y2)), nil })
+		p2 := coretest.Node("p2", rec, core.StartTimeout(5*time.Second), lx, deps.Requires(y2, deps.After(lx)))
 		if err := p2.Start(context.Background()); err != nil {
 			t.Fatalf("Start with a lazy x: got %v, want nil", err)
 		}
-		mustStop(t, p2)
+		coretest.MustStop(t, p2)
+	})
+}
+
+// A cycle through Lazy requirements of two roots started concurrently (each
+// root builds the other while the other is Starting) is an ErrCycle, not two
+// starts that hang until StartTimeout (DESIGN deps: "Cycles are an ErrCycle
+// whose message shows the path"; core: "Cycles through lazily built services
+// are found as they are built").
+func TestLazyCycleAcrossConcurrentRoots(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &coretest.Recorder{}
+		slow := func(name string) *core.Base { // makes both roots be Starting when they build each other
+			return core.NewService(core.Name(name), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Hour),
+				core.OnStart(func(context.Context) error { <-time.After(time.Second); return nil }))
+		}
+		var a, b *core.Base
+		ga, gb := deps.Requires(slow("ga")), deps.Requires(slow("gb"))
+		a = coretest.Node("a", rec, core.StartTimeout(10*time.Second), ga,
+			deps.Lazy(func(context.Context) (*core.Base, error) { return b, nil }, deps.After(ga)))
+		b = coretest.Node("b", rec, core.StartTimeout(10*time.Second), gb,
+			deps.Lazy(func(context.Context) (*core.Base, error) { return a, nil }, deps.After(gb)))
+		var wg sync.WaitGroup
+		errs := make([]error, 2)
+		begin := time.Now()
+		for i, r := range []*core.Base{a, b} {
+			wg.Go(func() { errs[i] = r.Start(context.Background()) })
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if !errors.Is(err, core.ErrCycle) {
+				t.Errorf("root %d: got %v after %v, want ErrCycle when the cycle is built (1s)", i, err, time.Since(begin))
+			}
+		}
+	})
+}
+
+// A static cycle below a service, not through it, is reported under the
+// service's own requirement that leads to it: b requires c, and c and d
+// require each other, so b's start fails in "requirement c", not in
+// "requirement d" (core's StartupError: Part names "the part that failed" of
+// the service being started).
+func TestCycleBelowAServiceIsNamedAfterItsOwnRequirement(t *testing.T) {
+	rec := &coretest.Recorder{}
+	c, d := &Store{}, &Store{}
+	c.Base = coretest.Node("c", rec, deps.Requires(d))
+	d.Base = coretest.Node("d", rec, deps.Requires(c))
+	b := coretest.Node("b", rec, deps.Requires(c))
+	err := b.Start(t.Context())
+	wantCycle(t, err, "c -> d -> c")
+	var se *core.StartupError
+	if !errors.As(err, &se) || se.Service != "b" || se.Part != "requirement c" {
+		t.Fatalf("Start: got %v, want part %q of b (its requirement on the cycle)", err, "requirement c")
+	}
+	coretest.WantEvents(t, rec.Events(), nil)
+}
+
+// A cycle closed by an After edge is found, not a start that hangs until
+// StartTimeout: p starts y only after x (deps.After); x requires z; z awaits
+// y (DESIGN deps: "Cycles are an ErrCycle whose message shows the path";
+// StaticRequirement: "a cycle among them is a *CycleError").
+func TestCycleClosedByAnAfterEdgeIsFound(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &coretest.Recorder{}
+		y := coretest.Node("y", rec)
+		z := coretest.Node("z", rec, deps.Await(y))
+		x := coretest.Node("x", rec, deps.Requires(z))
+		rx := deps.Requires(x)
+		p := coretest.Node("p", rec, core.StartTimeout(5*time.Second), rx, deps.Requires(y, deps.After(rx)))
+		begin := time.Now()
+		err := p.Start(context.Background())
+		if !errors.Is(err, core.ErrCycle) {
+			t.Fatalf("Start: got %v after %v, want ErrCycle at once", err, time.Since(begin))
+		}
 	})
 }

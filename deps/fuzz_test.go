@@ -13,6 +13,7 @@ import (
 
 	"github.com/coreservice/coreservice/core"
 	"github.com/coreservice/coreservice/deps"
+	"github.com/coreservice/coreservice/internal/coretest"
 )
 
 var (
@@ -80,7 +81,7 @@ func FuzzGraph(f *testing.F) {
 					opts = append(opts, deps.Requires(svc))
 				}
 			}
-			stores[i] = &Store{Base: core.NewService(append(opts, core.Name(fmt.Sprintf("s%d", i)), core.Logger(quiet))...)}
+			stores[i] = &Store{Base: core.NewService(append(opts, core.Name(fmt.Sprintf("s%d", i)), core.Logger(coretest.Quiet()))...)}
 		}
 		roots := make([]core.Service, 0, n)
 		names := map[string]bool{}
@@ -184,7 +185,7 @@ func FuzzStartGraph(f *testing.F) {
 			}
 			const timeout = time.Second
 			for i, s := range stores {
-				s.Base = core.NewService(append(opts[i], core.Name(fmt.Sprintf("s%d", i)), core.Logger(quiet),
+				s.Base = core.NewService(append(opts[i], core.Name(fmt.Sprintf("s%d", i)), core.Logger(coretest.Quiet()),
 					core.MonitorInterval(time.Hour), core.StartTimeout(timeout), core.StopTimeout(timeout))...)
 			}
 			begin := time.Now()

@@ -3,21 +3,23 @@ package deps_test
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/coreservice/coreservice/core"
 	"github.com/coreservice/coreservice/deps"
+	"github.com/coreservice/coreservice/internal/coretest"
 )
 
 func TestGraph(t *testing.T) {
-	rec := &recorder{}
-	db := node("db", rec)
-	auth := node("auth", rec)
+	rec := &coretest.Recorder{}
+	db := coretest.Node("db", rec)
+	auth := coretest.Node("auth", rec)
 	rdb := deps.Requires(db)
-	cache := deps.Lazy(func(context.Context) (*core.Base, error) { return node("cache", rec), nil },
+	cache := deps.Lazy(func(context.Context) (*core.Base, error) { return coretest.Node("cache", rec), nil },
 		deps.Name("cache"), deps.After(rdb))
-	api := node("api", rec, rdb, cache, deps.Await(auth))
-	worker := node("worker", rec, deps.Requires(db))
+	api := coretest.Node("api", rec, rdb, cache, deps.Await(auth))
+	worker := coretest.Node("worker", rec, deps.Requires(db))
 
 	before := `digraph coreservice {
 	rankdir=LR;
@@ -38,8 +40,8 @@ func TestGraph(t *testing.T) {
 		t.Fatalf("graph before start:\n got:\n%s\nwant:\n%s", got, before)
 	}
 
-	mustStart(t, auth)
-	mustStart(t, api)
+	coretest.MustStart(t, auth)
+	coretest.MustStart(t, api)
 	after := `digraph coreservice {
 	rankdir=LR;
 	node [shape=box, style=filled, fontname="Helvetica"];
@@ -58,8 +60,8 @@ func TestGraph(t *testing.T) {
 	if got := deps.Graph(api, worker); got != after {
 		t.Fatalf("graph while running:\n got:\n%s\nwant:\n%s", got, after)
 	}
-	mustStop(t, api)
-	mustStop(t, auth)
+	coretest.MustStop(t, api)
+	coretest.MustStop(t, auth)
 	if got := deps.Graph(api); !strings.Contains(got, `n1 [label="api\nterminated", fillcolor=lightgrey];`) ||
 		!strings.Contains(got, `[label="db\nterminated", fillcolor=lightgrey]`) {
 		t.Fatalf("graph after stop: got\n%s\nwant api and db terminated", got)
@@ -91,8 +93,8 @@ func TestGraphLabelsUseDOTEscaping(t *testing.T) {
 	// decodes character entities: a name is shown as written only when
 	// '&' is &amp; and a control character is an entity (Go's \t would
 	// show as "t").
-	rec := &recorder{}
-	s := named{node("x", rec), "a\tb&amp;\"c\\d\x01"}
+	rec := &coretest.Recorder{}
+	s := named{coretest.Node("x", rec), "a\tb&amp;\"c\\d\x01"}
 	want := `n1 [label="a&#9;b&amp;amp;\"c\\d&#1;\nnew", fillcolor=white];`
 	if got := deps.Graph(s); !strings.Contains(got, "\t"+want+"\n") {
 		t.Fatalf("got:\n%s\nwant the line %s", got, want)
@@ -100,10 +102,10 @@ func TestGraphLabelsUseDOTEscaping(t *testing.T) {
 }
 
 func TestGraphDrawsServiceSharedUnderTwoTypesOnce(t *testing.T) {
-	rec := &recorder{}
+	rec := &coretest.Recorder{}
 	store := newStore("store", rec)
-	a := node("a", rec, deps.Requires(store))      // as *Store
-	b := node("b", rec, deps.Requires(store.Base)) // as *core.Base
+	a := coretest.Node("a", rec, deps.Requires(store))      // as *Store
+	b := coretest.Node("b", rec, deps.Requires(store.Base)) // as *core.Base
 	got := deps.Graph(a, b, store)
 	if n := strings.Count(got, `[label="store\n`); n != 1 {
 		t.Fatalf("got %d nodes for store, want 1:\n%s", n, got)
@@ -118,4 +120,31 @@ func TestGraphDrawsServiceWithoutBase(t *testing.T) {
 	if strings.Count(got, "build services with core.NewService") != 2 {
 		t.Fatalf("got:\n%s\nwant two nodes saying to build the services with core.NewService", got)
 	}
+}
+
+// Graph and Dependencies while the tree starts and stops (-race).
+func TestGraphDuringStart(t *testing.T) {
+	rec := &coretest.Recorder{}
+	db := newStore("db", rec)
+	rdb := deps.Requires(db)
+	p := coretest.Node("p", rec, rdb, deps.Lazy(func(context.Context) (*core.Base, error) { return coretest.Node("cache", rec), nil }, deps.After(rdb)))
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				_ = deps.Graph(p)
+			}
+		}
+	})
+	coretest.MustStart(t, p)
+	if g := deps.Graph(p); !strings.Contains(g, "cache") || strings.Contains(g, "not built") {
+		t.Errorf("graph after start:\n%s", g)
+	}
+	coretest.MustStop(t, p)
+	close(stop)
+	wg.Wait()
 }

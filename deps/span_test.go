@@ -9,21 +9,22 @@ import (
 
 	"github.com/coreservice/coreservice/core"
 	"github.com/coreservice/coreservice/deps"
+	"github.com/coreservice/coreservice/internal/coretest"
 )
 
 func TestStartTraceShowsTheTree(t *testing.T) {
 	sr := tracetest.NewSpanRecorder()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
 	defer func() { _ = tp.Shutdown(context.Background()) }()
-	rec := &recorder{}
-	disk := node("disk", rec, core.TracerProvider(tp))
-	db := node("db", rec, core.TracerProvider(tp), deps.Requires(disk))
-	api := node("api", rec, core.TracerProvider(tp), deps.Requires(db),
+	rec := &coretest.Recorder{}
+	disk := coretest.Node("disk", rec, core.TracerProvider(tp))
+	db := coretest.Node("db", rec, core.TracerProvider(tp), deps.Requires(disk))
+	api := coretest.Node("api", rec, core.TracerProvider(tp), deps.Requires(db),
 		deps.Lazy(func(context.Context) (*core.Base, error) {
-			return node("cache", rec, core.TracerProvider(tp)), nil
+			return coretest.Node("cache", rec, core.TracerProvider(tp)), nil
 		}))
-	mustStart(t, api)
-	mustStop(t, api)
+	coretest.MustStart(t, api)
+	coretest.MustStop(t, api)
 
 	byName := map[string]sdktrace.ReadOnlySpan{}
 	for _, s := range sr.Ended() {

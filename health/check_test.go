@@ -4,15 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/coreservice/coreservice/core"
+	"github.com/coreservice/coreservice/deps"
 	"github.com/coreservice/coreservice/health"
+	"github.com/coreservice/coreservice/internal/coretest"
 )
 
 func pass(context.Context) error { return nil }
@@ -91,7 +95,7 @@ func TestCheckFailingAtStartFailsStart(t *testing.T) {
 }
 
 func TestCheckDefaultsAndOptions(t *testing.T) {
-	s := core.NewService(core.Logger(quiet),
+	s := core.NewService(core.Logger(coretest.Quiet()),
 		health.Check("default", pass),
 		health.Check("set", pass, health.Timeout(2*time.Second), health.Threshold(3)),
 		health.Check("repeated", pass, health.Timeout(time.Second), health.Timeout(3*time.Second),
@@ -196,9 +200,9 @@ func TestThreshold(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				sc := &scripted{results: tc.results}
-				s := core.NewService(core.Name("api"), core.Logger(quiet),
+				s := core.NewService(core.Name("api"), core.Logger(coretest.Quiet()),
 					health.Check("scripted", sc.fn, tc.opts...))
-				mustStart(t, s)
+				coretest.MustStart(t, s)
 				begin := time.Now()
 				<-time.After(50 * time.Millisecond)
 				for i, want := range tc.readyAt {
@@ -226,7 +230,7 @@ func TestThreshold(t *testing.T) {
 					if tc.failAt != 0 {
 						t.Fatalf("service still running after 1s, want it failed at %v", tc.failAt)
 					}
-					mustStop(t, s)
+					coretest.MustStop(t, s)
 				}
 			})
 		})
@@ -259,7 +263,7 @@ func TestHangingCheckIsCutOff(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := newHanging()
 		h.hang.Store(true)
-		s := core.NewService(core.Logger(quiet), health.Check("hang", h.fn))
+		s := core.NewService(core.Logger(coretest.Quiet()), health.Check("hang", h.fn))
 		c := s.Checks()[0]
 
 		// The check's own deadline, as the service sets it.
@@ -310,11 +314,11 @@ func TestMonitorFailsHangingCheck(t *testing.T) {
 		h := newHanging()
 		var stopHook time.Duration
 		begin := time.Now()
-		s := core.NewService(core.Name("api"), core.Logger(quiet),
+		s := core.NewService(core.Name("api"), core.Logger(coretest.Quiet()),
 			core.MonitorInterval(time.Second), core.StopTimeout(5*time.Second),
 			core.OnStop(func(context.Context) error { stopHook = time.Since(begin); return nil }),
 			health.Check("hang", h.fn, health.Timeout(200*time.Millisecond), health.Threshold(3)))
-		mustStart(t, s)
+		coretest.MustStart(t, s)
 		h.hang.Store(true)
 
 		// Tick 1 at 1s is cut off at 1.2s; ticks 2 (2.2s) and 3 (3.2s)
@@ -357,7 +361,7 @@ func TestStopWaitsForCheckRun(t *testing.T) {
 		var slow atomic.Bool
 		var stopHook time.Duration
 		begin := time.Now()
-		s := core.NewService(core.Logger(quiet), core.MonitorInterval(time.Second),
+		s := core.NewService(core.Logger(coretest.Quiet()), core.MonitorInterval(time.Second),
 			core.OnStop(func(context.Context) error { stopHook = time.Since(begin); return nil }),
 			health.Check("slow", func(context.Context) error {
 				if slow.Load() {
@@ -365,10 +369,10 @@ func TestStopWaitsForCheckRun(t *testing.T) {
 				}
 				return nil
 			}, health.Timeout(100*time.Millisecond), health.Threshold(5)))
-		mustStart(t, s)
+		coretest.MustStart(t, s)
 		slow.Store(true)
 		<-time.After(1200 * time.Millisecond) // tick at 1s cut off at 1.1s; fn returns at 1.7s
-		mustStop(t, s)
+		coretest.MustStop(t, s)
 		if stopHook != 1700*time.Millisecond {
 			t.Fatalf("OnStop ran at %v, want 1.7s: once the check's call returned", stopHook)
 		}
@@ -376,7 +380,7 @@ func TestStopWaitsForCheckRun(t *testing.T) {
 }
 
 func TestCheckPanic(t *testing.T) {
-	s := core.NewService(core.Logger(quiet), health.Check("boom", func(context.Context) error { panic("boom") }))
+	s := core.NewService(core.Logger(coretest.Quiet()), health.Check("boom", func(context.Context) error { panic("boom") }))
 	err := s.Checks()[0].Check(t.Context())
 	var pe *core.PanicError
 	if !errors.As(err, &pe) || pe.Value != "boom" || len(pe.Stack) == 0 {
@@ -387,8 +391,8 @@ func TestCheckPanic(t *testing.T) {
 func TestCancelledRunIsNotRecorded(t *testing.T) {
 	s := service("api", health.Check("db", func(ctx context.Context) error { return ctx.Err() }))
 	h := health.Handler(s)
-	mustStart(t, s) // a single check's probe answers for a Running service only
-	defer mustStop(t, s)
+	coretest.MustStart(t, s) // a single check's probe answers for a Running service only
+	defer coretest.MustStop(t, s)
 	c := s.Checks()[0]
 	if err := c.Check(t.Context()); err != nil {
 		t.Fatalf("Check: got %v, want nil", err)
@@ -416,10 +420,10 @@ func TestSameCheckInTwoServices(t *testing.T) {
 	var tg toggle
 	spec := health.Check("db", tg.fn)
 	a, b := service("a", spec), service("b", spec)
-	mustStart(t, a)
-	defer mustStop(t, a)
-	mustStart(t, b)
-	defer mustStop(t, b)
+	coretest.MustStart(t, a)
+	defer coretest.MustStop(t, a)
+	coretest.MustStart(t, b)
+	defer coretest.MustStop(t, b)
 	down := errors.New("down")
 	tg.set(down)
 	healthcheck(t, a, down) // records a's result only
@@ -443,4 +447,189 @@ func TestCheckNameMustBeAPathSegment(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A Healthcheck caller that cancels its context while a check's fn is still
+// running (an HTTP client that hangs up, say) does not mark the run as cut
+// off: the monitor's next run of the healthy check passes, nothing counts
+// towards Threshold, and the service keeps running (core Healthcheck:
+// "changes nothing: failures here count towards no threshold, only the
+// monitor's do"; doc.go: "A run whose context was cancelled by its caller
+// ... records nothing").
+func TestCancelledHealthcheckDoesNotFailService(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var slow atomic.Bool
+		s := core.NewService(core.Name("api"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Second),
+			health.Check("db", func(context.Context) error {
+				if slow.Load() {
+					<-time.After(300 * time.Millisecond) // within its Timeout (500 ms)
+				}
+				return nil
+			}))
+		coretest.MustStart(t, s)
+		defer func() { _ = s.Stop(context.Background()) }()
+		slow.Store(true)
+
+		<-time.After(800 * time.Millisecond)
+		ctx, cancel := context.WithCancel(context.Background())
+		errc := make(chan error, 1)
+		go func() { errc <- s.Healthcheck(ctx) }() // fn runs 0.8s .. 1.1s
+		<-time.After(50 * time.Millisecond)
+		cancel() // the caller gives up at 0.85s
+		if err := <-errc; !errors.Is(err, context.Canceled) {
+			t.Fatalf("Healthcheck with a cancelled ctx: got %v, want context.Canceled", err)
+		}
+
+		// The monitor's tick at 1s would take 300 ms and pass.
+		<-time.After(650 * time.Millisecond) // 1.5s
+		if got := s.State(); got != core.StateRunning {
+			t.Fatalf("State at 1.5s: got %v (Err %v), want running: a caller's cancelled Healthcheck "+
+				"must not fail the monitor's run", got, s.Err())
+		}
+	})
+}
+
+// One parent's failed start does not kill a shared requirement that another
+// parent holds: the requirement's Healthcheck, run under the parent's start
+// context and cancelled when a sibling requirement fails, is not counted as
+// cut off, so the shared service's own monitor does not fail it (DESIGN deps:
+// "The same service required by several parents starts once and stops after
+// its last dependent").
+func TestAbortedParentSparesSharedRequirement(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var slow atomic.Bool
+		db := core.NewService(core.Name("db"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Second),
+			health.Check("conn", func(context.Context) error {
+				if slow.Load() {
+					<-time.After(300 * time.Millisecond) // within its Timeout (500 ms)
+				}
+				return nil
+			}))
+		a := core.NewService(core.Name("a"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Hour), deps.Requires(db))
+		coretest.MustStart(t, a) // starts db; db's monitor ticks at 1s, 2s, ...
+		defer func() { _ = a.Stop(context.Background()) }()
+
+		<-time.After(800 * time.Millisecond)
+		slow.Store(true)
+		bad := core.NewService(core.Name("bad"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Hour),
+			core.OnStart(func(context.Context) error {
+				<-time.After(50 * time.Millisecond)
+				return errors.New("bad is broken")
+			}))
+		b := core.NewService(core.Name("b"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Hour),
+			deps.Requires(db), deps.Requires(bad))
+		if err := b.Start(context.Background()); !errors.Is(err, core.ErrStartup) {
+			t.Fatalf("b.Start: got %v, want ErrStartup (bad fails)", err)
+		}
+		<-time.After(700 * time.Millisecond) // 1.5s: past db's tick at 1s
+		if db.State() != core.StateRunning || a.State() != core.StateRunning {
+			t.Fatalf("after b's failed start: db %v (Err %v), a %v; want both running: "+
+				"b's rollback must leave the shared db, held by a, healthy", db.State(), db.Err(), a.State())
+		}
+	})
+}
+
+// A caller's deadline shorter than the check's own Timeout is not recorded
+// as the check's failure: /readyz stays 200 for a check that is healthy by
+// its own Timeout (options.go Timeout: "A run that has not returned by then
+// fails"; doc.go: a run cancelled by its caller records nothing).
+func TestCallerDeadlineIsNotRecorded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var slow atomic.Bool
+		s := core.NewService(core.Name("api"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Hour),
+			health.Check("db", func(context.Context) error {
+				if slow.Load() {
+					<-time.After(100 * time.Millisecond)
+				}
+				return nil
+			}, health.Timeout(time.Second)))
+		coretest.MustStart(t, s)
+		defer func() { _ = s.Stop(context.Background()) }()
+		slow.Store(true)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+		defer cancel()
+		_ = s.Healthcheck(ctx) // the caller's own deadline; the check had 990 ms left
+		if w := get(health.Handler(s), "/readyz/api/db", ""); w.Code != http.StatusOK {
+			t.Fatalf("/readyz/api/db after a caller's 10ms deadline on a 1s-timeout check: got %d %q, want 200",
+				w.Code, w.Body)
+		}
+	})
+}
+
+// A check named like a requirement of the same service (deps.Requires(db) is
+// named "db" after its service, and so may be a check pinging it) would make
+// the probe path service/name ambiguous: Start reports it as an invalid
+// option naming both.
+func TestCheckNamedLikeRequirementIsInvalid(t *testing.T) {
+	db := service("db", health.Check("conn", pass))
+	api := service("api", health.Check("db", pass), deps.Requires(db))
+	err := api.Start(t.Context())
+	if !errors.Is(err, core.ErrInvalidOption) || !strings.Contains(err.Error(), `check "db" has the name of a requirement`) {
+		t.Fatalf("Start: got %v, want ErrInvalidOption naming the collision", err)
+	}
+	if db.State() != core.StateNew {
+		t.Fatalf("db: %v, want never started (options are checked first)", db.State())
+	}
+}
+
+// A Healthcheck that began while Running never calls a check's fn after Stop
+// has returned (doc.go: "The service owns those goroutines: its Stop waits
+// for runs still under way before its OnStop hooks"; DESIGN core:
+// Healthcheck is nil iff Running).
+func TestHealthcheckNeverCallsCheckAfterStop(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &foreignSlow{entered: make(chan struct{}), release: make(chan struct{})}
+		var stopped, calledAfterStop atomic.Bool
+		s := core.NewService(core.Name("api"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Hour),
+			f,
+			health.Check("db", func(context.Context) error {
+				if stopped.Load() {
+					calledAfterStop.Store(true)
+				}
+				return nil
+			}),
+			core.OnStop(func(context.Context) error { stopped.Store(true); return nil }))
+		coretest.MustStart(t, s)
+		f.armed.Store(true)
+		var wg sync.WaitGroup
+		wg.Go(func() { _ = s.Healthcheck(context.Background()) })
+		<-f.entered // Healthcheck is Running-checked and under way
+		// The foreign check ignores its context: the stop waits for it for
+		// StopTimeout, then says so, and goes on.
+		if err := s.Stop(context.Background()); err == nil || !strings.Contains(err.Error(), "Healthcheck calls still running") {
+			t.Fatalf("Stop: got %v, want it to report the Healthcheck call still running", err)
+		}
+		close(f.release)
+		wg.Wait()
+		if calledAfterStop.Load() {
+			t.Errorf("check db's fn was called after Stop returned and OnStop ran (state %v)", s.State())
+		}
+	})
+}
+
+// A CheckSpec reused across services: a hung call in one service makes only
+// that service's check fail with ErrStillRunning.
+func TestReusedSpecIsolatesHangs(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		hang := newHanging()
+		spec := health.Check("db", hang.fn, health.Timeout(100*time.Millisecond), health.Threshold(10))
+		a := core.NewService(core.Name("a"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Hour), spec)
+		b := core.NewService(core.Name("b"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Hour), spec)
+		coretest.MustStart(t, a)
+		coretest.MustStart(t, b)
+		hang.hang.Store(true)
+		if err := a.Healthcheck(context.Background()); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("a.Healthcheck: got %v, want it cut off", err)
+		}
+		if err := a.Healthcheck(context.Background()); !errors.Is(err, health.ErrStillRunning) {
+			t.Fatalf("a.Healthcheck again: got %v, want ErrStillRunning", err)
+		}
+		hang.hang.Store(false)
+		if err := b.Healthcheck(context.Background()); err != nil {
+			t.Fatalf("b.Healthcheck: got %v, want nil: b's check has no call under way", err)
+		}
+		close(hang.release)
+		coretest.MustStop(t, a)
+		coretest.MustStop(t, b)
+	})
 }

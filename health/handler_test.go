@@ -17,7 +17,9 @@ import (
 	"time"
 
 	"github.com/coreservice/coreservice/core"
+	"github.com/coreservice/coreservice/deps"
 	"github.com/coreservice/coreservice/health"
+	"github.com/coreservice/coreservice/internal/coretest"
 )
 
 type probeCase struct {
@@ -40,8 +42,8 @@ func checkProbes(t *testing.T, h http.Handler, cases []probeCase) {
 func TestHandlerText(t *testing.T) {
 	var queue toggle
 	api := service("api", health.Check("ping", pass), health.Check("queue", queue.fn))
-	mustStart(t, api)
-	defer mustStop(t, api)
+	coretest.MustStart(t, api)
+	defer coretest.MustStop(t, api)
 	h := health.Handler(api)
 
 	t.Run("healthy", func(t *testing.T) {
@@ -95,8 +97,8 @@ func TestHandlerText(t *testing.T) {
 func TestHandlerJSON(t *testing.T) {
 	var queue toggle
 	api := service("api", health.Check("ping", pass), health.Check("queue", queue.fn))
-	mustStart(t, api)
-	defer mustStop(t, api)
+	coretest.MustStart(t, api)
+	defer coretest.MustStop(t, api)
 	h := health.Handler(api)
 	queue.set(errors.New("depth 1200 > 1000"))
 	healthcheck(t, api, core.ErrUnhealthy)
@@ -172,8 +174,8 @@ func TestHandlerJSON(t *testing.T) {
 func TestHandlerNotFound(t *testing.T) {
 	db := service("db", health.Check("conn", pass))
 	api := service("api", health.Check("ping", pass), requires("db", db))
-	mustStart(t, api)
-	defer mustStop(t, api)
+	coretest.MustStart(t, api)
+	defer coretest.MustStop(t, api)
 	h := health.Handler(api)
 	known := "known paths:\n" +
 		"  /livez\n  /livez/api\n  /livez/api/db\n" +
@@ -190,8 +192,8 @@ func TestHandlerNotFound(t *testing.T) {
 
 func TestHandlerMethods(t *testing.T) {
 	api := service("api", health.Check("ping", pass))
-	mustStart(t, api)
-	defer mustStop(t, api)
+	coretest.MustStart(t, api)
+	defer coretest.MustStop(t, api)
 	h := health.Handler(api)
 	for _, m := range []string{http.MethodPost, http.MethodPut, http.MethodDelete} {
 		w := httptest.NewRecorder()
@@ -226,7 +228,7 @@ func TestHandlerLifecycle(t *testing.T) {
 			return nil
 		}))
 	h := health.Handler(api)
-	mustStart(t, api)
+	coretest.MustStart(t, api)
 	checkProbes(t, h, []probeCase{{"/livez", "", 200, "ok"}, {"/readyz", "", 200, "ok"}})
 
 	stopped := make(chan error)
@@ -257,8 +259,8 @@ func TestHandlerFailedIsNotLive(t *testing.T) {
 	boom := errors.New("boom")
 	api := service("api", health.Check("ping", pass), core.OnStart(func(context.Context) error { return boom }))
 	other := service("other")
-	mustStart(t, other)
-	defer mustStop(t, other)
+	coretest.MustStart(t, other)
+	defer coretest.MustStop(t, other)
 	if err := api.Start(t.Context()); !errors.Is(err, boom) {
 		t.Fatalf("Start: got %v, want boom", err)
 	}
@@ -283,8 +285,8 @@ func TestHandlerNested(t *testing.T) {
 			"[-]api/db failed: reason withheld\nreadyz check failed\n"},
 		{"/readyz/api/db", "", 503, "[-]api/db failed: reason withheld\nreadyz check failed\n"},
 	})
-	mustStart(t, api)
-	defer mustStop(t, api)
+	coretest.MustStart(t, api)
+	defer coretest.MustStop(t, api)
 	checkProbes(t, h, []probeCase{
 		{"/livez?verbose", "", 200, "[+]api ok\n[+]api/db ok\nlivez check passed\n"},
 		{"/readyz?verbose", "", 200, "[+]api ok\n[+]api/ping ok\n[+]api/db ok\n[+]api/db/conn ok\nreadyz check passed\n"},
@@ -324,15 +326,15 @@ func TestHandlerStaticRequirementBeforeStart(t *testing.T) {
 		{"/readyz/api/db/conn", "", 503, "[-]api/db/conn failed: never run\nreadyz check failed\n"},
 		{"/livez?verbose", "", 200, "[+]api ok\n[+]api/db ok\nlivez check passed\n"},
 	})
-	mustStart(t, api)
-	defer mustStop(t, api)
+	coretest.MustStart(t, api)
+	defer coretest.MustStop(t, api)
 	checkProbes(t, h, []probeCase{{"/readyz", "", 200, "ok"}})
 }
 
 func TestHandlerEscapedNames(t *testing.T) {
-	svc := core.NewService(core.Logger(quiet), core.MonitorInterval(time.Hour), health.Check("a?b c", pass))
-	mustStart(t, svc)
-	defer mustStop(t, svc)
+	svc := core.NewService(core.Logger(coretest.Quiet()), core.MonitorInterval(time.Hour), health.Check("a?b c", pass))
+	coretest.MustStart(t, svc)
+	defer coretest.MustStop(t, svc)
 	if !strings.Contains(svc.Name(), "#") {
 		t.Fatalf("default name %q: want one with a #, which must be escaped", svc.Name())
 	}
@@ -396,9 +398,9 @@ func TestStaleResults(t *testing.T) {
 		b := &blocker{release: make(chan struct{})}
 		// A monitor period is 100 ms + 50 ms (ping) + 50 ms (blocker):
 		// results are stale after 600 ms.
-		api := core.NewService(core.Name("api"), core.Logger(quiet), health.Check("ping", pass), b)
+		api := core.NewService(core.Name("api"), core.Logger(coretest.Quiet()), health.Check("ping", pass), b)
 		h := health.Handler(api)
-		mustStart(t, api)
+		coretest.MustStart(t, api)
 		b.armed.Store(true)
 		// The tick at 100 ms runs ping, then the blocker stalls the monitor.
 		<-time.After(650 * time.Millisecond)
@@ -421,7 +423,7 @@ func TestStaleResults(t *testing.T) {
 		close(b.release)
 		<-time.After(150 * time.Millisecond)
 		checkProbes(t, h, []probeCase{{"/readyz", "", 200, "ok"}})
-		mustStop(t, api)
+		coretest.MustStop(t, api)
 	})
 }
 
@@ -429,8 +431,8 @@ func TestHandlerConcurrentUse(t *testing.T) {
 	var tg toggle
 	db := service("db", health.Check("conn", tg.fn))
 	api := service("api", health.Check("ping", tg.fn), requires("db", db))
-	mustStart(t, api)
-	defer mustStop(t, api)
+	coretest.MustStart(t, api)
+	defer coretest.MustStop(t, api)
 	h := health.Handler(api)
 	var wg sync.WaitGroup
 	for i := range 8 {
@@ -520,10 +522,10 @@ func TestReadyAndWaitReadyRejectServiceWithoutBase(t *testing.T) {
 
 func TestSingleCheckProbeRespectsServiceState(t *testing.T) {
 	api := service("api", health.Check("ping", pass))
-	mustStart(t, api)
+	coretest.MustStart(t, api)
 	h := health.Handler(api)
 	checkProbes(t, h, []probeCase{{"/readyz/api/ping", "", 200, "ok"}})
-	mustStop(t, api)
+	coretest.MustStop(t, api)
 	checkProbes(t, h, []probeCase{
 		{"/readyz/api/ping", "", 503, "[-]api/ping failed: service api is terminated\nreadyz check failed\n"},
 		{"/readyz/api/ping", "application/json", 503, `{"probe":"readyz","status":"failed","checks":[` +
@@ -535,8 +537,8 @@ func TestSingleCheckProbeRespectsServiceState(t *testing.T) {
 
 func TestExcludeListsEachUnmatchedNameOnceInOrder(t *testing.T) {
 	api := service("api", health.Check("ping", pass))
-	mustStart(t, api)
-	defer mustStop(t, api)
+	coretest.MustStart(t, api)
+	defer coretest.MustStop(t, api)
 	h := health.Handler(api)
 	var q strings.Builder
 	want := make([]string, 0, 1000)
@@ -577,5 +579,117 @@ func BenchmarkExcludeRepeated(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// Path edge cases follow the documented rules: one trailing slash is ignored
+// (also on a check), empty segments, "..", "." and bad escapes are 404,
+// escaped segments are unescaped once.
+func TestPathEdgeCases(t *testing.T) {
+	api := service("api", health.Check("ping", pass))
+	coretest.MustStart(t, api)
+	defer coretest.MustStop(t, api)
+	h := health.Handler(api)
+	for target, code := range map[string]int{
+		"/readyz/api/ping/":    200,
+		"/readyz/api/":         200,
+		"/livez/":              200,
+		"/readyz/%61pi/ping":   200, // %61 = a
+		"/readyz/api//ping":    404,
+		"/readyz//":            404,
+		"//readyz":             404,
+		"/readyz/api/../api":   404,
+		"/readyz/./api":        404,
+		"/readyz/api/%2e%2e":   404,
+		"/readyz/api%2Fping":   404,
+		"/readyz/api/ping%2F":  404,
+		"/READYZ":              404,
+		"/readyz/api/ping/x/y": 404,
+	} {
+		if w := get(h, target, ""); w.Code != code {
+			t.Errorf("GET %s: got %d %q, want %d", target, w.Code, w.Body, code)
+		}
+	}
+	// HEAD answers the same status and headers as GET.
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodHead, "/readyz/api/nope", nil))
+	if w.Code != http.StatusNotFound {
+		t.Errorf("HEAD /readyz/api/nope: got %d, want 404", w.Code)
+	}
+	// Under http.StripPrefix, with an escaped segment.
+	sp := http.StripPrefix("/health", h)
+	if w := get(sp, "/health/readyz/api/ping", ""); w.Code != 200 || w.Body.String() != "ok" {
+		t.Errorf("GET /health/readyz/api/ping via StripPrefix: got %d %q, want 200 ok", w.Code, w.Body)
+	}
+}
+
+// Accept negotiation: wildcards and text stay text; JSON is chosen
+// case-insensitively and with a non-zero q.
+func TestAcceptVariants(t *testing.T) {
+	api := service("api", health.Check("ping", pass))
+	coretest.MustStart(t, api)
+	defer coretest.MustStop(t, api)
+	h := health.Handler(api)
+	for accept, json := range map[string]bool{
+		"*/*":                         false,
+		"application/*":               false,
+		"text/plain":                  false,
+		"Application/JSON":            true,
+		"application/json;q=0.5":      true,
+		"application/json; q=0":       false,
+		"application/json;q=0.000":    false,
+		"text/html, application/json": true,
+	} {
+		w := get(h, "/livez", accept)
+		got := strings.HasPrefix(w.Header().Get("Content-Type"), "application/json")
+		if got != json {
+			t.Errorf("Accept %q: got Content-Type %q, want JSON=%v", accept, w.Header().Get("Content-Type"), json)
+		}
+	}
+}
+
+// Handler, Ready and Healthcheck racing with a start, a requirement's
+// failure and the stops that follow: no data race (under -race), no panic,
+// and the final answers are right.
+func TestHandlerRacesLifecycle(t *testing.T) {
+	var conn toggle
+	db := service("db", health.Check("conn", conn.fn))
+	api := service("api", health.Check("ping", pass), deps.Requires(db))
+	h := health.Handler(api)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				switch i {
+				case 0:
+					get(h, "/readyz?verbose", "application/json")
+				case 1:
+					get(h, "/livez/api/db", "")
+				case 2:
+					_ = health.Ready(api, db)
+				case 3:
+					_ = api.Healthcheck(context.Background())
+					_ = db.Healthcheck(context.Background())
+				}
+			}
+		})
+	}
+	coretest.MustStart(t, api)
+	_ = db.Stop(context.Background()) // api fails in turn
+	<-api.Done()
+	close(done)
+	wg.Wait()
+	checkProbes(t, h, []probeCase{
+		{"/livez/api/db", "", 200, "ok"}, // db stopped cleanly: terminated is live
+		{"/livez/api", "", 503, "[-]api failed: reason withheld\n[+]api/db ok\nlivez check failed\n"},
+	})
+	if err := health.WaitReady(t.Context(), api); !errors.Is(err, health.ErrNotReady) || !strings.Contains(err.Error(), "api failed") {
+		t.Errorf("WaitReady on the failed api: got %v, want ErrNotReady saying api failed", err)
 	}
 }

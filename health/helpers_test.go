@@ -3,22 +3,20 @@ package health_test
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
 	"github.com/coreservice/coreservice/core"
+	"github.com/coreservice/coreservice/internal/coretest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// quiet is a logger that drops everything, for services whose logs are noise.
-var quiet = slog.New(slog.DiscardHandler)
 
 // toggle is a check function whose result the test sets.
 type toggle struct {
@@ -57,22 +55,8 @@ func (r *req) Resolve(context.Context) (core.Service, error) { return r.svc, nil
 // (results stay as the test records them, and never stale), so the test
 // drives the checks with Healthcheck.
 func service(name string, opts ...core.Option) *core.Base {
-	return core.NewService(append([]core.Option{core.Name(name), core.Logger(quiet),
+	return core.NewService(append([]core.Option{core.Name(name), core.Logger(coretest.Quiet()),
 		core.MonitorInterval(time.Hour)}, opts...)...)
-}
-
-func mustStart(t *testing.T, s core.Service) {
-	t.Helper()
-	if err := s.Start(t.Context()); err != nil {
-		t.Fatalf("Start %s: got %v, want nil", s.Name(), err)
-	}
-}
-
-func mustStop(t *testing.T, s core.Service) {
-	t.Helper()
-	if err := s.Stop(context.Background()); err != nil {
-		t.Fatalf("Stop %s: got %v, want nil", s.Name(), err)
-	}
 }
 
 // healthcheck runs svc's checks once, recording their results, and
@@ -95,4 +79,25 @@ func get(h http.Handler, target, accept string) *httptest.ResponseRecorder {
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, r)
 	return w
+}
+
+// foreignSlow is a core.Check from outside package health (registered with
+// Config.AddCheck, as the package documentation allows) that blocks until
+// released once armed.
+type foreignSlow struct {
+	armed   atomic.Bool
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (f *foreignSlow) ApplyTo(c *core.Config)              { c.AddCheck(f) }
+func (f *foreignSlow) Name() string                        { return "slow" }
+func (f *foreignSlow) Timeout(time.Duration) time.Duration { return time.Minute }
+func (f *foreignSlow) Threshold() int                      { return 1 }
+func (f *foreignSlow) Check(context.Context) error {
+	if f.armed.Load() {
+		close(f.entered)
+		<-f.release
+	}
+	return nil
 }

@@ -3,6 +3,7 @@ package health_test
 import (
 	"context"
 	"errors"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/coreservice/coreservice/core"
 	"github.com/coreservice/coreservice/health"
+	"github.com/coreservice/coreservice/internal/coretest"
 )
 
 func TestReady(t *testing.T) {
@@ -22,8 +24,8 @@ func TestReady(t *testing.T) {
 			t.Errorf("Ready before Start: got %v, want ErrNotReady saying %q", err, want)
 		}
 	}
-	mustStart(t, api)
-	defer mustStop(t, api)
+	coretest.MustStart(t, api)
+	defer coretest.MustStop(t, api)
 	if err := health.Ready(api); err != nil {
 		t.Errorf("Ready once started: got %v, want nil", err)
 	}
@@ -44,7 +46,7 @@ func TestReady(t *testing.T) {
 
 func TestWaitReadyBeforeStart(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		api := core.NewService(core.Name("api"), core.Logger(quiet), health.Check("ping", pass))
+		api := core.NewService(core.Name("api"), core.Logger(coretest.Quiet()), health.Check("ping", pass))
 		var wg sync.WaitGroup
 		defer wg.Wait()
 		wg.Go(func() {
@@ -65,7 +67,7 @@ func TestWaitReadyBeforeStart(t *testing.T) {
 		if api.State() != core.StateRunning {
 			t.Fatalf("State: got %v, want running", api.State())
 		}
-		mustStop(t, api)
+		coretest.MustStop(t, api)
 	})
 }
 
@@ -74,10 +76,10 @@ func TestWaitReadyWaitsForChecks(t *testing.T) {
 		// Passes at start, fails on ticks 1 and 2 (100 and 200 ms), then
 		// passes: the threshold keeps the service running.
 		sc := &scripted{results: []bool{true, false, false}}
-		api := core.NewService(core.Name("api"), core.Logger(quiet),
+		api := core.NewService(core.Name("api"), core.Logger(coretest.Quiet()),
 			health.Check("flaky", sc.fn, health.Threshold(5)))
-		mustStart(t, api)
-		defer mustStop(t, api)
+		coretest.MustStart(t, api)
+		defer coretest.MustStop(t, api)
 		<-time.After(150 * time.Millisecond)
 		begin := time.Now()
 		if err := health.WaitReady(t.Context(), api); err != nil {
@@ -93,7 +95,7 @@ func TestWaitReadyWaitsForChecks(t *testing.T) {
 func TestWaitReadyServiceFails(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		down := errors.New("connection refused")
-		api := core.NewService(core.Name("api"), core.Logger(quiet),
+		api := core.NewService(core.Name("api"), core.Logger(coretest.Quiet()),
 			health.Check("db", func(context.Context) error { return down }))
 		var wg sync.WaitGroup
 		defer wg.Wait()
@@ -116,8 +118,8 @@ func TestWaitReadyServiceFails(t *testing.T) {
 
 func TestWaitReadyTerminated(t *testing.T) {
 	api := service("api", health.Check("ping", pass))
-	mustStart(t, api)
-	mustStop(t, api)
+	coretest.MustStart(t, api)
+	coretest.MustStop(t, api)
 	err := health.WaitReady(t.Context(), api)
 	if !errors.Is(err, health.ErrNotReady) || !strings.Contains(err.Error(), "api is terminated") {
 		t.Fatalf("WaitReady on a stopped service: got %v, want ErrNotReady saying it is terminated", err)
@@ -126,7 +128,7 @@ func TestWaitReadyTerminated(t *testing.T) {
 
 func TestWaitReadyContext(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		api := core.NewService(core.Name("api"), core.Logger(quiet), health.Check("ping", pass))
+		api := core.NewService(core.Name("api"), core.Logger(coretest.Quiet()), health.Check("ping", pass))
 		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 		defer cancel()
 		begin := time.Now()
@@ -169,10 +171,10 @@ func (p *plain) State() core.State {
 func TestWaitReadyOtherServices(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		p := &plain{done: make(chan struct{})}
-		api := core.NewService(core.Name("api"), core.Logger(quiet), core.MonitorInterval(time.Second),
+		api := core.NewService(core.Name("api"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Second),
 			health.Check("ping", pass))
-		mustStart(t, api)
-		defer mustStop(t, api)
+		coretest.MustStart(t, api)
+		defer coretest.MustStop(t, api)
 		var wg sync.WaitGroup
 		defer wg.Wait()
 		wg.Go(func() {
@@ -205,7 +207,7 @@ func TestWaitReadyBadInput(t *testing.T) {
 
 func TestWaitReadyWakesWhenStartFinishesNotAtNextPoll(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		api := core.NewService(core.Name("api"), core.Logger(quiet), core.MonitorInterval(time.Hour),
+		api := core.NewService(core.Name("api"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Hour),
 			core.OnStart(func(context.Context) error { time.Sleep(time.Second); return nil }),
 			health.Check("ping", pass))
 		type result struct {
@@ -219,8 +221,8 @@ func TestWaitReadyWakesWhenStartFinishesNotAtNextPoll(t *testing.T) {
 			returned <- result{err, time.Since(begin)}
 		}()
 		synctest.Wait()
-		mustStart(t, api) // ready 1 s from now
-		defer mustStop(t, api)
+		coretest.MustStart(t, api) // ready 1 s from now
+		defer coretest.MustStop(t, api)
 		synctest.Wait()
 		select {
 		case r := <-returned:
@@ -237,10 +239,10 @@ func TestWaitReadyWakesWhenStartFinishesNotAtNextPoll(t *testing.T) {
 func TestWaitReadyWakesOnPassingCheckResult(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var tg toggle
-		api := core.NewService(core.Name("api"), core.Logger(quiet), core.MonitorInterval(time.Hour),
+		api := core.NewService(core.Name("api"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Hour),
 			health.Check("queue", tg.fn), health.Check("req", pass))
-		mustStart(t, api)
-		defer mustStop(t, api)
+		coretest.MustStart(t, api)
+		defer coretest.MustStop(t, api)
 		tg.set(errors.New("depth 1200 > 1000"))
 		healthcheck(t, api, core.ErrUnhealthy) // recorded: not ready
 		returned := make(chan error, 1)
@@ -277,8 +279,8 @@ func (fastMonitor) MonitorInterval() time.Duration { return 100 * time.Microseco
 func TestStalenessIsFlooredForSubMillisecondIntervals(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		api := fastMonitor{service("api", health.Check("ping", pass))}
-		mustStart(t, api)
-		defer mustStop(t, api)
+		coretest.MustStart(t, api)
+		defer coretest.MustStop(t, api)
 		// Three periods are 450µs; a result 5 ms old is fresh all the same.
 		time.Sleep(5 * time.Millisecond)
 		if err := health.Ready(api); err != nil {
@@ -291,6 +293,78 @@ func TestStalenessIsFlooredForSubMillisecondIntervals(t *testing.T) {
 		time.Sleep(time.Millisecond)
 		if err := health.Ready(api); !errors.Is(err, health.ErrNotReady) || !strings.Contains(err.Error(), "stale") {
 			t.Fatalf("Ready past MinStale: got %v, want ErrNotReady saying the result is stale", err)
+		}
+	})
+}
+
+// The staleness limit does not overflow for a long, valid Timeout
+// (Timeout(math.MaxInt64), the usual "no timeout" idiom, or a long
+// MonitorInterval): a result recorded a moment ago is not stale, and the
+// service is ready.
+func TestLongTimeoutIsReady(t *testing.T) {
+	const century = 100 * 365 * 24 * time.Hour
+	for name, opts := range map[string][]core.Option{
+		"Timeout(MaxInt64)":     {health.Check("ping", pass, health.Timeout(math.MaxInt64))},
+		"Timeout(100y)":         {health.Check("ping", pass, health.Timeout(century))},
+		"MonitorInterval(100y)": {core.MonitorInterval(century), health.Check("ping", pass)},
+	} {
+		t.Run(name, func(t *testing.T) {
+			api := service("api", opts...)
+			coretest.MustStart(t, api)
+			defer coretest.MustStop(t, api)
+			healthcheck(t, api, nil)
+			if err := health.Ready(api); err != nil {
+				t.Errorf("Ready right after a passing run: got %v, want nil", err)
+			}
+		})
+	}
+}
+
+// Readiness during Starting: a service whose start check is under way is
+// live, not ready, and its check is "never run".
+func TestReadinessWhileStarting(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := core.NewService(core.Name("api"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Second),
+			health.Check("slow", func(context.Context) error {
+				<-time.After(200 * time.Millisecond)
+				return nil
+			}))
+		h := health.Handler(s)
+		var wg sync.WaitGroup
+		wg.Go(func() { coretest.MustStart(t, s) })
+		<-time.After(100 * time.Millisecond)
+		checkProbes(t, h, []probeCase{
+			{"/livez", "", 200, "ok"},
+			{"/readyz", "", 503, "[-]api failed: reason withheld\n[-]api/slow failed: reason withheld\nreadyz check failed\n"},
+			{"/readyz/api/slow", "", 503, "[-]api/slow failed: never run\nreadyz check failed\n"},
+		})
+		wg.Wait()
+		checkProbes(t, h, []probeCase{{"/readyz", "", 200, "ok"}})
+		coretest.MustStop(t, s)
+	})
+}
+
+// WaitReady edge cases: no services, a context already cancelled, a service
+// that never starts.
+func TestWaitReadyEdges(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		if err := health.WaitReady(ctx); err != nil {
+			t.Errorf("WaitReady(cancelled) with no services: got %v, want nil", err)
+		}
+		never := core.NewService(core.Name("never"), core.Logger(coretest.Quiet()))
+		begin := time.Now()
+		err := health.WaitReady(ctx, never)
+		if !errors.Is(err, context.Canceled) || !errors.Is(err, health.ErrNotReady) || time.Since(begin) != 0 {
+			t.Errorf("WaitReady(cancelled, never started): got %v after %v, want Canceled and ErrNotReady at once",
+				err, time.Since(begin))
+		}
+		ctx2, cancel2 := context.WithTimeout(t.Context(), 2*time.Second)
+		defer cancel2()
+		err = health.WaitReady(ctx2, never)
+		if !errors.Is(err, context.DeadlineExceeded) || time.Since(begin) != 2*time.Second {
+			t.Errorf("WaitReady(2s, never started): got %v after %v, want DeadlineExceeded after 2s", err, time.Since(begin))
 		}
 	})
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/coreservice/coreservice/core"
 	"github.com/coreservice/coreservice/health"
+	"github.com/coreservice/coreservice/internal/coretest"
 )
 
 func attr(s sdktrace.ReadOnlySpan, key attribute.Key) (attribute.Value, bool) {
@@ -34,16 +35,16 @@ func TestCheckSpans(t *testing.T) {
 
 		var tg toggle
 		var fnSpans []trace.SpanContext // the span in fn's context, run by run
-		api := core.NewService(core.Name("api"), core.Logger(quiet), core.TracerProvider(tp),
+		api := core.NewService(core.Name("api"), core.Logger(coretest.Quiet()), core.TracerProvider(tp),
 			health.Check("ping", pass),
 			health.Check("queue", func(ctx context.Context) error {
 				fnSpans = append(fnSpans, trace.SpanFromContext(ctx).SpanContext())
 				return tg.fn(ctx)
 			}, health.Threshold(5)))
-		mustStart(t, api)
+		coretest.MustStart(t, api)
 		tg.set(errors.New("too deep"))
 		<-time.After(150 * time.Millisecond) // one monitor run, at 100 ms
-		mustStop(t, api)
+		coretest.MustStop(t, api)
 
 		byID := make(map[trace.SpanID]sdktrace.ReadOnlySpan)
 		var checks []sdktrace.ReadOnlySpan

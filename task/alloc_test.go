@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"testing"
 
+	"github.com/coreservice/coreservice/internal/coretest"
 	"github.com/coreservice/coreservice/task"
 )
 
@@ -34,9 +35,9 @@ func TestHotPathDoesNotAllocate(t *testing.T) {
 	}, task.Every(0))
 	tk.OnResult(func(context.Context, int) error { return nil }) // consumers cost nothing either
 	svc := newService(tk)
-	mustStart(t, svc)
+	coretest.MustStart(t, svc)
 	<-done
-	mustStop(t, svc)
+	coretest.MustStop(t, svc)
 	if perRun := float64(m1.Mallocs-m0.Mallocs) / (to - from); perRun >= 0.01 {
 		t.Fatalf("allocations per run: got %.4f, want 0", perRun)
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
+	"os/exec"
 	"slices"
 	"sync"
 	"testing"
@@ -14,13 +16,11 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/coreservice/coreservice/core"
+	"github.com/coreservice/coreservice/internal/coretest"
 	"github.com/coreservice/coreservice/task"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// quiet is a logger that drops everything.
-var quiet = slog.New(slog.DiscardHandler)
 
 var errBoom = errors.New("boom")
 
@@ -33,26 +33,8 @@ var afterStart = task.Delay(time.Nanosecond)
 // newService is a service named "svc" with a quiet logger and a monitor
 // that stays out of the way, plus opts.
 func newService(opts ...core.Option) *core.Base {
-	base := []core.Option{core.Name("svc"), core.Logger(quiet), core.MonitorInterval(time.Hour)}
+	base := []core.Option{core.Name("svc"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Hour)}
 	return core.NewService(append(base, opts...)...)
-}
-
-// mustStart starts s, and stops it when the test ends, so that a failing
-// test leaves no goroutine behind (in a synctest bubble, cleanups run inside
-// the bubble).
-func mustStart(t *testing.T, s core.Service) {
-	t.Helper()
-	if err := s.Start(t.Context()); err != nil {
-		t.Fatalf("Start: got %v, want nil", err)
-	}
-	t.Cleanup(func() { _ = s.Stop(context.Background()) })
-}
-
-func mustStop(t *testing.T, s core.Service) {
-	t.Helper()
-	if err := s.Stop(context.Background()); err != nil {
-		t.Fatalf("Stop: got %v, want nil", err)
-	}
 }
 
 // waitFailed waits, in a synctest bubble, for svc to fail on its own; it
@@ -215,3 +197,36 @@ func (h *captureChild) WithAttrs(attrs []slog.Attr) slog.Handler {
 	return &captureChild{c: h.c, attrs: append(slices.Clone(h.attrs), attrs...)}
 }
 func (h *captureChild) WithGroup(string) slog.Handler { return h }
+
+// panickyPolicy is a backoff.BackOff with a bug.
+type panickyPolicy struct{}
+
+func (panickyPolicy) NextBackOff() time.Duration { panic("policy bug") }
+func (panickyPolicy) Reset()                     {}
+
+// blockingHandler is a slog.Handler that blocks every record whose message
+// is msg until release is closed: a slow log sink.
+type blockingHandler struct {
+	msg     string
+	release chan struct{}
+}
+
+func (h *blockingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *blockingHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		<-h.release
+	}
+	return nil
+}
+func (h *blockingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *blockingHandler) WithGroup(string) slog.Handler      { return h }
+
+// runChild runs the test named name of this binary in a child process with
+// TASK_TEST_CHILD=mode, and returns its output.
+func runChild(t *testing.T, name, mode string) (string, error) {
+	t.Helper()
+	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^"+name+"$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), "TASK_TEST_CHILD="+mode)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}

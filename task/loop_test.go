@@ -17,6 +17,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 
 	"github.com/coreservice/coreservice/core"
+	"github.com/coreservice/coreservice/internal/coretest"
 	"github.com/coreservice/coreservice/task"
 )
 
@@ -24,11 +25,11 @@ func TestDefaultsEvery100msFromTheStart(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		st := newStamps()
 		svc := newService(task.Func("tick", func(context.Context) error { st.add(); return nil }))
-		mustStart(t, svc)
+		coretest.MustStart(t, svc)
 		advance(450 * time.Millisecond)
 		ms := time.Millisecond
 		wantStamps(t, st, 0, 100*ms, 200*ms, 300*ms, 400*ms)
-		mustStop(t, svc)
+		coretest.MustStop(t, svc)
 	})
 }
 
@@ -41,13 +42,13 @@ func TestEveryIsAFixedDelayFromTheEndOfARun(t *testing.T) {
 			return nil
 		}, task.Every(10*time.Second))
 		svc := newService(tk)
-		mustStart(t, svc)
+		coretest.MustStart(t, svc)
 		advance(40 * time.Second)
 		wantStamps(t, st, secs(0, 13, 26, 39)...)
 		if got := tk.Runs(); got != 3 {
 			t.Fatalf("Runs: got %d, want 3 (the 4th is in progress)", got)
 		}
-		mustStop(t, svc)
+		coretest.MustStop(t, svc)
 	})
 }
 
@@ -62,7 +63,7 @@ func TestEveryZeroRunsBackToBack(t *testing.T) {
 		}, task.Every(0))
 		svc := newService(tk)
 		t0 := time.Now()
-		mustStart(t, svc)
+		coretest.MustStart(t, svc)
 		synctest.Wait()
 		if got := tk.Runs(); got != 1000 {
 			t.Fatalf("Runs: got %d, want 1000", got)
@@ -70,7 +71,7 @@ func TestEveryZeroRunsBackToBack(t *testing.T) {
 		if d := time.Since(t0); d != 0 {
 			t.Fatalf("1000 runs took %v of fake time, want 0", d)
 		}
-		mustStop(t, svc)
+		coretest.MustStop(t, svc)
 	})
 }
 
@@ -80,14 +81,14 @@ func TestDelayBeforeTheFirstRun(t *testing.T) {
 		tk := task.Func("late", func(context.Context) error { st.add(); return nil },
 			task.Delay(5*time.Second), task.Every(10*time.Second), task.Workers(2))
 		svc := newService(tk)
-		mustStart(t, svc)
+		coretest.MustStart(t, svc)
 		advance(4 * time.Second)
 		if got := tk.Runs(); got != 0 {
 			t.Fatalf("Runs after 4s: got %d, want 0", got)
 		}
 		advance(26 * time.Second)
 		wantStamps(t, st, secs(5, 5, 15, 15, 25, 25)...)
-		mustStop(t, svc)
+		coretest.MustStop(t, svc)
 	})
 }
 
@@ -119,9 +120,9 @@ func TestJitterBounds(t *testing.T) {
 					return nil
 				}, tc.opts...)
 				svc := newService(tk)
-				mustStart(t, svc)
+				coretest.MustStart(t, svc)
 				advance(2000 * time.Second)
-				mustStop(t, svc)
+				coretest.MustStop(t, svc)
 				at := st.get()
 				if len(at) < 2000/int(tc.max/time.Second) {
 					t.Fatalf("%d runs in 2000s, want at least %d", len(at), 2000/int(tc.max/time.Second))
@@ -154,7 +155,7 @@ func TestSchedule(t *testing.T) {
 				return &sequence{delays: secs(1, 2, 3)}
 			}))
 		svc := newService(tk)
-		mustStart(t, svc)
+		coretest.MustStart(t, svc)
 		advance(time.Hour)
 		// 0, then +1s, +2s, +3s; then the policy says Stop: the worker ends.
 		wantStamps(t, st, secs(0, 1, 3, 6)...)
@@ -164,7 +165,7 @@ func TestSchedule(t *testing.T) {
 		if got := made.Load(); got != 1 {
 			t.Fatalf("policies made: got %d, want 1", got)
 		}
-		mustStop(t, svc)
+		coretest.MustStop(t, svc)
 	})
 }
 
@@ -183,7 +184,7 @@ func TestOnceIsIndependentOfEveryAndSchedule(t *testing.T) {
 		schedule := task.Func("schedule", func(context.Context) error { st.add(); return nil },
 			task.Every(time.Second), task.Schedule(func() backoff.BackOff { return &sequence{delays: secs(2, 3)} }))
 		svc := newService(once, onceFirst, every, schedule)
-		mustStart(t, svc)
+		coretest.MustStart(t, svc)
 		advance(10*time.Second + time.Millisecond)
 		if got := once.Runs(); got != 1 {
 			t.Errorf("Every then Once: got %d runs, want 1", got)
@@ -198,7 +199,7 @@ func TestOnceIsIndependentOfEveryAndSchedule(t *testing.T) {
 		if got, want := st.get(), secs(0, 2, 5); !slices.Equal(got, want) {
 			t.Errorf("Every then Schedule: runs started at %v, want %v", got, want)
 		}
-		mustStop(t, svc)
+		coretest.MustStop(t, svc)
 	})
 }
 
@@ -212,7 +213,7 @@ func TestErrDoneEndsTheWorkerCleanly(t *testing.T) {
 			return 99, fmt.Errorf("no more work: %w", task.ErrDone)
 		}, task.Every(time.Second))
 		svc := newService(tk)
-		mustStart(t, svc)
+		coretest.MustStart(t, svc)
 		advance(time.Hour)
 		if got := tk.Runs(); got != 3 {
 			t.Fatalf("Runs: got %d, want 3", got)
@@ -226,7 +227,7 @@ func TestErrDoneEndsTheWorkerCleanly(t *testing.T) {
 		if got := svc.State(); got != core.StateRunning {
 			t.Fatalf("state: got %v, want running", got)
 		}
-		mustStop(t, svc)
+		coretest.MustStop(t, svc)
 	})
 }
 
@@ -240,13 +241,13 @@ func TestErrDoneEndsOnlyItsWorker(t *testing.T) {
 			return nil
 		}, task.Every(10*time.Second), task.Workers(2))
 		svc := newService(tk)
-		mustStart(t, svc)
+		coretest.MustStart(t, svc)
 		advance(25 * time.Second)
 		// t=0: both workers run, one ends; t=10s, 20s: the other one.
 		if got := tk.Runs(); got != 4 {
 			t.Fatalf("Runs: got %d, want 4", got)
 		}
-		mustStop(t, svc)
+		coretest.MustStop(t, svc)
 	})
 }
 
@@ -254,7 +255,7 @@ func TestOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		tk := task.New("init", func(context.Context) (string, error) { return "ready", nil }, task.Once())
 		svc := newService(tk)
-		mustStart(t, svc)
+		coretest.MustStart(t, svc)
 		advance(time.Hour)
 		if got := tk.Runs(); got != 1 {
 			t.Fatalf("Runs: got %d, want 1", got)
@@ -265,7 +266,7 @@ func TestOnce(t *testing.T) {
 		if got := svc.State(); got != core.StateRunning {
 			t.Fatalf("state: got %v, want running", got)
 		}
-		mustStop(t, svc)
+		coretest.MustStop(t, svc)
 	})
 }
 
@@ -282,13 +283,13 @@ func TestOnceRetriesUntilItSucceeds(t *testing.T) {
 		}, task.Once(), task.Workers(1),
 			task.Retry(func() backoff.BackOff { return backoff.NewConstantBackOff(time.Second) }))
 		svc := newService(tk)
-		mustStart(t, svc)
+		coretest.MustStart(t, svc)
 		advance(time.Hour)
 		wantStamps(t, st, secs(0, 1, 2)...)
 		if got := tk.Failures(); got != 2 {
 			t.Fatalf("Failures: got %d, want 2", got)
 		}
-		mustStop(t, svc)
+		coretest.MustStop(t, svc)
 	})
 }
 
@@ -296,12 +297,12 @@ func TestOnceWithWorkersRunsOncePerWorker(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		tk := task.Func("init", func(context.Context) error { return nil }, task.Once(), task.Workers(3))
 		svc := newService(tk)
-		mustStart(t, svc)
+		coretest.MustStart(t, svc)
 		advance(time.Hour)
 		if got := tk.Runs(); got != 3 {
 			t.Fatalf("Runs: got %d, want 3", got)
 		}
-		mustStop(t, svc)
+		coretest.MustStop(t, svc)
 	})
 }
 
@@ -330,7 +331,7 @@ func TestWorkersRunInParallel(t *testing.T) {
 				return &sequence{}
 			}))
 		svc := newService(tk)
-		mustStart(t, svc)
+		coretest.MustStart(t, svc)
 		synctest.Wait()
 		mu.Lock()
 		got := inside
@@ -346,7 +347,7 @@ func TestWorkersRunInParallel(t *testing.T) {
 		if got := tk.Runs(); got != 4 {
 			t.Fatalf("Runs: got %d, want 4", got)
 		}
-		mustStop(t, svc)
+		coretest.MustStop(t, svc)
 		if most != 4 {
 			t.Fatalf("most runs at once: got %d, want 4", most)
 		}
@@ -373,10 +374,10 @@ func TestStopDuringSleepReturnsAtOnce(t *testing.T) {
 					return nil
 				}, tc.opts...)
 				svc := newService(tk)
-				mustStart(t, svc)
+				coretest.MustStart(t, svc)
 				advance(time.Minute)
 				t0 := time.Now()
-				mustStop(t, svc)
+				coretest.MustStop(t, svc)
 				if d := time.Since(t0); d != 0 {
 					t.Fatalf("Stop took %v of fake time, want 0", d)
 				}
@@ -400,10 +401,10 @@ func TestStopDuringRunCancelsAndWaits(t *testing.T) {
 			return ctx.Err()
 		})
 		svc := newService(tk)
-		mustStart(t, svc)
+		coretest.MustStart(t, svc)
 		advance(time.Minute)
 		t0 := time.Now()
-		mustStop(t, svc)
+		coretest.MustStop(t, svc)
 		if d := time.Since(t0); d != 2*time.Second {
 			t.Fatalf("Stop returned after %v, want 2s: it waits for the run", d)
 		}
@@ -430,7 +431,7 @@ func TestStopTimeoutNamesTheWorkers(t *testing.T) {
 			return nil
 		}, task.Workers(2))
 		svc := newService(core.StopTimeout(time.Second), tk)
-		mustStart(t, svc)
+		coretest.MustStart(t, svc)
 		synctest.Wait()
 		err := svc.Stop(context.Background())
 		var ste *core.StopTimeoutError
@@ -450,7 +451,7 @@ func TestPanicFailsTheServiceWithStack(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		tk := task.Func("crash", func(context.Context) error { panic("kaboom") }, afterStart)
 		svc := newService(tk)
-		mustStart(t, svc)
+		coretest.MustStart(t, svc)
 		waitFailed(t, svc)
 		var te *core.TaskError
 		if !errors.As(svc.Err(), &te) || te.Service != "svc" || te.Task != "crash" || te.Worker != 1 {
@@ -479,7 +480,7 @@ func TestPanicIsRetriedLikeAnError(t *testing.T) {
 			return nil
 		}, task.Once(), task.Retry(func() backoff.BackOff { return backoff.NewConstantBackOff(time.Second) }))
 		svc := newService(tk)
-		mustStart(t, svc)
+		coretest.MustStart(t, svc)
 		advance(time.Minute)
 		if r, f := tk.Runs(), tk.Failures(); r != 2 || f != 1 {
 			t.Fatalf("Runs, Failures: got %d, %d, want 2, 1", r, f)
@@ -487,14 +488,14 @@ func TestPanicIsRetriedLikeAnError(t *testing.T) {
 		if got := svc.State(); got != core.StateRunning {
 			t.Fatalf("state: got %v, want running", got)
 		}
-		mustStop(t, svc)
+		coretest.MustStop(t, svc)
 	})
 }
 
 func TestPanicWithErrDoneIsStillAFailure(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		svc := newService(task.Func("crash", func(context.Context) error { panic(task.ErrDone) }, afterStart))
-		mustStart(t, svc)
+		coretest.MustStart(t, svc)
 		waitFailed(t, svc)
 		var pe *core.PanicError
 		if !errors.As(svc.Err(), &pe) {
@@ -535,7 +536,7 @@ func TestRunErrorAfterStopIsAStopError(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				tk := task.Func("flusher", tc.fn, tc.opts...)
 				svc := newService(tk)
-				mustStart(t, svc)
+				coretest.MustStart(t, svc)
 				synctest.Wait()
 				err := svc.Stop(context.Background())
 				wantTaskError(t, err, "flusher", errFlush)
@@ -572,9 +573,9 @@ func TestRunErrorAfterStopWithRetryIsLogged(t *testing.T) {
 					return errFlush
 				}, task.Retry(func() backoff.BackOff { return backoff.NewConstantBackOff(time.Second) }))
 				svc := core.NewService(core.Name("svc"), core.Logger(slog.New(logs)), tk)
-				mustStart(t, svc)
+				coretest.MustStart(t, svc)
 				synctest.Wait()
-				mustStop(t, svc)
+				coretest.MustStop(t, svc)
 				if f := tk.Failures(); f != 1 {
 					t.Fatalf("Failures: got %d, want 1", f)
 				}
@@ -610,9 +611,9 @@ func TestRunInterruptedByStopIsNoFailure(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				tk := task.Func("flusher", tc.fn)
 				svc := newService(tk)
-				mustStart(t, svc)
+				coretest.MustStart(t, svc)
 				synctest.Wait()
-				mustStop(t, svc)
+				coretest.MustStop(t, svc)
 				if f := tk.Failures(); f != 0 {
 					t.Fatalf("Failures: got %d, want 0", f)
 				}
@@ -638,7 +639,7 @@ func TestScheduleNegativeDelayFailsTheService(t *testing.T) {
 			return ctx.Err()
 		}, afterStart, task.Schedule(func() backoff.BackOff { return &sequence{delays: []time.Duration{-2 * time.Second}} }))
 		svc := newService(tk)
-		mustStart(t, svc)
+		coretest.MustStart(t, svc)
 		waitFailed(t, svc)
 		var te *core.TaskError
 		if !errors.As(svc.Err(), &te) || te.Task != "spin" {
@@ -650,5 +651,65 @@ func TestScheduleNegativeDelayFailsTheService(t *testing.T) {
 		if got := calls.Load(); got != 1 {
 			t.Fatalf("runs: got %d, want 1", got)
 		}
+	})
+}
+
+// A failed run is counted in Runs no later than in Failures, so
+// Failures() <= Runs() at every instant, even while a slow log handler holds
+// the worker between the two (task.go: Runs counts "how many runs have
+// ended, whatever their outcome", Failures "how many runs have failed").
+func TestFailuresNeverAheadOfRuns(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		logs := &blockingHandler{msg: "task run failed; retrying", release: make(chan struct{})}
+		tk := task.Func("flaky", func(context.Context) error { return errBoom }, afterStart, task.Once(),
+			task.Retry(func() backoff.BackOff { return backoff.NewConstantBackOff(time.Hour) }))
+		svc := core.NewService(core.Name("svc"), core.Logger(slog.New(logs)), core.MonitorInterval(time.Hour), tk)
+		coretest.MustStart(t, svc)
+		advance(time.Second) // the first run failed; its worker is logging the retry
+		r, f := tk.Runs(), tk.Failures()
+		close(logs.release)
+		coretest.MustStop(t, svc)
+		if f > r {
+			t.Fatalf("Runs, Failures: got %d, %d: more failed runs than runs (Runs-Failures = %d)", r, f, r-f)
+		}
+	})
+}
+
+// A run that times out but returns an error of its own (not wrapping
+// ctx.Err(), as many clients do) is reported wrapping
+// context.DeadlineExceeded and saying the run timed out (options.go Timeout: "A run that then returns an
+// error has failed (the error wraps context.DeadlineExceeded)").
+func TestTimedOutRunWrapsDeadlineExceeded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tk := task.Func("slow", func(ctx context.Context) error {
+			<-ctx.Done()
+			return errBoom // the client's own error, not ctx.Err()
+		}, task.Timeout(2*time.Second))
+		svc := newService(tk)
+		coretest.MustStart(t, svc)
+		waitFailed(t, svc)
+		err := svc.Err()
+		if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "timed out after 2s") {
+			t.Fatalf("Err: got %q, want it to wrap context.DeadlineExceeded and say the run timed out after 2s", err)
+		}
+	})
+}
+
+// A run that ignores its context and returns success at the instant its
+// Timeout fires is a success, not a timeout.
+func TestTimeoutRacingSuccess(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tk := task.New("edge", func(context.Context) (int, error) {
+			<-time.After(2 * time.Second)
+			return 7, nil
+		}, task.Timeout(2*time.Second), task.Every(time.Hour))
+		svc := newService(tk)
+		coretest.MustStart(t, svc)
+		advance(time.Minute)
+		if v, ok := tk.Last(); v != 7 || !ok || tk.Failures() != 0 || svc.State() != core.StateRunning {
+			t.Fatalf("Last %d %v, Failures %d, state %v: want 7, true, 0, running",
+				v, ok, tk.Failures(), svc.State())
+		}
+		coretest.MustStop(t, svc)
 	})
 }

@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/coreservice/coreservice/core"
+	"github.com/coreservice/coreservice/internal/coretest"
 	"github.com/coreservice/coreservice/task"
 )
 
@@ -62,7 +63,7 @@ func TestRunDurationHistogramAndRetryCounter(t *testing.T) {
 		}, task.Every(time.Second), afterStart,
 			task.Retry(func() backoff.BackOff { return backoff.NewConstantBackOff(time.Second) }))
 		svc := newService(tk, core.MeterProvider(mp))
-		mustStart(t, svc)
+		coretest.MustStart(t, svc)
 		advance(10 * time.Second)
 
 		got := collect(t, reader)

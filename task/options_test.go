@@ -15,6 +15,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 
 	"github.com/coreservice/coreservice/core"
+	"github.com/coreservice/coreservice/internal/coretest"
 	"github.com/coreservice/coreservice/task"
 )
 
@@ -98,10 +99,10 @@ func TestEmptyName(t *testing.T) {
 func TestATaskBelongsToOneService(t *testing.T) {
 	tk := task.Func("solo", func(ctx context.Context) error { <-ctx.Done(); return nil })
 	first := newService(tk)
-	second := core.NewService(core.Name("other"), core.Logger(quiet), tk)
+	second := core.NewService(core.Name("other"), core.Logger(coretest.Quiet()), tk)
 	wantInvalid(t, second.Start(t.Context()), "task solo", "already given to a service")
-	mustStart(t, first)
-	mustStop(t, first)
+	coretest.MustStart(t, first)
+	coretest.MustStop(t, first)
 
 	twice := task.Func("twice", func(context.Context) error { return nil })
 	wantInvalid(t, newService(twice, twice).Start(t.Context()), "task twice", "already given to a service")
@@ -161,7 +162,7 @@ func (w *witness) get() []string {
 // options returns the witness's requirement, hook and task, to be given to
 // a service before the option under test.
 func (w *witness) options() []core.Option {
-	req := core.NewService(core.Name("db"), core.Logger(quiet),
+	req := core.NewService(core.Name("db"), core.Logger(coretest.Quiet()),
 		core.OnStart(func(context.Context) error { w.record("requirement db"); return nil }))
 	return []core.Option{
 		witnessRequirement{req},
@@ -234,13 +235,24 @@ func TestPolicyFactoriesAreCalledOncePerWorker(t *testing.T) {
 			task.Schedule(func() backoff.BackOff { scheds.Add(1); return backoff.NewConstantBackOff(time.Second) }),
 			task.Retry(func() backoff.BackOff { retries.Add(1); return &backoff.StopBackOff{} }))
 		svc := newService(tk)
-		mustStart(t, svc)
+		coretest.MustStart(t, svc)
 		synctest.Wait()
 		// The validation at Start calls each factory once; the first
 		// worker keeps the policies of the options that won.
 		if s, r, o := scheds.Load(), retries.Load(), overridden.Load(); s != 3 || r != 3 || o != 1 {
 			t.Fatalf("factory calls: got Schedule %d, Retry %d, overridden Schedule %d, want 3, 3, 1", s, r, o)
 		}
-		mustStop(t, svc)
+		coretest.MustStop(t, svc)
 	})
+}
+
+// A huge Workers value is an ErrInvalidOption from Start naming the option,
+// not a makeslice panic or an out-of-memory crash of the process (DESIGN
+// core: "Invalid values: NewService returns the error at Start ... never a
+// panic").
+func TestHugeWorkersIsInvalid(t *testing.T) {
+	for _, n := range []int{task.MaxWorkers + 1, 1 << 44, math.MaxInt} {
+		svc := newService(task.Func("huge", func(context.Context) error { return nil }, task.Workers(n)))
+		wantInvalid(t, svc.Start(t.Context()), "task huge", "task.Workers")
+	}
 }

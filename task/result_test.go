@@ -16,6 +16,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 
 	"github.com/coreservice/coreservice/core"
+	"github.com/coreservice/coreservice/internal/coretest"
 	"github.com/coreservice/coreservice/task"
 )
 
@@ -57,7 +58,7 @@ func TestLastRunsFailures(t *testing.T) {
 			t.Fatalf("Runs, Failures before any run: got %d, %d, want 0, 0", r, f)
 		}
 		svc := newService(tk)
-		mustStart(t, svc)
+		coretest.MustStart(t, svc)
 		synctest.Wait()
 		if v, ok := tk.Last(); v != 1 || !ok {
 			t.Fatalf("Last after run 1: got %d, %v, want 1, true", v, ok)
@@ -77,7 +78,7 @@ func TestLastRunsFailures(t *testing.T) {
 		if r, f := tk.Runs(), tk.Failures(); r != 4 || f != 1 {
 			t.Fatalf("Runs, Failures after ErrDone: got %d, %d, want 4, 1", r, f)
 		}
-		mustStop(t, svc)
+		coretest.MustStop(t, svc)
 	})
 }
 
@@ -89,7 +90,7 @@ func TestFunc(t *testing.T) {
 			t.Fatal("Last before any run: got true, want false")
 		}
 		svc := newService(tk)
-		mustStart(t, svc)
+		coretest.MustStart(t, svc)
 		synctest.Wait()
 		if v, ok := tk.Last(); v != (struct{}{}) || !ok {
 			t.Fatalf("Last: got %v, %v, want {}, true", v, ok)
@@ -97,7 +98,7 @@ func TestFunc(t *testing.T) {
 		if calls.Load() != 1 || tk.Name() != "ping" {
 			t.Fatalf("calls, Name: got %d, %q, want 1, ping", calls.Load(), tk.Name())
 		}
-		mustStop(t, svc)
+		coretest.MustStop(t, svc)
 	})
 }
 
@@ -121,9 +122,9 @@ func TestOnResultGetsEveryResultInOrder(t *testing.T) {
 			})
 		}
 		svc := newService(tk)
-		mustStart(t, svc)
+		coretest.MustStart(t, svc)
 		advance(time.Minute)
-		mustStop(t, svc)
+		coretest.MustStop(t, svc)
 		want := []string{"a1", "b1", "a2", "b2", "a3", "b3", "a4", "b4", "a5", "b5"}
 		if !slices.Equal(got, want) {
 			t.Fatalf("consumers got %q, want %q", got, want)
@@ -150,7 +151,7 @@ func TestOnResultSlowConsumerDelaysTheNextRun(t *testing.T) {
 			return nil
 		})
 		svc := newService(tk)
-		mustStart(t, svc)
+		coretest.MustStart(t, svc)
 		advance(40 * time.Second)
 		// Each run takes 5s (its consumer), then the worker waits 10s.
 		wantStamps(t, st, secs(0, 15, 30)...)
@@ -164,7 +165,7 @@ func TestOnResultSlowConsumerDelaysTheNextRun(t *testing.T) {
 		if vs := got.get(); len(vs) != 3 || tk.Runs() != 3 {
 			t.Fatalf("at 47s: consumer got %v, Runs %d, want 3 results and 3 runs ended", vs, tk.Runs())
 		}
-		mustStop(t, svc)
+		coretest.MustStop(t, svc)
 		// Stop cut the 4th delivery short: the run ended, without a failure.
 		if r, f := tk.Runs(), tk.Failures(); r != 4 || f != 0 {
 			t.Fatalf("Runs, Failures: got %d, %d, want 4, 0", r, f)
@@ -182,7 +183,7 @@ func TestOnResultIsBoundedByTimeout(t *testing.T) {
 		})
 		svc := newService(tk)
 		t0 := time.Now()
-		mustStart(t, svc)
+		coretest.MustStart(t, svc)
 		waitFailed(t, svc)
 		if d := time.Since(t0); d != 3*time.Second {
 			t.Fatalf("service failed after %v, want 3s", d)
@@ -216,7 +217,7 @@ func TestOnResultErrorRetriesTheRun(t *testing.T) {
 			return nil
 		})
 		svc := newService(tk)
-		mustStart(t, svc)
+		coretest.MustStart(t, svc)
 		advance(time.Minute)
 		if vs := got.get(); !slices.Equal(vs, []int32{1, 2}) {
 			t.Fatalf("consumer got %v, want [1 2]: the failed delivery is retried with a new run", vs)
@@ -224,7 +225,7 @@ func TestOnResultErrorRetriesTheRun(t *testing.T) {
 		if r, f := tk.Runs(), tk.Failures(); r != 2 || f != 1 {
 			t.Fatalf("Runs, Failures: got %d, %d, want 2, 1", r, f)
 		}
-		mustStop(t, svc)
+		coretest.MustStop(t, svc)
 	})
 }
 
@@ -233,7 +234,7 @@ func TestOnResultPanicFailsTheRun(t *testing.T) {
 		tk := task.New("gen", func(context.Context) (int, error) { return 1, nil }, afterStart)
 		tk.OnResult(func(context.Context, int) error { panic("consumer bug") })
 		svc := newService(tk)
-		mustStart(t, svc)
+		coretest.MustStart(t, svc)
 		waitFailed(t, svc)
 		var pe *core.PanicError
 		if !errors.As(svc.Err(), &pe) || pe.Value != "consumer bug" {
@@ -253,9 +254,9 @@ func TestOnResultStopDuringDeliveryIsLogged(t *testing.T) {
 		})
 		tk.OnResult(func(context.Context, int) error { second.Store(true); return nil })
 		svc := core.NewService(core.Name("svc"), core.Logger(slog.New(logs)), tk)
-		mustStart(t, svc)
+		coretest.MustStart(t, svc)
 		synctest.Wait()
-		mustStop(t, svc)
+		coretest.MustStop(t, svc)
 		if err := svc.Err(); err != nil {
 			t.Fatalf("Err: got %v, want nil: a delivery cut short by Stop is no failure", err)
 		}
@@ -278,12 +279,12 @@ func TestOnResultAddedWhileRunning(t *testing.T) {
 		tk := task.New("gen", func(context.Context) (int32, error) { return n.Add(1), nil },
 			task.Every(time.Second))
 		svc := newService(tk)
-		mustStart(t, svc)
+		coretest.MustStart(t, svc)
 		advance(2500 * time.Millisecond) // runs 1, 2, 3 at 0, 1s, 2s
 		got := &results[int32]{}
 		tk.OnResult(func(_ context.Context, v int32) error { got.add(v); return nil })
 		advance(2 * time.Second) // runs 4, 5 at 3s, 4s
-		mustStop(t, svc)
+		coretest.MustStop(t, svc)
 		if vs := got.get(); !slices.Equal(vs, []int32{4, 5}) {
 			t.Fatalf("consumer got %v, want [4 5]", vs)
 		}
@@ -307,7 +308,7 @@ func TestOnResultNil(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			tk := task.New("gen", func(context.Context) (int, error) { return 1, nil }, task.Every(time.Hour))
 			svc := newService(tk)
-			mustStart(t, svc)
+			coretest.MustStart(t, svc)
 			tk.OnResult(nil)
 			waitFailed(t, svc)
 			if err := svc.Err(); !errors.Is(err, core.ErrInvalidOption) || !strings.Contains(err.Error(), "task gen") {
@@ -335,7 +336,7 @@ func TestOnResultIntoAChannel(t *testing.T) {
 			}
 		})
 		svc := newService(tk)
-		mustStart(t, svc)
+		coretest.MustStart(t, svc)
 		synctest.Wait()
 		if got := <-ch; got != 1 {
 			t.Fatalf("first result: got %d, want 1", got)
@@ -348,7 +349,7 @@ func TestOnResultIntoAChannel(t *testing.T) {
 		if want, _ := tk.Last(); got != want {
 			t.Fatalf("result: got %d, want the latest, %d", got, want)
 		}
-		mustStop(t, svc)
+		coretest.MustStop(t, svc)
 	})
 }
 
@@ -368,7 +369,7 @@ func TestStatsIsAConsistentSnapshot(t *testing.T) {
 		return nil
 	}, task.Every(0), task.Workers(workers), task.Retry(func() backoff.BackOff { return &backoff.ZeroBackOff{} }))
 	svc := newService(tk)
-	mustStart(t, svc)
+	coretest.MustStart(t, svc)
 	var prev task.Stats
 	for i := range snapshots {
 		s := tk.Stats()
@@ -385,7 +386,7 @@ func TestStatsIsAConsistentSnapshot(t *testing.T) {
 		}
 		prev = s
 	}
-	mustStop(t, svc)
+	coretest.MustStop(t, svc)
 	s := tk.Stats()
 	if s.Runs != tk.Runs() || s.Failures != tk.Failures() {
 		t.Fatalf("after Stop: Stats %+v, Runs %d, Failures %d: want the same counts", s, tk.Runs(), tk.Failures())
@@ -393,4 +394,85 @@ func TestStatsIsAConsistentSnapshot(t *testing.T) {
 	if s.Runs != oks.Load()+fails.Load() || s.Failures != fails.Load() {
 		t.Fatalf("after Stop: got %+v, want Runs %d, Failures %d", s, oks.Load()+fails.Load(), fails.Load())
 	}
+}
+
+// A result consumer that waits for room (the pattern of ExampleTask_OnResult)
+// and blocks its worker once the reader is gone is reported (a warning
+// naming the task, or the service no longer Running and healthy), not left
+// silently stuck for ever (issue #3: a typed consumer "that never blocks the
+// loop silently forever nor drops silently").
+func TestStuckConsumerIsReported(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		logs := &capture{}
+		var n atomic.Int32
+		tk := task.New("gen", func(context.Context) (int32, error) { return n.Add(1), nil }, task.Every(time.Second))
+		ch := make(chan int32) // its reader is gone
+		tk.OnResult(func(ctx context.Context, v int32) error {
+			select {
+			case ch <- v:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+		svc := core.NewService(core.Name("svc"), core.Logger(slog.New(logs)), core.MonitorInterval(time.Hour), tk)
+		coretest.MustStart(t, svc)
+		advance(24 * time.Hour)
+		var signalled bool
+		for _, r := range logs.get() {
+			if r.level >= slog.LevelWarn && r.attrs["task"] == "gen" {
+				signalled = true
+			}
+		}
+		state, healthy, runs := svc.State(), svc.Healthcheck(t.Context()), tk.Runs()
+		coretest.MustStop(t, svc)
+		if !signalled && state == core.StateRunning && healthy == nil {
+			t.Fatalf("after 24h with the worker stuck delivering run 1 (Runs %d): no warning, service "+
+				"Running and healthy; want the stuck delivery reported", runs)
+		}
+	})
+}
+
+// Counters, Last and consumers added from other goroutines while several
+// workers run (for the race detector): every run is counted once, and a
+// consumer added before Start gets every result.
+func TestCountersAndConsumersUnderConcurrency(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const workers, perWorker = 8, 50
+		var calls atomic.Int64
+		tk := task.New("busy", func(context.Context) (int64, error) {
+			v := calls.Add(1)
+			if v%7 == 0 {
+				return 0, errBoom
+			}
+			return v, nil
+		}, task.Workers(workers), task.Every(time.Second),
+			task.Retry(func() backoff.BackOff { return &backoff.ZeroBackOff{} }))
+		var delivered atomic.Int64
+		tk.OnResult(func(context.Context, int64) error { delivered.Add(1); return nil })
+		svc := newService(tk)
+		coretest.MustStart(t, svc)
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				for range 20 {
+					tk.OnResult(func(context.Context, int64) error { return nil })
+					_, _ = tk.Last()
+					_, _ = tk.Runs(), tk.Failures()
+					<-time.After(time.Second)
+				}
+			})
+		}
+		advance(perWorker*time.Second - time.Millisecond)
+		wg.Wait()
+		coretest.MustStop(t, svc)
+		r, f := tk.Runs(), tk.Failures()
+		if r != uint64(calls.Load()) || int64(r-f) != delivered.Load() {
+			t.Fatalf("Runs %d, Failures %d, calls %d, delivered %d: want Runs = calls and Runs-Failures = delivered",
+				r, f, calls.Load(), delivered.Load())
+		}
+		if r-f != workers*perWorker {
+			t.Fatalf("successful runs: got %d, want %d", r-f, workers*perWorker)
+		}
+	})
 }

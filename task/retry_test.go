@@ -13,6 +13,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 
 	"github.com/coreservice/coreservice/core"
+	"github.com/coreservice/coreservice/internal/coretest"
 	"github.com/coreservice/coreservice/task"
 )
 
@@ -49,7 +50,7 @@ func TestNoRetryFirstFailureFailsTheService(t *testing.T) {
 		st := newStamps()
 		tk := task.Func("fragile", script(st, true, false), task.Every(time.Second))
 		svc := newService(tk)
-		mustStart(t, svc)
+		coretest.MustStart(t, svc)
 		waitFailed(t, svc)
 		wantStamps(t, st, secs(0, 1)...)
 		if got := svc.State(); got != core.StateFailed {
@@ -68,7 +69,7 @@ func TestRetryFailFailSucceed(t *testing.T) {
 		tk := task.Func("flaky", script(st, false, false, true), task.Every(10*time.Second),
 			task.Retry(func() backoff.BackOff { return backoff.NewConstantBackOff(2 * time.Second) }))
 		svc := newService(tk)
-		mustStart(t, svc)
+		coretest.MustStart(t, svc)
 		advance(25 * time.Second)
 		// Fail at 0 and 2s, succeed at 4s, then every 10s.
 		wantStamps(t, st, secs(0, 2, 4, 14, 24)...)
@@ -78,7 +79,7 @@ func TestRetryFailFailSucceed(t *testing.T) {
 		if got := svc.State(); got != core.StateRunning {
 			t.Fatalf("state: got %v, want running", got)
 		}
-		mustStop(t, svc)
+		coretest.MustStop(t, svc)
 	})
 }
 
@@ -89,7 +90,7 @@ func TestRetryResetAfterSuccess(t *testing.T) {
 		tk := task.Func("flaky", script(st, false, false, true, false, true), task.Every(10*time.Second),
 			task.Retry(func() backoff.BackOff { return policy }))
 		svc := newService(tk)
-		mustStart(t, svc)
+		coretest.MustStart(t, svc)
 		advance(30 * time.Second)
 		// Fail at 0 (reset, +1s), fail at 1 (+2s), succeed at 3 (+10s), fail
 		// at 13 (reset: +1s again, not +4s), succeed at 14, then every 10s.
@@ -97,7 +98,7 @@ func TestRetryResetAfterSuccess(t *testing.T) {
 		if nexts, resets := policy.counts(); nexts != 3 || resets != 2 {
 			t.Fatalf("policy: got %d NextBackOff and %d Reset calls, want 3 and 2 (one per streak of failures)", nexts, resets)
 		}
-		mustStop(t, svc)
+		coretest.MustStop(t, svc)
 	})
 }
 
@@ -110,7 +111,7 @@ func TestRetryExhaustedFailsTheService(t *testing.T) {
 			}))
 		svc := newService(tk)
 		t0 := time.Now()
-		mustStart(t, svc)
+		coretest.MustStart(t, svc)
 		waitFailed(t, svc)
 		if d := time.Since(t0); d != 2*time.Second {
 			t.Fatalf("service failed after %v, want 2s", d)
@@ -134,7 +135,7 @@ func TestPermanentErrorsAreNotRetried(t *testing.T) {
 			return backoff.Permanent(errBoom)
 		}, afterStart, task.Retry(func() backoff.BackOff { return backoff.NewConstantBackOff(time.Second) }))
 		svc := newService(tk)
-		mustStart(t, svc)
+		coretest.MustStart(t, svc)
 		waitFailed(t, svc)
 		if got := runs.Load(); got != 1 {
 			t.Fatalf("runs: got %d, want 1", got)
@@ -159,7 +160,7 @@ func TestTimeoutCancelsTheRun(t *testing.T) {
 			}))
 		svc := newService(tk)
 		t0 := time.Now()
-		mustStart(t, svc)
+		coretest.MustStart(t, svc)
 		waitFailed(t, svc)
 		// Run at 0, times out at 2s; retried at 3s, times out at 5s: no more retries.
 		if d := time.Since(t0); d != 5*time.Second {
@@ -186,9 +187,9 @@ func TestRetriesAreLogged(t *testing.T) {
 		tk := task.Func("flaky", script(st, false, true), task.Once(),
 			task.Retry(func() backoff.BackOff { return backoff.NewConstantBackOff(time.Second) }))
 		svc := core.NewService(core.Name("svc"), core.Logger(slog.New(logs)), tk)
-		mustStart(t, svc)
+		coretest.MustStart(t, svc)
 		advance(time.Minute)
-		mustStop(t, svc)
+		coretest.MustStop(t, svc)
 		r, ok := logs.find("task run failed; retrying")
 		if !ok {
 			t.Fatal("no log of the retry")
@@ -257,7 +258,7 @@ func TestRetryNegativeDelayFailsTheService(t *testing.T) {
 		tk := task.Func("spin", untilCancelled(&calls, 10, errBoom), afterStart,
 			task.Retry(func() backoff.BackOff { return fixedPolicy(-5 * time.Second) }))
 		svc := newService(tk)
-		mustStart(t, svc)
+		coretest.MustStart(t, svc)
 		waitFailed(t, svc)
 		wantTaskError(t, svc.Err(), "spin", errBoom)
 		if want := "task.Retry policy: NextBackOff returned -5s, want >= 0 or backoff.Stop"; !strings.Contains(svc.Err().Error(), want) {
@@ -266,5 +267,97 @@ func TestRetryNegativeDelayFailsTheService(t *testing.T) {
 		if got := calls.Load(); got != 1 {
 			t.Fatalf("runs: got %d, want 1", got)
 		}
+	})
+}
+
+// The Retry policy's budget starts when a failure streak begins, not when
+// the policy was made or last reset: the idle wait between runs (Every,
+// Delay) and the failed run itself do not use up MaxElapsedTime, so the
+// first failure after a long wait is retried (DESIGN task: "Retry(func()
+// backoff.BackOff) (after a failed run wait NextBackOff() and run again;
+// Reset() after a success)").
+func TestRetryBudgetStartsAtTheFirstFailure(t *testing.T) {
+	expo := task.Retry(func() backoff.BackOff { return backoff.NewExponentialBackOff() })
+	cases := []struct {
+		name    string
+		opts    []task.Option
+		results []bool // per run: true = success
+		wait    time.Duration
+	}{
+		// Succeed at 0, fail at 1h: retried ~0.5s later, succeeds.
+		{"Every(1h)", []task.Option{task.Every(time.Hour), expo}, []bool{true, false}, time.Hour + time.Minute},
+		// First run at 20m fails: retried ~0.5s later, succeeds.
+		{"Delay(20m)", []task.Option{task.Delay(20 * time.Minute), task.Once(), expo}, []bool{false}, 21 * time.Minute},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				st := newStamps()
+				tk := task.Func("hourly", script(st, tc.results...), tc.opts...)
+				svc := newService(tk)
+				coretest.MustStart(t, svc)
+				advance(tc.wait)
+				if got := svc.State(); got != core.StateRunning {
+					t.Fatalf("state: got %v (Err %v), want running: the first failure after %v idle "+
+						"was never retried", got, svc.Err(), tc.wait)
+				}
+				if f := tk.Failures(); f != 1 {
+					t.Fatalf("Failures: got %d, want 1", f)
+				}
+				coretest.MustStop(t, svc)
+			})
+		})
+	}
+}
+
+// A Retry or Schedule policy that panics fails the run like an error: the
+// run's span ends, the run is counted, and the service fails with a
+// *core.TaskError that keeps the run's own error (DESIGN task/otelx: "A panic is recovered into *core.PanicError and
+// handled like an error").
+func TestPanickingPolicyFailsTheRun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sr, tp := newRecorder(t)
+		tk := task.Func("p", func(context.Context) error { return errBoom }, afterStart,
+			task.Retry(func() backoff.BackOff { return panickyPolicy{} }))
+		svc := newService(core.TracerProvider(tp), tk)
+		coretest.MustStart(t, svc)
+		waitFailed(t, svc)
+		if n := len(spansNamed(sr, "task svc/p")); n != 1 {
+			t.Errorf("ended task spans: got %d, want 1: the run's span was never ended", n)
+		}
+		if r := tk.Runs(); r != 1 {
+			t.Errorf("Runs: got %d, want 1", r)
+		}
+		var te *core.TaskError
+		if !errors.As(svc.Err(), &te) || !errors.Is(svc.Err(), errBoom) {
+			t.Errorf("Err: got %q, want a *core.TaskError that keeps the run's error (boom)", svc.Err())
+		}
+	})
+}
+
+// Once + Retry + ErrDone: failures are retried, then ErrDone ends the worker
+// cleanly; the service keeps running and the run is no failure.
+func TestOnceRetryThenErrDone(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var n atomic.Int32
+		tk := task.Func("init", func(context.Context) error {
+			if n.Add(1) < 3 {
+				return errBoom
+			}
+			return task.ErrDone
+		}, task.Once(), task.Retry(func() backoff.BackOff { return backoff.NewConstantBackOff(time.Second) }))
+		svc := newService(tk)
+		coretest.MustStart(t, svc)
+		advance(time.Hour)
+		if r, f := tk.Runs(), tk.Failures(); r != 3 || f != 2 {
+			t.Fatalf("Runs, Failures: got %d, %d, want 3, 2", r, f)
+		}
+		if _, ok := tk.Last(); ok {
+			t.Fatal("Last: got a result, want none: no run succeeded")
+		}
+		if got := svc.State(); got != core.StateRunning {
+			t.Fatalf("state: got %v, want running", got)
+		}
+		coretest.MustStop(t, svc)
 	})
 }

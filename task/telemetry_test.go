@@ -3,6 +3,7 @@ package task_test
 import (
 	"context"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -19,6 +21,7 @@ import (
 	"go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/coreservice/coreservice/core"
+	"github.com/coreservice/coreservice/internal/coretest"
 	"github.com/coreservice/coreservice/task"
 )
 
@@ -64,9 +67,9 @@ func TestEveryRunIsARootSpanLinkedToStart(t *testing.T) {
 		}, task.Every(10*time.Second),
 			task.Retry(func() backoff.BackOff { return backoff.NewConstantBackOff(time.Second) }))
 		svc := newService(core.TracerProvider(tp), tk)
-		mustStart(t, svc)
+		coretest.MustStart(t, svc)
 		advance(5 * time.Second) // runs at 0 (fails) and 1s
-		mustStop(t, svc)
+		coretest.MustStop(t, svc)
 
 		start := spansNamed(sr, "start svc")
 		runs := spansNamed(sr, "task svc/fetch")
@@ -127,9 +130,9 @@ func TestLastRunHasNoNextDelay(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		sr, tp := newRecorder(t)
 		svc := newService(core.TracerProvider(tp), task.Func("init", func(context.Context) error { return nil }, task.Once()))
-		mustStart(t, svc)
+		coretest.MustStart(t, svc)
 		synctest.Wait()
-		mustStop(t, svc)
+		coretest.MustStop(t, svc)
 		runs := spansNamed(sr, "task svc/init")
 		if len(runs) != 1 {
 			t.Fatalf("task spans: got %d, want 1", len(runs))
@@ -144,7 +147,7 @@ func TestPanicSpanHasTheStack(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		sr, tp := newRecorder(t)
 		svc := newService(core.TracerProvider(tp), task.Func("crash", func(context.Context) error { panic("kaboom") }, afterStart))
-		mustStart(t, svc)
+		coretest.MustStart(t, svc)
 		waitFailed(t, svc)
 		runs := spansNamed(sr, "task svc/crash")
 		if len(runs) != 1 {
@@ -184,9 +187,9 @@ func TestLogsCarryTheRunSpan(t *testing.T) {
 			return task.ErrDone
 		}, task.Retry(func() backoff.BackOff { return backoff.NewConstantBackOff(time.Second) }))
 		svc := core.NewService(core.Name("svc"), core.Logger(slog.New(logs)), core.TracerProvider(tp), tk)
-		mustStart(t, svc)
+		coretest.MustStart(t, svc)
 		advance(time.Minute)
-		mustStop(t, svc)
+		coretest.MustStop(t, svc)
 		runs := spansNamed(sr, "task svc/fetch")
 		if len(runs) != 2 {
 			t.Fatalf("task spans: got %d, want 2", len(runs))
@@ -214,11 +217,81 @@ func TestNoSpansWithANoopProvider(t *testing.T) {
 			return nil
 		}, task.Once())
 		svc := newService(core.TracerProvider(noop.NewTracerProvider()), tk)
-		mustStart(t, svc)
+		coretest.MustStart(t, svc)
 		synctest.Wait()
-		mustStop(t, svc)
+		coretest.MustStop(t, svc)
 		if tk.Runs() != 1 || valid.Load() {
 			t.Fatalf("runs %d, span in context %v, want 1 run and no span", tk.Runs(), valid.Load())
+		}
+	})
+}
+
+// A provider installed globally after Start (otel.SetTracerProvider) is
+// picked up by the SpanGate: runs start producing spans, with the
+// attributes. Run in a child process, because the global provider cannot be
+// uninstalled and the allocation test and benchmark of this package need it
+// unset.
+func TestSpanGatePicksUpALateProvider(t *testing.T) {
+	if os.Getenv("TASK_TEST_CHILD") == "late-provider" {
+		synctest.Test(t, func(t *testing.T) {
+			tk := task.Func("tick", func(context.Context) error { return nil }, task.Every(time.Second))
+			svc := newService(tk)
+			coretest.MustStart(t, svc)
+			advance(2500 * time.Millisecond) // runs 1-3, untraced
+			sr := tracetest.NewSpanRecorder()
+			tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(sr))
+			otel.SetTracerProvider(tp)
+			advance(2 * time.Second) // runs 4 and 5, traced
+			coretest.MustStop(t, svc)
+			_ = tp.Shutdown(context.Background())
+			runs := spansNamed(sr, "task svc/tick")
+			if len(runs) != 2 {
+				t.Fatalf("task spans after the provider was installed: got %d, want 2", len(runs))
+			}
+			for i, s := range runs {
+				a := attrs(s)
+				if a["coreservice.run"].AsInt64() != int64(4+i) || a["coreservice.task"].AsString() != "tick" ||
+					a["coreservice.next_delay"].AsFloat64() != 1 || s.Parent().IsValid() {
+					t.Errorf("span %d: attributes %v, parent %v", i, s.Attributes(), s.Parent())
+				}
+			}
+		})
+		return
+	}
+	if out, err := runChild(t, "TestSpanGatePicksUpALateProvider", "late-provider"); err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+}
+
+// next_delay on a run's span is the jittered wait the worker then really
+// sleeps, for Every and for Retry waits.
+func TestNextDelayIsTheJitteredWait(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sr, tp := newRecorder(t)
+		st := newStamps()
+		var n atomic.Int32
+		tk := task.Func("j", func(context.Context) error {
+			st.add()
+			if n.Add(1)%3 == 0 {
+				return errBoom
+			}
+			return nil
+		}, task.Every(10*time.Second), task.Jitter(0.5),
+			task.Retry(func() backoff.BackOff { return backoff.NewConstantBackOff(4 * time.Second) }))
+		svc := newService(core.TracerProvider(tp), tk)
+		coretest.MustStart(t, svc)
+		advance(5 * time.Minute)
+		coretest.MustStop(t, svc)
+		at := st.get()
+		runs := spansNamed(sr, "task svc/j")
+		if len(runs) < 20 || len(runs) != len(at) {
+			t.Fatalf("got %d spans for %d runs, want one per run, at least 20", len(runs), len(at))
+		}
+		for i := range len(at) - 1 {
+			want := (at[i+1] - at[i]).Seconds()
+			if got := attrs(runs[i])["coreservice.next_delay"].AsFloat64(); got != want {
+				t.Fatalf("run %d: next_delay %v, want the wait that followed, %v", i+1, got, want)
+			}
 		}
 	})
 }
