@@ -21,9 +21,18 @@ import (
 	"github.com/coreservice/coreservice/task"
 )
 
+// globalsRun is set once TestSetupInstallsTheGlobalsOnce has run in this
+// process (go test -count=N runs it N times).
+var globalsRun bool
+
 // TestSetupInstallsTheGlobalsOnce is the only test of the package that
-// installs OpenTelemetry globals: they cannot be uninstalled.
+// installs OpenTelemetry globals: they cannot be uninstalled, so it runs
+// once per process.
 func TestSetupInstallsTheGlobalsOnce(t *testing.T) {
+	if globalsRun {
+		t.Skip("the OpenTelemetry globals were installed by an earlier run in this process")
+	}
+	globalsRun = true
 	c := coretest.NewCollector(t)
 	toCollector(t, c)
 	logs := coretest.NewLogs()

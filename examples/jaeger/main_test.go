@@ -14,10 +14,19 @@ import (
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
+// ran is set once TestTracesReachARealJaeger has run in this process.
+var ran bool
+
 // TestTracesReachARealJaeger runs the example for a few seconds against a
 // real Jaeger, configured by the OTEL_* environment alone, and reads back
 // through Jaeger's query API what a person would look at in its UI.
 func TestTracesReachARealJaeger(t *testing.T) {
+	// run installs the OpenTelemetry globals (otelx.Setup), which cannot be
+	// uninstalled: the test runs once per process (go test -count=N).
+	if ran {
+		t.Skip("the OpenTelemetry globals were installed by an earlier run in this process")
+	}
+	ran = true
 	j := jaegertest.Start(t)
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://"+j.OTLPGRPCEndpoint()) // gRPC, the default protocol
 	t.Setenv("OTEL_SERVICE_NAME", "shop")
