@@ -205,6 +205,11 @@ func (r *round) play() {
 			err := root.svc.Start(context.Background())
 			r.record("Start "+root.name, err, time.Since(begin), root.startTO+core.AbandonGrace+root.l)
 		})
+		// The Stops come after Start has begun: a Stop before Start is a
+		// documented no-op that leaves the service startable.
+		for changed := root.svc.Changed(); root.svc.State() == core.StateNew; changed = root.svc.Changed() {
+			<-changed
+		}
 		time.Sleep(when)
 		var errs [2]error
 		var stoppers sync.WaitGroup
