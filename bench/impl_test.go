@@ -62,21 +62,29 @@ func TestTreeParentsAreTenWide(t *testing.T) {
 	}
 }
 
+// startChain builds impl's chain of depth dependents, starts it, and
+// waits until every task of it runs.
+func startChain(t *testing.T, impl bench.Impl, depth int) (bench.Chain, *bench.Probe) {
+	t.Helper()
+	p := bench.NewProbe(depth+1, bench.Spec{})
+	c, err := impl.Chain(depth, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WaitReady(readyTimeout); err != nil {
+		t.Fatal(err)
+	}
+	return c, p
+}
+
 func TestChainFailureReachesTheTop(t *testing.T) {
 	for _, impl := range bench.Impls() {
 		t.Run(impl.Name(), func(t *testing.T) {
 			const depth = 7
-			p := bench.NewProbe(depth+1, bench.Spec{})
-			c, err := impl.Chain(depth, p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := c.Start(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			if err := p.WaitReady(readyTimeout); err != nil {
-				t.Fatal(err)
-			}
+			c, p := startChain(t, impl, depth)
 			select {
 			case <-c.Done():
 				t.Fatal("top done before the failure")
@@ -105,17 +113,7 @@ func TestChainStopsCleanlyWithoutFailure(t *testing.T) {
 	for _, impl := range bench.Impls() {
 		t.Run(impl.Name(), func(t *testing.T) {
 			const depth = 4
-			p := bench.NewProbe(depth+1, bench.Spec{})
-			c, err := impl.Chain(depth, p)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := c.Start(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			if err := p.WaitReady(readyTimeout); err != nil {
-				t.Fatal(err)
-			}
+			c, p := startChain(t, impl, depth)
 			if err := c.Stop(context.Background()); err != nil {
 				t.Fatalf("Stop: got %v, want nil", err)
 			}
