@@ -330,20 +330,13 @@ func TestStartBoundsAForeignRequirementWhoseStartIgnoresItsContext(t *testing.T)
 		f.hang = make(chan struct{})
 		defer close(f.hang)
 		p := core.NewService(core.Name("p"), core.Logger(coretest.Quiet()), core.StartTimeout(time.Second), requires(f))
-		begin := time.Now()
-		res := make(chan error, 1)
-		go func() { res <- p.Start(context.Background()) }()
-		select {
-		case err := <-res:
-			var se *core.StartupError
-			if !errors.As(err, &se) || se.Part != "requirement f" || !errors.Is(err, context.DeadlineExceeded) {
-				t.Errorf("Start: got %v, want a *StartupError naming requirement f, matching DeadlineExceeded", err)
-			}
-		case <-time.After(time.Hour):
-			t.Fatal("Start still running an hour after StartTimeout 1s")
+		took, err := coretest.Bounded(t, "Start (StartTimeout 1s)", func() error { return p.Start(context.Background()) })
+		var se *core.StartupError
+		if !errors.As(err, &se) || se.Part != "requirement f" || !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Start: got %v, want a *StartupError naming requirement f, matching DeadlineExceeded", err)
 		}
 		// The rollback stops f, whose Stop returns at once (f is not Running).
-		if got, want := time.Since(begin), time.Second+core.AbandonGrace; got != want {
+		if got, want := took, time.Second+core.AbandonGrace; got != want {
 			t.Errorf("Start returned after %v, want %v (StartTimeout + AbandonGrace)", got, want)
 		}
 	})
@@ -357,19 +350,12 @@ func TestStopBoundsAForeignRequirementWhoseStopIgnoresItsContext(t *testing.T) {
 		coretest.MustStart(t, p)
 		f.hang = make(chan struct{})
 		defer close(f.hang)
-		begin := time.Now()
-		res := make(chan error, 1)
-		go func() { res <- p.Stop(context.Background()) }()
-		select {
-		case err := <-res:
-			var ste *core.StopTimeoutError
-			if !errors.As(err, &ste) || len(ste.Units) != 1 || ste.Units[0] != "requirement f" {
-				t.Errorf("Stop: got %v, want a *StopTimeoutError naming requirement f", err)
-			}
-		case <-time.After(time.Hour):
-			t.Fatal("Stop still running an hour after StopTimeout 1s")
+		took, err := coretest.Bounded(t, "Stop (StopTimeout 1s)", func() error { return p.Stop(context.Background()) })
+		var ste *core.StopTimeoutError
+		if !errors.As(err, &ste) || len(ste.Units) != 1 || ste.Units[0] != "requirement f" {
+			t.Errorf("Stop: got %v, want a *StopTimeoutError naming requirement f", err)
 		}
-		if got, want := time.Since(begin), time.Second+core.AbandonGrace; got != want {
+		if got, want := took, time.Second+core.AbandonGrace; got != want {
 			t.Errorf("Stop returned after %v, want %v (StopTimeout + AbandonGrace)", got, want)
 		}
 		if got := p.State(); got != core.StateTerminated {

@@ -348,19 +348,12 @@ func TestStartBoundsALazyBuilderThatIgnoresItsContext(t *testing.T) {
 			return nil, errors.New("too late")
 		}, deps.Name("db"))
 		p := core.NewService(core.Name("p"), core.Logger(coretest.Quiet()), core.StartTimeout(time.Second), lazy)
-		begin := time.Now()
-		res := make(chan error, 1)
-		go func() { res <- p.Start(context.Background()) }()
-		select {
-		case err := <-res:
-			var se *core.StartupError
-			if !errors.As(err, &se) || se.Part != "requirement db" || !errors.Is(err, context.DeadlineExceeded) {
-				t.Errorf("Start: got %v, want a *StartupError naming requirement db, matching DeadlineExceeded", err)
-			}
-		case <-time.After(time.Hour):
-			t.Fatal("Start still running an hour after StartTimeout 1s")
+		took, err := coretest.Bounded(t, "Start (StartTimeout 1s)", func() error { return p.Start(context.Background()) })
+		var se *core.StartupError
+		if !errors.As(err, &se) || se.Part != "requirement db" || !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Start: got %v, want a *StartupError naming requirement db, matching DeadlineExceeded", err)
 		}
-		if got, want := time.Since(begin), time.Second+core.AbandonGrace; got != want {
+		if got, want := took, time.Second+core.AbandonGrace; got != want {
 			t.Errorf("Start returned after %v, want %v (StartTimeout + AbandonGrace)", got, want)
 		}
 	})
