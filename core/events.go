@@ -3,22 +3,522 @@ package core
 import (
 	"context"
 	"log/slog"
+	"runtime/debug"
+	"sync"
+	"time"
 )
 
-// raise is the one place where lifecycle events are raised: every state
-// change of a service goes through it. Today it logs them; a typed event
-// stream will hang off it too.
-func (b *Base) raise(ctx context.Context, from, to State, err error) {
-	level := slog.LevelInfo
-	if err != nil && (to == StateFailed || to == StateStopping) {
-		level = slog.LevelError
+// Event is a typed lifecycle event of one service, given to the hooks of
+// OnEvent and logged by the service's logger: StateChanged, TaskRunFailed,
+// TaskRetryScheduled, CheckFailed, RequirementFailed, StopTimedOut and
+// EventsDropped. The set is closed (only this package defines events), so
+// that every event has its log record; switch on the type, with a default
+// case for the kinds later versions add.
+//
+// Every event is a slog.LogValuer: its value is a group of its fields,
+// service first, so that logger.Info("event", "event", e) logs it whole.
+type Event interface {
+	slog.LogValuer
+	// level and message are those of the event's log record.
+	level() slog.Level
+	message() string
+	// attrs are the event's fields, as the log record's attributes: all but
+	// the service, which the service's logger carries.
+	attrs() []slog.Attr
+}
+
+// StateChanged is raised at every state change of a service, in the order
+// of the changes: New to Starting, Starting to Running or Stopping, Running
+// to Stopping, Stopping to Terminated or Failed.
+//
+// The change to a final state is delivered before it is applied: a hook
+// that receives it still sees StateStopping from State, and Done is closed
+// (with the final state and Err) only once every hook has had it, or it was
+// dropped (see OnEvent). It is the last event the hooks get, but for an
+// EventsDropped counting events dropped just before it.
+type StateChanged struct {
+	// Service is the name of the service.
+	Service string
+	// From is the state the service left.
+	From State
+	// To is the state the service moved to.
+	To State
+	// Cause is why, when a failure or an aborted start caused the change:
+	// on the move to Stopping and to Failed, the failure the service fails
+	// with (Err); on the rollback of a start that Stop aborted, the start's
+	// error (the service then ends Terminated, and Cause of that last move
+	// is nil). Nil otherwise.
+	Cause error
+}
+
+// TaskRunFailed is raised by a task (package task) for a failed run that
+// is not retried. Every failed run raises exactly one of TaskRunFailed and
+// TaskRetryScheduled.
+type TaskRunFailed struct {
+	// Service is the name of the service, set by Host.Emit.
+	Service string
+	// Task is the name of the task.
+	Task string
+	// Worker is the worker that ran it, from 1.
+	Worker int
+	// Run is the number of the run in its worker, from 1.
+	Run int64
+	// Err is the run's error.
+	Err error
+	// Fails reports whether the failure is the service's: the service
+	// fails with it, or, when it was already stopping, Stop returns it.
+	// False for a failure met while the service stops that the task's
+	// Retry policy would have retried: it is counted and logged only.
+	Fails bool
+	// Stopping reports whether the service was already stopping.
+	Stopping bool
+}
+
+// TaskRetryScheduled is raised by a task (package task) for a failed run
+// that its Retry policy retries after Delay.
+type TaskRetryScheduled struct {
+	// Service is the name of the service, set by Host.Emit.
+	Service string
+	// Task is the name of the task.
+	Task string
+	// Worker is the worker that ran it, from 1.
+	Worker int
+	// Run is the number of the failed run in its worker, from 1.
+	Run int64
+	// Err is the run's error.
+	Err error
+	// Delay is the wait before the next run, jitter included.
+	Delay time.Duration
+}
+
+// CheckFailed is raised by the monitor for each check that fails on one of
+// its ticks (not by Healthcheck, nor by the checks of Start, whose failure
+// fails the start), unless the service began to stop during that tick.
+// The event with Failures equal to Threshold is the one that fails the
+// service.
+type CheckFailed struct {
+	// Service is the name of the service.
+	Service string
+	// Check is the name of the check.
+	Check string
+	// Failures is how many ticks in a row the check has failed, this one
+	// included.
+	Failures int
+	// Threshold is how many failures in a row fail the service.
+	Threshold int
+	// Err is the check's error.
+	Err error
+}
+
+// RequirementFailed is raised when a requirement that the service holds,
+// once it was Running for the service, fails or stops under it: the
+// service fails with it (or, when it was already stopping, Stop returns
+// it). A requirement released by the service's own stop raises nothing.
+type RequirementFailed struct {
+	// Service is the name of the service.
+	Service string
+	// Requirement is the name of the requirement.
+	Requirement string
+	// Err is why: the requirement's own failure, or an error saying that it
+	// stopped, or what it is now.
+	Err error
+}
+
+// StopTimedOut is raised when a step of the service's stop (or of the
+// rollback of its start) runs out of its StopTimeout and leaves user code
+// running: the units, an OnStop hook, the Stop of a requirement that is not
+// a *Base. The stop returns the same in a *StopTimeoutError.
+type StopTimedOut struct {
+	// Service is the name of the service.
+	Service string
+	// Timeout is the StopTimeout that ran out.
+	Timeout time.Duration
+	// Units names what was left running, such as "task fetch#1" or
+	// "OnStop hook 2".
+	Units []string
+}
+
+// EventsDropped is raised when events were dropped because the service's
+// OnEvent hooks were EventQueueSize events behind: it counts them, and
+// takes their place in the stream, once there is room in the queue again.
+// The service's log has every event, dropped or not.
+type EventsDropped struct {
+	// Service is the name of the service.
+	Service string
+	// N is the number of events dropped since the last EventsDropped.
+	N int
+}
+
+// EventQueueSize bounds the events waiting for the OnEvent hooks of one
+// service. An event raised while the queue is full is dropped, and counted
+// in the next EventsDropped.
+const EventQueueSize = 128
+
+// level, message and attrs of each event: the one description of an event
+// that both its log record and its LogValue are built from.
+
+var stateMessages = [...]string{"service new", "service starting", "service running", "service stopping",
+	"service terminated", "service failed"}
+
+func (e StateChanged) level() slog.Level {
+	if e.Cause != nil && (e.To == StateFailed || e.To == StateStopping) {
+		return slog.LevelError
 	}
-	if !b.log.Enabled(ctx, level) {
-		return // build no record nobody reads
+	return slog.LevelInfo
+}
+
+func (e StateChanged) message() string {
+	if e.To >= 0 && int(e.To) < len(stateMessages) {
+		return stateMessages[e.To]
 	}
-	attrs := []slog.Attr{slog.String("from", from.String()), slog.String("state", to.String())}
-	if err != nil {
-		attrs = append(attrs, slog.Any("error", err))
+	return "service " + e.To.String()
+}
+
+func (e StateChanged) attrs() []slog.Attr {
+	a := []slog.Attr{slog.String("from", e.From.String()), slog.String("state", e.To.String())}
+	if e.Cause != nil {
+		a = append(a, slog.Any("error", e.Cause))
 	}
-	b.log.LogAttrs(ctx, level, "service "+to.String(), attrs...)
+	return a
+}
+
+// LogValue returns the event as a group: service, from, state (the new
+// one) and, if any, error (the cause).
+func (e StateChanged) LogValue() slog.Value { return eventValue(e.Service, e.attrs()) }
+
+func (e TaskRunFailed) level() slog.Level {
+	if e.Fails {
+		return slog.LevelError
+	}
+	return slog.LevelWarn
+}
+
+func (e TaskRunFailed) message() string {
+	switch {
+	case !e.Fails:
+		return "task run failed while the service stops; not retried"
+	case e.Stopping:
+		return "task run failed while the service stops; Stop returns it"
+	}
+	return "task run failed; the service fails"
+}
+
+func (e TaskRunFailed) attrs() []slog.Attr {
+	return []slog.Attr{slog.String("task", e.Task), slog.Int("worker", e.Worker), slog.Int64("run", e.Run),
+		slog.Any("error", e.Err)}
+}
+
+// LogValue returns the event as a group: service, task, worker, run and
+// error.
+func (e TaskRunFailed) LogValue() slog.Value { return eventValue(e.Service, e.attrs()) }
+
+func (e TaskRetryScheduled) level() slog.Level { return slog.LevelWarn }
+func (e TaskRetryScheduled) message() string   { return "task run failed; retrying" }
+func (e TaskRetryScheduled) attrs() []slog.Attr {
+	return []slog.Attr{slog.String("task", e.Task), slog.Int("worker", e.Worker), slog.Int64("run", e.Run),
+		slog.Any("error", e.Err), slog.Duration("retry_in", e.Delay)}
+}
+
+// LogValue returns the event as a group: service, task, worker, run, error
+// and retry_in (the delay).
+func (e TaskRetryScheduled) LogValue() slog.Value { return eventValue(e.Service, e.attrs()) }
+
+func (e CheckFailed) level() slog.Level {
+	if e.Failures >= e.Threshold {
+		return slog.LevelError
+	}
+	return slog.LevelWarn
+}
+
+func (e CheckFailed) message() string {
+	if e.Failures >= e.Threshold {
+		return "health check failed; the service fails"
+	}
+	return "health check failed"
+}
+
+func (e CheckFailed) attrs() []slog.Attr {
+	return []slog.Attr{slog.String("check", e.Check), slog.Int("failures", e.Failures),
+		slog.Int("threshold", e.Threshold), slog.Any("error", e.Err)}
+}
+
+// LogValue returns the event as a group: service, check, failures,
+// threshold and error.
+func (e CheckFailed) LogValue() slog.Value { return eventValue(e.Service, e.attrs()) }
+
+func (e RequirementFailed) level() slog.Level { return slog.LevelError }
+func (e RequirementFailed) message() string   { return "requirement failed" }
+func (e RequirementFailed) attrs() []slog.Attr {
+	return []slog.Attr{slog.String("requirement", e.Requirement), slog.Any("error", e.Err)}
+}
+
+// LogValue returns the event as a group: service, requirement and error.
+func (e RequirementFailed) LogValue() slog.Value { return eventValue(e.Service, e.attrs()) }
+
+func (e StopTimedOut) level() slog.Level { return slog.LevelError }
+func (e StopTimedOut) message() string   { return "stop timed out; left running" }
+func (e StopTimedOut) attrs() []slog.Attr {
+	return []slog.Attr{slog.Duration("timeout", e.Timeout), slog.Any("units", e.Units)}
+}
+
+// LogValue returns the event as a group: service, timeout and units.
+func (e StopTimedOut) LogValue() slog.Value { return eventValue(e.Service, e.attrs()) }
+
+func (e EventsDropped) level() slog.Level  { return slog.LevelWarn }
+func (e EventsDropped) message() string    { return "OnEvent hooks missed events" }
+func (e EventsDropped) attrs() []slog.Attr { return []slog.Attr{slog.Int("dropped", e.N)} }
+
+// LogValue returns the event as a group: service and dropped (N).
+func (e EventsDropped) LogValue() slog.Value { return eventValue(e.Service, e.attrs()) }
+
+func eventValue(service string, attrs []slog.Attr) slog.Value {
+	return slog.GroupValue(append([]slog.Attr{slog.String("service", service)}, attrs...)...)
+}
+
+// logEvent is the library's own consumer of its events: the one place where
+// an event becomes a log record, so that the log and the hooks never
+// disagree.
+func (b *Base) logEvent(ctx context.Context, e Event) {
+	lvl := e.level()
+	if !b.log.Enabled(ctx, lvl) {
+		return
+	}
+	b.log.LogAttrs(ctx, lvl, e.message(), e.attrs()...)
+}
+
+// eventStream is a service's events on their way to the log and to the
+// OnEvent hooks. Every event is put, in one step under mu, on both ways, so
+// that both see the events of the service in one order:
+//
+//   - the log: the records wait in logq and are written by flushLog,
+//     synchronously, by the goroutine that raised them (or by the one
+//     already writing, which takes them in turn), as the library always
+//     logged: a slow log handler holds the service as before;
+//   - the hooks: a queue of at most EventQueueSize events, drained by one
+//     goroutine that exists only while the queue is not empty (no goroutine
+//     per idle service), so that a slow hook never holds the service.
+//
+// Its zero value is ready to use; nothing is allocated while nobody
+// listens.
+type eventStream struct {
+	mu sync.Mutex
+
+	logq    []pendingLog
+	queued  uint64 // sequence number of the last record put on logq
+	logged  uint64 // sequence number of the last record written
+	logging bool   // a goroutine is writing logq
+	wantLog uint64 // awaitLog waits for logged to reach it
+	logWait chan struct{}
+
+	queue      []Event
+	dropped    int  // events dropped since the last EventsDropped was queued
+	delivering bool // the delivery goroutine is running
+	closed     bool // the final state change is queued: nothing more is
+	hooksIdle  chan struct{}
+}
+
+type pendingLog struct {
+	ctx context.Context
+	e   Event
+	seq uint64
+}
+
+// raiseStateLocked raises a state change. It takes the StateChanged by
+// value and builds the Event only when a hook or the log wants it: while
+// nobody listens, a state change allocates nothing and builds no record.
+func (b *Base) raiseStateLocked(ctx context.Context, e StateChanged) {
+	logged := b.log.Enabled(ctx, e.level())
+	if !logged && len(b.cfg.onEvent) == 0 {
+		return
+	}
+	b.eventsOutbox.put(b, ctx, e, logged, e.To.final())
+}
+
+// raise puts e on its way to the log and the hooks; the caller then calls
+// flushLog, once it holds no lock of b's. It may be called with b.mu held.
+func (b *Base) raise(ctx context.Context, e Event) {
+	logged := b.log.Enabled(ctx, e.level())
+	if !logged && len(b.cfg.onEvent) == 0 {
+		return
+	}
+	b.eventsOutbox.put(b, ctx, e, logged, false)
+}
+
+// emit is raise and flushLog, for callers that hold no lock.
+func (b *Base) emit(ctx context.Context, e Event) {
+	b.raise(ctx, e)
+	b.flushLog()
+}
+
+// put queues e: for the log when logged, and for the hooks, if any and
+// the stream is not closed; final closes the stream behind e.
+func (s *eventStream) put(b *Base, ctx context.Context, e Event, logged, final bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if logged {
+		s.queued++
+		s.logq = append(s.logq, pendingLog{ctx: ctx, e: e, seq: s.queued})
+	}
+	if len(b.cfg.onEvent) == 0 || s.closed {
+		return
+	}
+	s.closed = final
+	if len(s.queue) >= EventQueueSize {
+		s.dropped++
+		return
+	}
+	s.queue = append(s.queue, e)
+	if !s.delivering {
+		s.delivering = true
+		go b.deliver()
+	}
+}
+
+// flushLog writes the records waiting in logq, in order. One goroutine
+// writes at a time: a flush while another goroutine writes returns at once,
+// and that one writes these records too. It must be called with no lock of
+// b's held: log handlers are user code.
+func (b *Base) flushLog() {
+	s := &b.eventsOutbox
+	s.mu.Lock()
+	if s.logging || len(s.logq) == 0 {
+		s.mu.Unlock()
+		return
+	}
+	s.logging = true
+	defer func() { // also when a handler panics: the next flush writes the rest
+		s.logging = false
+		if len(s.logq) == 0 {
+			s.logq = nil
+		}
+		s.mu.Unlock()
+	}()
+	for len(s.logq) > 0 {
+		p := s.logq[0]
+		s.logq[0] = pendingLog{}
+		s.logq = s.logq[1:]
+		s.mu.Unlock()
+		b.logEvent(p.ctx, p.e)
+		s.mu.Lock()
+		s.logged = p.seq
+		if s.logWait != nil && s.logged >= s.wantLog {
+			close(s.logWait)
+			s.logWait = nil
+		}
+	}
+}
+
+// awaitLog writes, or waits until another goroutine has written, every
+// record raised so far: the final state change is in the log before Done
+// is closed. Records raised meanwhile are not waited for.
+func (b *Base) awaitLog() {
+	b.flushLog()
+	s := &b.eventsOutbox
+	s.mu.Lock()
+	if s.logged >= s.queued {
+		s.mu.Unlock()
+		return
+	}
+	s.wantLog = s.queued
+	if s.logWait == nil {
+		s.logWait = make(chan struct{})
+	}
+	ch := s.logWait
+	s.mu.Unlock()
+	<-ch
+}
+
+// deliver is the goroutine that gives the queued events to the hooks, in
+// order, each event to every hook in the order of the OnEvent options. It
+// ends when the queue is empty; the next event starts another. When it
+// makes room in a queue that overflowed, it queues an EventsDropped.
+func (b *Base) deliver() {
+	s := &b.eventsOutbox
+	for {
+		s.mu.Lock()
+		if len(s.queue) == 0 {
+			s.queue = nil // an idle service holds no queue
+			s.delivering = false
+			if s.hooksIdle != nil {
+				close(s.hooksIdle)
+				s.hooksIdle = nil
+			}
+			s.mu.Unlock()
+			return
+		}
+		e := s.queue[0]
+		s.queue[0] = nil
+		s.queue = s.queue[1:]
+		var dropped *EventsDropped
+		if s.dropped > 0 {
+			dropped = &EventsDropped{Service: b.name, N: s.dropped}
+			s.queue = append(s.queue, *dropped)
+			s.dropped = 0
+		}
+		s.mu.Unlock()
+		if dropped != nil {
+			b.emitLogOnly(*dropped)
+		}
+		for i, h := range b.cfg.onEvent {
+			b.callHook(i+1, h, e)
+		}
+	}
+}
+
+// emitLogOnly logs an event that is already on its way to the hooks.
+func (b *Base) emitLogOnly(e Event) {
+	ctx := context.Background()
+	if !b.log.Enabled(ctx, e.level()) {
+		return
+	}
+	s := &b.eventsOutbox
+	s.mu.Lock()
+	s.queued++
+	s.logq = append(s.logq, pendingLog{ctx: ctx, e: e, seq: s.queued})
+	s.mu.Unlock()
+	b.flushLog()
+}
+
+// callHook calls hook number n with e, recovering and logging a panic.
+func (b *Base) callHook(n int, hook func(Event), e Event) {
+	defer func() {
+		if v := recover(); v != nil {
+			b.log.Error("OnEvent hook panicked", "hook", n, "event", e,
+				"error", &PanicError{Value: v, Stack: debug.Stack()})
+		}
+	}()
+	hook(e)
+}
+
+// awaitHooks waits until the hooks have had every queued event, for at most
+// timeout; then it drops the events still queued, logs how many, and
+// returns (the goroutine delivering the current one ends when its hook
+// returns). It is called once the final state change is queued, which closed
+// the stream: nothing is queued after it.
+func (b *Base) awaitHooks(timeout time.Duration) {
+	s := &b.eventsOutbox
+	s.mu.Lock()
+	s.closed = true
+	if !s.delivering {
+		s.mu.Unlock()
+		return
+	}
+	if s.hooksIdle == nil {
+		s.hooksIdle = make(chan struct{})
+	}
+	idle := s.hooksIdle
+	s.mu.Unlock()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-idle:
+		return
+	case <-t.C:
+	}
+	s.mu.Lock()
+	n := len(s.queue) + s.dropped
+	s.queue, s.dropped = nil, 0
+	s.mu.Unlock()
+	b.log.Warn("OnEvent hooks still busy after StopTimeout: the events still queued are dropped",
+		"dropped", n, "timeout", timeout)
 }

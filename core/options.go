@@ -42,6 +42,7 @@ type Config struct {
 	units           []Unit
 	requirements    []Requirement
 	checks          []Check
+	onEvent         []func(Event)
 	errs            []error
 }
 
@@ -192,6 +193,49 @@ func (o *hookOption) String() string {
 	}
 	return "core.OnStart(...)"
 }
+
+// OnEvent adds a hook that receives the service's lifecycle events (see
+// Event): every state change, and the failures of its tasks, checks and
+// requirements, its stop timeouts. Repeats append: every hook gets every
+// event, in the order the events happened in the service, each event given
+// to the hooks in the order of the OnEvent options. A nil fn is invalid.
+//
+// A slow hook never holds the service up. The events wait for the hooks in
+// a queue of at most EventQueueSize per service, drained by one goroutine
+// that exists only while the queue is not empty; an event raised while the
+// queue is full is dropped, and the hooks get an EventsDropped counting the
+// dropped events once there is room again (the service's log has every
+// event, dropped or not: the log is written by the service as it goes, the
+// queue feeds the hooks only). A hook that panics is recovered and logged;
+// the next hooks and events are delivered as usual.
+//
+// The move to the final state is the last event delivered (but for an
+// EventsDropped counting events dropped just before it), and Done is
+// closed, and Stop and Start return, only once every hook has had it or it
+// was dropped: the stop waits for the hooks for at most StopTimeout, then
+// drops the events still queued, logs how many, and goes on; a hook still
+// running then is left to finish in the background, as user code that
+// ignores its context is. So a hook must not wait for the service's own
+// Stop or Done (it would wait for itself until StopTimeout): start a
+// goroutine for that, or call Host.Stop, which does not wait.
+//
+// Hooks get the events of their own service only: give the same function to
+// every service whose events it wants. The events of a service are never
+// delivered concurrently: a hook needs no lock for the state it keeps about
+// one service.
+func OnEvent(fn func(Event)) Option { return eventOption{fn} }
+
+type eventOption struct{ fn func(Event) }
+
+func (o eventOption) ApplyTo(c *Config) {
+	if o.fn == nil {
+		c.AddError(errors.New("core.OnEvent: nil function"))
+		return
+	}
+	c.onEvent = append(c.onEvent, o.fn)
+}
+
+func (o eventOption) String() string { return "core.OnEvent(...)" }
 
 // MonitorInterval sets how often the monitor runs the service's health
 // checks once it is Running. Default DefaultMonitorInterval (100 ms, as in

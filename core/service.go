@@ -64,19 +64,16 @@ type Base struct {
 	meter  metric.Meter
 	host   *Host
 
+	// The service's lifecycle: the state and the facts its transitions
+	// depend on, one value under mu (see lifecycle and transition).
+	lifecycle
+
 	mu           sync.Mutex
-	state        State
-	holders      int             // parents (and direct Starts) holding the service
-	cause        error           // why the service failed; nil for a clean stop
-	stopReq      bool            // Stop was called while Starting
-	stopErr      error           // what stopping met; returned by every Stop
+	eventsOutbox eventStream     // events on their way to the log and the OnEvent hooks
 	lateErrs     []error         // failures met while stopping, before sealed
 	abandoned    []abandonedCall // user code the start stopped waiting for
-	byParent     bool            // started by a parent (acquire): no Start call gets the start's error
-	sealed       bool            // the stop has collected lateErrs: later ones are only logged
 	startCancel  context.CancelCauseFunc
 	startSpan    trace.SpanContext
-	hooksStarted bool // the start got past the requirements: OnStop hooks run
 	reqs         []*reqState
 	reqKeys      serviceSet       // the services reqs resolved to, while they resolve
 	changed      chan struct{}    // closed at the next state change; nil until Changed asks
@@ -198,18 +195,6 @@ func (b *Base) Changed() <-chan struct{} {
 	return b.changed
 }
 
-// setStateLocked is the one assignment of b.state: it wakes the waiters of
-// Changed and records the change in MetricServiceState, under the lock so
-// that the metric sees the changes in their order. b.mu is held.
-func (b *Base) setStateLocked(s State) {
-	b.recordState(b.state, s)
-	b.state = s
-	if b.changed != nil {
-		close(b.changed)
-		b.changed = nil
-	}
-}
-
 // Running reports whether the state is StateRunning.
 func (b *Base) Running() bool { return b.State() == StateRunning }
 
@@ -290,9 +275,10 @@ func (b *Base) Start(ctx context.Context) error {
 	return b.startup(startCtx)
 }
 
-// begin moves the service from New to Starting. b.mu is held.
+// begin moves the service from New to Starting. b.mu is held; the
+// start (startup) writes the event's log record.
 func (b *Base) begin(ctx context.Context) context.Context {
-	b.setStateLocked(StateStarting)
+	b.transition(ctx, StateStarting, nil, false)
 	ctx, b.startCancel = context.WithCancelCause(ctx)
 	return ctx
 }
@@ -302,7 +288,7 @@ var errStopRequested = errors.New("stopped while starting")
 // startup runs the start sequence and, if it fails, the rollback.
 func (b *Base) startup(ctx context.Context) error {
 	defer b.startCancel(nil)
-	b.raise(ctx, StateNew, StateStarting, nil)
+	b.flushLog() // the move to Starting
 	ctx, cancel := context.WithTimeoutCause(ctx, b.cfg.startTimeout,
 		fmt.Errorf("%w: StartTimeout %v exceeded", context.DeadlineExceeded, b.cfg.startTimeout))
 	defer cancel()
@@ -319,10 +305,10 @@ func (b *Base) startup(ctx context.Context) error {
 		err = &StartupError{Service: b.name, Err: b.startAbort(ctx)}
 	}
 	if err == nil {
-		b.setStateLocked(StateRunning)
+		b.transition(ctx, StateRunning, nil, false)
 		b.mu.Unlock()
 		telemetry.End(span, nil)
-		b.raise(ctx, StateStarting, StateRunning, nil)
+		b.flushLog()
 		close(b.settled) // last: parents waiting for b see its whole start
 		return nil
 	}
@@ -331,17 +317,15 @@ func (b *Base) startup(ctx context.Context) error {
 		// the unit's failure is the cause worth reporting.
 		se.Err = b.cause
 	}
-	if !b.stopReq || !errors.Is(err, errStopRequested) {
-		// A start that failed for a reason of its own is a failure, also
-		// when Stop (or the last parent giving up) aborted it meanwhile.
-		b.cause = err
-	}
-	b.setStateLocked(StateStopping)
+	// A start that failed for a reason of its own is a failure, also when
+	// Stop (or the last parent giving up) aborted it meanwhile.
+	failure := !b.stopReq || !errors.Is(err, errStopRequested)
+	b.transition(ctx, StateStopping, err, failure)
 	b.workers.close()
 	close(b.settled)
 	b.mu.Unlock()
 	telemetry.End(span, err)
-	b.raise(ctx, StateStarting, StateStopping, err)
+	b.flushLog()
 
 	// Roll back under the stop's bounds, whatever is left of the start's.
 	rollback := b.shutdown(context.WithoutCancel(ctx))
@@ -426,7 +410,7 @@ func (b *Base) startSteps(ctx context.Context) error {
 		return fail(part, err)
 	}
 	b.mu.Lock()
-	b.hooksStarted = true
+	b.pastRequirements = true
 	b.mu.Unlock()
 	// A hook's context is marked as the service's own, so that Stop called
 	// from a hook with it does not wait for the hook.
@@ -552,21 +536,24 @@ func (b *Base) stopLocked(ctx context.Context) {
 		b.stopReq = true
 		b.startCancel(errStopRequested)
 	case StateRunning:
-		b.beginStopLocked(ctx)
+		b.beginStopLocked(ctx, nil)
 	}
 	b.holders = 0
 }
 
-// beginStopLocked moves a Running service to Stopping and launches its stop
-// sequence: no unit starts from now on, and the units' context is cancelled
-// at once. b.mu is held.
-func (b *Base) beginStopLocked(ctx context.Context) {
-	b.setStateLocked(StateStopping)
+// beginStopLocked moves a Running service to Stopping, failing with cause
+// unless it is nil, and launches its stop sequence, which writes the
+// event's log record: no unit starts from now on, and the units' context is
+// cancelled at once. b.mu is held.
+func (b *Base) beginStopLocked(ctx context.Context, cause error) {
+	if !b.transition(ctx, StateStopping, cause, cause != nil) {
+		return
+	}
 	b.workers.close()
 	if b.cancel != nil {
 		b.cancel()
 	}
-	go b.stopAsync(ctx, StateRunning)
+	go b.stopAsync(ctx)
 }
 
 // fail makes the service stop itself with cause: at once when Running; by
@@ -578,18 +565,35 @@ func (b *Base) fail(cause error) {
 	b.failLocked(cause)
 }
 
+// requirementFailed fails b because its requirement name, a *Base, failed
+// with cause (it is on its way down, telling its dependents first): it
+// raises RequirementFailed, then fails b as fail does.
+func (b *Base) requirementFailed(name string, cause error) {
+	b.mu.Lock()
+	if !b.state.final() {
+		b.raise(context.Background(), RequirementFailed{Service: b.name, Requirement: name, Err: cause})
+	}
+	b.failLocked(fmt.Errorf("requirement %s failed: %w", name, cause))
+	b.mu.Unlock()
+	b.flushLog()
+}
+
 // requirementStopped fails b because its requirement name stopped without
 // failing (Stop, or its last holder released it), unless b is already
 // stopping: b is going down anyway and the requirement's stop waits for b's
 // hooks, so it is no failure of b's stop. A requirement that fails is
-// reported to a stopping parent through fail.
+// reported to a stopping parent through requirementFailed.
 func (b *Base) requirementStopped(name string) {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	if b.state == StateStopping || b.state.final() {
+		b.mu.Unlock()
 		return
 	}
-	b.failLocked(fmt.Errorf("requirement %s stopped", name))
+	err := fmt.Errorf("requirement %s stopped", name)
+	b.raise(context.Background(), RequirementFailed{Service: b.name, Requirement: name, Err: err})
+	b.failLocked(err)
+	b.mu.Unlock()
+	b.flushLog()
 }
 
 // failLocked is fail with b.mu held.
@@ -604,8 +608,7 @@ func (b *Base) failLocked(cause error) {
 			b.lateErrs = append(b.lateErrs, cause) // returned by the rollback's stop
 		}
 	case StateRunning:
-		b.cause = cause
-		b.beginStopLocked(context.Background())
+		b.beginStopLocked(context.Background(), cause)
 	case StateStopping:
 		switch {
 		case errors.Is(cause, context.Canceled):
@@ -620,8 +623,10 @@ func (b *Base) failLocked(cause error) {
 }
 
 // stopAsync runs the stop sequence of a Running service. It is started
-// once, by the Stop or fail that moved the service to Stopping.
-func (b *Base) stopAsync(ctx context.Context, from State) {
+// once, by the Stop or fail that moved the service to Stopping, and first
+// writes that move's log record.
+func (b *Base) stopAsync(ctx context.Context) {
+	b.flushLog()
 	b.mu.Lock()
 	cause := b.cause
 	dependents := b.dependents
@@ -633,7 +638,7 @@ func (b *Base) stopAsync(ctx context.Context, from State) {
 	// waits for b, so they wait no longer.
 	for parent, name := range dependents {
 		if cause != nil {
-			parent.fail(fmt.Errorf("requirement %s failed: %w", name, cause))
+			parent.requirementFailed(name, cause)
 		} else {
 			parent.requirementStopped(name)
 		}
@@ -641,7 +646,6 @@ func (b *Base) stopAsync(ctx context.Context, from State) {
 	for parent := range dependents {
 		<-parent.hooksDone
 	}
-	b.raise(ctx, from, StateStopping, cause)
 	b.finish(b.shutdown(context.WithoutCancel(ctx)))
 }
 
@@ -663,6 +667,7 @@ func (b *Base) shutdown(ctx context.Context) error {
 	// stuck, takes the time of the next: first the units and the monitor.
 	unitsCtx, cancel := context.WithTimeout(ctx, b.cfg.stopTimeout)
 	if err := b.workers.wait(unitsCtx, b.name, b.cfg.stopTimeout); err != nil {
+		b.stopTimedOut(ctx, err)
 		errs = append(errs, err)
 	}
 	if !b.waitChecking(unitsCtx) { // Healthcheck calls begun while Running
@@ -670,7 +675,7 @@ func (b *Base) shutdown(ctx context.Context) error {
 	}
 	cancel()
 	b.mu.Lock()
-	hooks := b.hooksStarted
+	hooks := b.pastRequirements
 	b.mu.Unlock()
 	if hooks {
 		// Then each OnStop hook, marked as the service's own (Stop called
@@ -683,14 +688,19 @@ func (b *Base) shutdown(ctx context.Context) error {
 			cancel()
 			switch {
 			case !returned:
-				errs = append(errs, &StopTimeoutError{Service: b.name, Timeout: b.cfg.stopTimeout, Units: []string{name}})
+				err := &StopTimeoutError{Service: b.name, Timeout: b.cfg.stopTimeout, Units: []string{name}}
+				b.stopTimedOut(ctx, err)
+				errs = append(errs, err)
 			case err != nil:
 				errs = append(errs, fmt.Errorf("%s: %w", name, err))
 			}
 		}
 	}
 	close(b.hooksDone) // requirements that failed may stop now
-	errs = append(errs, b.releaseRequirements(ctx)...)
+	for _, err := range b.releaseRequirements(ctx) {
+		b.stopTimedOut(ctx, err) // the Stop of a service of another type
+		errs = append(errs, err)
+	}
 	b.mu.Lock()
 	errs = append(errs, b.lateErrs...) // failures of units and hooks met while stopping
 	b.sealed = true
@@ -703,23 +713,36 @@ func (b *Base) shutdown(ctx context.Context) error {
 	return err
 }
 
-// finish records the stop's result, raises the final event, then moves to
-// the final state and closes Done in one step, so that a final State always
-// comes with a closed Done and its Err.
+// stopTimedOut raises StopTimedOut if err is a *StopTimeoutError of b's own
+// (not one of a requirement's stop, which that requirement raised).
+func (b *Base) stopTimedOut(ctx context.Context, err error) {
+	if ste := (*StopTimeoutError)(nil); errors.As(err, &ste) && ste.Service == b.name {
+		b.emit(ctx, StopTimedOut{Service: b.name, Timeout: ste.Timeout, Units: ste.Units})
+	}
+}
+
+// finish ends the stop: it logs what the stop met, raises the move to the
+// final state, waits until the log has it and the OnEvent hooks have had it
+// (for at most StopTimeout, see awaitHooks), then applies the final state
+// and closes Done in one step, so that a final State always comes with a
+// closed Done and its Err.
 func (b *Base) finish(stopErr error) {
+	if stopErr != nil {
+		b.log.Error("stop met errors", "error", stopErr)
+	}
 	b.mu.Lock()
 	final := StateTerminated
 	if b.cause != nil {
 		final = StateFailed
 	}
-	cause := b.cause
+	moved := b.transition(context.Background(), final, b.cause, false)
 	b.mu.Unlock()
-	if stopErr != nil {
-		b.log.Error("stop met errors", "error", stopErr)
-	}
-	b.raise(context.Background(), StateStopping, final, cause)
+	b.awaitLog()
+	b.awaitHooks(b.cfg.stopTimeout)
 	b.mu.Lock()
-	b.setStateLocked(final)
+	if moved {
+		b.applyStateLocked(final)
+	}
 	b.stopErr = stopErr
 	close(b.done)
 	b.mu.Unlock()
