@@ -3,12 +3,20 @@ package core_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
+
 	"github.com/coreservice/coreservice/core"
 	"github.com/coreservice/coreservice/internal/coretest"
+	"github.com/coreservice/coreservice/task"
 )
 
 func closed(ch <-chan struct{}) bool {
@@ -58,5 +66,426 @@ func TestChangedOfAnUnusableBaseNeverCloses(t *testing.T) {
 	}
 	if err := zero.Start(context.Background()); !errors.Is(err, core.ErrInvalidOption) {
 		t.Fatalf("Start of a zero Base: got %v, want ErrInvalidOption", err)
+	}
+}
+
+// failingTask fails its first n runs, each retried after a millisecond,
+// then ends its worker: n TaskRetryScheduled events, in run order.
+func failingTask(n int) *task.Task[struct{}] {
+	runs := 0
+	return task.Func("flaky", func(context.Context) error {
+		if runs++; runs > n {
+			return task.ErrDone
+		}
+		return errBoomTask
+	}, task.Retry(func() backoff.BackOff { return backoff.NewConstantBackOff(time.Millisecond) }))
+}
+
+var errBoomTask = errors.New("boom")
+
+// wantMessage is the log record of the events these tests raise.
+func wantMessage(e core.Event) string {
+	switch e := e.(type) {
+	case core.StateChanged:
+		return "service " + e.To.String()
+	case core.TaskRetryScheduled:
+		return "task run failed; retrying"
+	}
+	return fmt.Sprintf("unexpected %T", e)
+}
+
+// Many events of one service reach every hook in the order they happened,
+// the same order as the service's log: the state changes in lifecycle
+// order, and the retries of a task in the order of its runs.
+func TestEventsArriveInTheOrderTheyHappened(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const failures = 100
+		logs := coretest.NewLogs()
+		var first, second coretest.Events
+		s := core.NewService(core.Name("svc"), core.Logger(logs.Logger()), core.MonitorInterval(time.Hour),
+			core.OnEvent(first.Hook), core.OnEvent(second.Hook), failingTask(failures))
+		coretest.MustStart(t, s)
+		time.Sleep(time.Second) // every failure and retry has happened
+		coretest.MustStop(t, s)
+
+		got := first.All()
+		if other := second.All(); !slices.Equal(got, other) {
+			t.Fatalf("the two hooks got different streams:\n%v\n%v", got, other)
+		}
+		if n := len(got); n != failures+4 {
+			t.Fatalf("got %d events, want %d: 4 state changes and %d retries", n, failures+4, failures)
+		}
+		var states []string
+		run := int64(0)
+		for _, e := range got {
+			switch e := e.(type) {
+			case core.StateChanged:
+				states = append(states, e.From.String()+"->"+e.To.String())
+			case core.TaskRetryScheduled:
+				if e.Run != run+1 || e.Service != "svc" || e.Task != "flaky" || e.Delay != time.Millisecond {
+					t.Fatalf("after run %d: got %+v, want run %d of svc/flaky retried in 1ms", run, e, run+1)
+				}
+				run = e.Run
+			default:
+				t.Fatalf("unexpected event %+v", e)
+			}
+		}
+		coretest.WantEvents(t, states, []string{"new->starting", "starting->running", "running->stopping", "stopping->terminated"})
+		if _, ok := got[0].(core.StateChanged); !ok {
+			t.Fatalf("first event: got %+v, want the move to starting", got[0])
+		}
+		var want, logged []string
+		for _, e := range got {
+			want = append(want, wantMessage(e))
+		}
+		for _, r := range logs.Records() {
+			if strings.HasPrefix(r.Message, "service ") || r.Message == "task run failed; retrying" {
+				logged = append(logged, r.Message)
+			}
+		}
+		coretest.WantEvents(t, logged, want) // the log and the hooks agree
+	})
+}
+
+// A hook blocked on a channel holds neither Start nor Stop: Start returns
+// at once, and Stop waits for the hooks for StopTimeout, then drops what is
+// still queued and logs how many; the hook, still blocked, is left to finish.
+func TestSlowHookHoldsNeitherStartNorStopPastStopTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const failures = 200
+		release := make(chan struct{})
+		var got coretest.Events
+		logs := coretest.NewLogs()
+		s := core.NewService(core.Name("svc"), core.Logger(logs.Logger()), core.MonitorInterval(time.Hour),
+			core.StopTimeout(5*time.Second), failingTask(failures),
+			core.OnEvent(func(e core.Event) { got.Hook(e); <-release }))
+		took, err := coretest.Bounded(t, "Start", func() error { return s.Start(context.Background()) })
+		if err != nil || took != 0 {
+			t.Fatalf("Start with a blocked hook: got %v after %v, want nil at once", err, took)
+		}
+		time.Sleep(time.Second) // the task's failures fill the queue
+		took, err = coretest.Bounded(t, "Stop", func() error { return s.Stop(context.Background()) })
+		if err != nil || took != 5*time.Second {
+			t.Fatalf("Stop with a blocked hook: got %v after %v, want nil after StopTimeout (5s)", err, took)
+		}
+		if st := s.State(); st != core.StateTerminated {
+			t.Fatalf("state after Stop: got %v, want terminated", st)
+		}
+		// Raised: the move to starting (the hook is blocked on it), the move
+		// to running, the retries and the two moves of the stop. All but the
+		// first are dropped: those queued at StopTimeout and those that
+		// found the queue full.
+		want := strconv.Itoa(1 + failures + 2)
+		recs := logs.Find("OnEvent hooks still busy after StopTimeout: the events still queued are dropped")
+		if len(recs) != 1 || recs[0].Attrs["dropped"] != want || recs[0].Level != slog.LevelWarn {
+			t.Fatalf("drop at StopTimeout: got %+v, want one warning with dropped=%s", recs, want)
+		}
+		close(release)
+		synctest.Wait()
+		if all := got.All(); len(all) != 1 {
+			t.Fatalf("hook got %d events, want 1 (the one it was blocked on): the rest was dropped at StopTimeout", len(all))
+		}
+	})
+}
+
+// Events raised while the hooks are EventQueueSize behind are dropped and
+// counted; once the hooks catch up, an EventsDropped takes their place, in
+// the stream and in the log.
+func TestDroppedEventsAreReportedOnceThereIsRoom(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const failures = 200
+		release := make(chan struct{})
+		var got coretest.Events
+		logs := coretest.NewLogs()
+		s := core.NewService(core.Name("svc"), core.Logger(logs.Logger()), core.MonitorInterval(time.Hour),
+			failingTask(failures), core.OnEvent(func(e core.Event) {
+				if len(got.All()) == 0 {
+					<-release
+				}
+				got.Hook(e)
+			}))
+		coretest.MustStart(t, s)
+		time.Sleep(time.Second)
+		close(release)
+		synctest.Wait() // the hook has caught up
+		coretest.MustStop(t, s)
+
+		all := got.All()
+		// The move to starting (in flight), the queue, the report, the stop.
+		if len(all) != 1+core.EventQueueSize+1+2 {
+			t.Fatalf("got %d events, want %d", len(all), 1+core.EventQueueSize+1+2)
+		}
+		dropped, ok := all[1+core.EventQueueSize].(core.EventsDropped)
+		retries := len(coretest.OfType[core.TaskRetryScheduled](&got))
+		if !ok || dropped.Service != "svc" || dropped.N != failures-retries || dropped.N != 1+failures-core.EventQueueSize {
+			t.Fatalf("after the queue: got %+v, want EventsDropped{svc, %d} (%d retries delivered of %d)",
+				all[1+core.EventQueueSize], 1+failures-core.EventQueueSize, retries, failures)
+		}
+		last := all[len(all)-2:]
+		if a, b := last[0].(core.StateChanged), last[1].(core.StateChanged); a.To != core.StateStopping || b.To != core.StateTerminated {
+			t.Fatalf("last events: got %+v, want the moves to stopping and terminated", last)
+		}
+		recs := logs.Find("OnEvent hooks missed events")
+		if len(recs) != 1 || recs[0].Attrs["dropped"] != strconv.Itoa(dropped.N) {
+			t.Fatalf("log: got %+v, want one record with dropped=%d", recs, dropped.N)
+		}
+		if n := len(logs.Find("task run failed; retrying")); n != failures {
+			t.Fatalf("log: got %d retry records, want %d: the log has every event, dropped or not", n, failures)
+		}
+	})
+}
+
+// A hook that panics is recovered and logged: the service runs on, and the
+// other hooks get every event.
+func TestPanickingHookIsRecoveredAndLogged(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		logs := coretest.NewLogs()
+		var got coretest.Events
+		s := core.NewService(core.Name("svc"), core.Logger(logs.Logger()),
+			core.OnEvent(func(core.Event) { panic("hook bug") }), core.OnEvent(got.Hook))
+		coretest.MustStart(t, s)
+		coretest.MustStop(t, s)
+		if n := len(got.All()); n != 4 {
+			t.Fatalf("second hook: got %d events, want 4", n)
+		}
+		recs := logs.Find("OnEvent hook panicked")
+		if len(recs) != 4 || recs[0].Attrs["hook"] != "1" || !strings.Contains(recs[0].Attrs["error"], "hook bug") {
+			t.Fatalf("log: got %+v, want 4 records naming hook 1 and the panic", recs)
+		}
+		if s.Err() != nil {
+			t.Fatalf("Err: got %v, want nil", s.Err())
+		}
+	})
+}
+
+// A failure is the cause of the move to Stopping and of the move to Failed.
+func TestStateChangedCarriesTheCause(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		boom := errors.New("boom")
+		var got coretest.Events
+		s := core.NewService(core.Name("svc"), core.Logger(coretest.Quiet()), core.OnEvent(got.Hook),
+			&unit{name: "u", fn: func(ctx context.Context) error {
+				select {
+				case <-time.After(time.Second):
+					return boom
+				case <-ctx.Done():
+					return nil
+				}
+			}})
+		coretest.MustStart(t, s)
+		<-s.Done()
+		changes := coretest.OfType[core.StateChanged](&got)
+		if len(changes) != 4 {
+			t.Fatalf("got %+v, want 4 state changes", changes)
+		}
+		for _, c := range changes[:2] {
+			if c.Cause != nil {
+				t.Errorf("%v -> %v: got cause %v, want nil", c.From, c.To, c.Cause)
+			}
+		}
+		for _, c := range changes[2:] {
+			if !errors.Is(c.Cause, boom) {
+				t.Errorf("%v -> %v: got cause %v, want boom", c.From, c.To, c.Cause)
+			}
+		}
+		if changes[3].To != core.StateFailed {
+			t.Errorf("last change: got %v, want failed", changes[3].To)
+		}
+	})
+}
+
+// The hooks get the move to the final state before it is applied: the
+// service still reports Stopping, Done is not closed yet, and it is once the
+// hook has returned.
+func TestFinalEventIsDeliveredBeforeDone(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var s *core.Base
+		type seen struct {
+			state core.State
+			done  bool
+		}
+		res := make(chan seen, 1)
+		s = core.NewService(core.Name("svc"), core.Logger(coretest.Quiet()), core.OnEvent(func(e core.Event) {
+			if c, ok := e.(core.StateChanged); ok && c.To.String() == "terminated" {
+				res <- seen{s.State(), closed(s.Done())}
+			}
+		}))
+		coretest.MustStart(t, s)
+		coretest.MustStop(t, s)
+		if got := <-res; got.state != core.StateStopping || got.done {
+			t.Fatalf("in the hook of the final event: got state %v, Done closed %v; want stopping, open", got.state, got.done)
+		}
+	})
+}
+
+// The monitor raises CheckFailed on each tick a check fails, counting the
+// failures in a row, up to the threshold, which fails the service.
+func TestCheckFailedCountsTowardsTheThreshold(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		bad := errors.New("queue full")
+		calls := 0
+		var got coretest.Events
+		s := core.NewService(core.Name("svc"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Second),
+			core.OnEvent(got.Hook), &check{name: "queue", threshold: 3, fn: func(context.Context) error {
+				if calls++; calls == 1 {
+					return nil // the check of Start
+				}
+				return bad
+			}})
+		coretest.MustStart(t, s)
+		<-s.Done()
+		var seq []string
+		for _, e := range got.All() {
+			switch e := e.(type) {
+			case core.CheckFailed:
+				if e.Service != "svc" || e.Check != "queue" || e.Threshold != 3 || !errors.Is(e.Err, bad) {
+					t.Fatalf("got %+v, want svc's check queue, threshold 3, its error", e)
+				}
+				seq = append(seq, fmt.Sprintf("check %d/3", e.Failures))
+			case core.StateChanged:
+				seq = append(seq, e.To.String())
+				if e.To == core.StateStopping && !errors.Is(e.Cause, core.ErrUnhealthy) {
+					t.Fatalf("move to stopping: got cause %v, want ErrUnhealthy", e.Cause)
+				}
+			}
+		}
+		coretest.WantEvents(t, seq, []string{"starting", "running", "check 1/3", "check 2/3", "check 3/3", "stopping", "failed"})
+	})
+}
+
+// A requirement that fails or stops under its parent raises
+// RequirementFailed on the parent, naming it, before the parent's move to
+// Stopping; a *Base tells its parents itself, a service of another type is
+// seen by the parent's watcher or monitor.
+func TestRequirementFailedNamesTheRequirement(t *testing.T) {
+	boom := errors.New("disk full")
+	cases := []struct {
+		name    string
+		child   func(rec *coretest.Recorder) (core.Service, func())
+		wantErr string
+	}{{
+		name: "a *Base fails",
+		child: func(rec *coretest.Recorder) (core.Service, func()) {
+			c := coretest.Node("child", rec, &unit{name: "u", fn: func(ctx context.Context) error {
+				select {
+				case <-time.After(time.Second):
+					return boom
+				case <-ctx.Done():
+					return nil
+				}
+			}})
+			return c, func() {}
+		},
+		wantErr: boom.Error(),
+	}, {
+		name: "a *Base is stopped",
+		child: func(rec *coretest.Recorder) (core.Service, func()) {
+			c := coretest.Node("child", rec)
+			return c, func() { _ = c.Stop(context.Background()) }
+		},
+		wantErr: "requirement child stopped",
+	}, {
+		name: "a foreign service fails",
+		child: func(rec *coretest.Recorder) (core.Service, func()) {
+			f := newFake("child", rec)
+			return f, func() { f.crash(boom) }
+		},
+		wantErr: boom.Error(),
+	}, {
+		name: "a foreign service is stopping",
+		child: func(rec *coretest.Recorder) (core.Service, func()) {
+			f := newFake("child", rec)
+			return f, f.stopping
+		},
+		wantErr: "requirement child is stopping",
+	}}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				rec := &coretest.Recorder{}
+				child, breakIt := tc.child(rec)
+				var got coretest.Events
+				p := core.NewService(core.Name("p"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Second),
+					requires(child), core.OnEvent(got.Hook))
+				coretest.MustStart(t, p)
+				time.Sleep(time.Millisecond)
+				breakIt()
+				<-p.Done()
+				var seq []string
+				for _, e := range got.All() {
+					switch e := e.(type) {
+					case core.RequirementFailed:
+						if e.Service != "p" || e.Requirement != "child" || e.Err == nil || e.Err.Error() != tc.wantErr {
+							t.Fatalf("got %+v, want p's requirement child with error %q", e, tc.wantErr)
+						}
+						seq = append(seq, "requirement failed")
+					case core.StateChanged:
+						seq = append(seq, e.To.String())
+					}
+				}
+				coretest.WantEvents(t, seq, []string{"starting", "running", "requirement failed", "stopping", "failed"})
+			})
+		})
+	}
+}
+
+// A stop step that runs out of its StopTimeout raises StopTimedOut naming
+// what it left running, as its *StopTimeoutError does.
+func TestStopTimedOutNamesWhatWasLeftRunning(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		defer close(release)
+		var got coretest.Events
+		s := core.NewService(core.Name("svc"), core.Logger(coretest.Quiet()), core.StopTimeout(time.Second),
+			core.OnEvent(got.Hook),
+			&unit{name: "stuck", fn: func(context.Context) error { <-release; return nil }},
+			core.OnStop(func(context.Context) error { <-release; return nil }))
+		coretest.MustStart(t, s)
+		if err := s.Stop(context.Background()); !errors.Is(err, core.ErrStopTimeout) {
+			t.Fatalf("Stop: got %v, want ErrStopTimeout", err)
+		}
+		var units []string
+		for _, e := range coretest.OfType[core.StopTimedOut](&got) {
+			if e.Service != "svc" || e.Timeout != time.Second {
+				t.Fatalf("got %+v, want svc's StopTimeout 1s", e)
+			}
+			units = append(units, e.Units...)
+		}
+		coretest.WantEvents(t, units, []string{"stuck", "OnStop hook 1"})
+	})
+}
+
+// Each event is a slog.LogValuer: its value is its fields, service first,
+// the same attributes as its log record.
+func TestEventsAreLogValuers(t *testing.T) {
+	boom := errors.New("boom")
+	for _, tc := range []struct {
+		e    core.Event
+		want string
+	}{
+		{core.StateChanged{Service: "s", From: core.StateRunning, To: core.StateStopping, Cause: boom},
+			"[service=s from=running state=stopping error=boom]"},
+		{core.TaskRunFailed{Service: "s", Task: "t", Worker: 2, Run: 3, Err: boom, Fails: true},
+			"[service=s task=t worker=2 run=3 error=boom]"},
+		{core.TaskRetryScheduled{Service: "s", Task: "t", Worker: 1, Run: 4, Err: boom, Delay: time.Second},
+			"[service=s task=t worker=1 run=4 error=boom retry_in=1s]"},
+		{core.CheckFailed{Service: "s", Check: "c", Failures: 1, Threshold: 2, Err: boom},
+			"[service=s check=c failures=1 threshold=2 error=boom]"},
+		{core.RequirementFailed{Service: "s", Requirement: "db", Err: boom},
+			"[service=s requirement=db error=boom]"},
+		{core.StopTimedOut{Service: "s", Timeout: time.Second, Units: []string{"task t#1"}},
+			"[service=s timeout=1s units=[task t#1]]"},
+		{core.EventsDropped{Service: "s", N: 7}, "[service=s dropped=7]"},
+	} {
+		if got := tc.e.LogValue().String(); got != tc.want {
+			t.Errorf("%T: got %s, want %s", tc.e, got, tc.want)
+		}
+	}
+}
+
+func TestOnEventNilIsInvalid(t *testing.T) {
+	err := core.NewService(core.Logger(coretest.Quiet()), core.OnEvent(nil)).Start(context.Background())
+	if !errors.Is(err, core.ErrInvalidOption) || !strings.Contains(err.Error(), "core.OnEvent: nil function") {
+		t.Fatalf("Start: got %v, want ErrInvalidOption naming core.OnEvent", err)
 	}
 }

@@ -220,14 +220,15 @@ func (b *Base) monitor(ctx context.Context) error {
 				failures[i] = 0
 				continue
 			}
-			err = fmt.Errorf("check %s: %w", c.Name(), err)
 			failures[i]++
+			if ctx.Err() == nil { // stopping: failures caused by the cancellation don't count
+				b.emit(cctx, CheckFailed{Service: b.name, Check: c.Name(), Failures: failures[i],
+					Threshold: c.Threshold(), Err: err})
+			}
+			err = fmt.Errorf("check %s: %w", c.Name(), err)
 			failed = append(failed, err)
 			if failures[i] >= c.Threshold() {
 				fatal = append(fatal, err)
-			} else {
-				b.log.WarnContext(cctx, "health check failed", "check", c.Name(),
-					"failures", failures[i], "threshold", c.Threshold(), "error", err)
 			}
 		}
 		telemetry.End(span, errors.Join(failed...))
@@ -272,7 +273,9 @@ func (b *Base) foreignRequirementsRunning() error {
 			continue
 		}
 		if st := r.svc.State(); st != StateRunning {
-			return fmt.Errorf("requirement %s is %s", r.name, st)
+			err := fmt.Errorf("requirement %s is %s", r.name, st)
+			b.emit(context.Background(), RequirementFailed{Service: b.name, Requirement: r.name, Err: err})
+			return err
 		}
 	}
 	return nil

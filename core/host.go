@@ -132,6 +132,57 @@ func (h *Host) Fail(err error) {
 	h.b.fail(err)
 }
 
+// Stop begins the service's stop and returns at once, without waiting for
+// it: for a unit whose work is done and that ends the service ("job done").
+// It is Base.Stop without the wait: the stop sequence runs as after any
+// Stop (it cancels the units' context and waits for their goroutines, the
+// caller's included, so they must return), the service ends Terminated
+// unless a failure comes first, and Stop's callers get its result. Called
+// while the service starts, it aborts the start, which rolls back; once the
+// service is stopping or stopped, it does nothing. Like Base.Stop, it stops
+// a shared service even while other parents hold it; they then fail.
+//
+// Base.Stop called with the context of one of the service's units or
+// hooks also returns at once, for the same reason; Host.Stop is the explicit
+// form, which needs no such context.
+func (h *Host) Stop() {
+	b := h.b
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.state == StateNew {
+		return // not started: Stop is a no-op, as Base.Stop is
+	}
+	b.stopLocked(context.Background())
+}
+
+// Emit raises an event of one of the service's units: a TaskRunFailed or a
+// TaskRetryScheduled (package task raises them). Its Service field is set to
+// the service's name. The event is logged by the service's logger, with
+// ctx, so that the record carries ctx's span, and queued for the OnEvent
+// hooks in order with the service's other events; Emit does not wait for
+// the hooks. The other kinds are raised by the service itself: Emit drops
+// them, and a nil event, and logs an error naming the kind.
+func (h *Host) Emit(ctx context.Context, e Event) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	switch v := e.(type) {
+	case TaskRunFailed:
+		v.Service = h.b.name
+		e = v
+	case TaskRetryScheduled:
+		v.Service = h.b.name
+		e = v
+	case nil:
+		h.b.log.ErrorContext(ctx, "Host.Emit: nil event: dropped")
+		return
+	default:
+		h.b.log.ErrorContext(ctx, fmt.Sprintf("Host.Emit: %T is raised by the service, not by its units: dropped", e))
+		return
+	}
+	h.b.emit(ctx, e)
+}
+
 // workerSet is the goroutines a service owns: launched by units and the
 // monitor, waited for by the stop sequence.
 type workerSet struct {

@@ -270,10 +270,14 @@ func (b *Base) startRequirement(ctx context.Context, st *reqState, states []*req
 			if ctx.Err() != nil {
 				return nil // b is stopping: the release reports what svc met
 			}
-			if err := svc.Err(); err != nil {
-				return fmt.Errorf("requirement %s failed: %w", st.name, err)
+			err := svc.Err()
+			failure := fmt.Errorf("requirement %s failed: %w", st.name, err)
+			if err == nil {
+				err = fmt.Errorf("requirement %s stopped", st.name)
+				failure = err
 			}
-			return fmt.Errorf("requirement %s stopped", st.name)
+			b.emit(ctx, RequirementFailed{Service: b.name, Requirement: st.name, Err: err})
+			return failure
 		case <-ctx.Done():
 			return nil
 		}

@@ -3,7 +3,6 @@ package core_test
 import (
 	"fmt"
 	"log/slog"
-	"sync"
 	"testing"
 	"testing/synctest"
 
@@ -24,24 +23,6 @@ var legalEdges = map[[2]core.State]bool{
 	{core.StateStopping, core.StateFailed}:     true,
 }
 
-// eventLog is an OnEvent hook keeping what it gets.
-type eventLog struct {
-	mu     sync.Mutex
-	events []core.Event
-}
-
-func (l *eventLog) hook(e core.Event) {
-	l.mu.Lock()
-	l.events = append(l.events, e)
-	l.mu.Unlock()
-}
-
-func (l *eventLog) get() []core.Event {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return append([]core.Event(nil), l.events...)
-}
-
 // Every one of the 36 edges between the six states goes through the one
 // transition: a legal edge moves the service, raises StateChanged (to the
 // hooks and to the log, as one record "service <to>"); an illegal one is
@@ -54,8 +35,8 @@ func TestEveryEdgeIsCheckedByTheOneTransition(t *testing.T) {
 			t.Run(fmt.Sprintf("%v->%v", from, to), func(t *testing.T) {
 				synctest.Test(t, func(t *testing.T) {
 					logs := coretest.NewLogs()
-					var hooked eventLog
-					s := core.NewService(core.Name("s"), core.Logger(logs.Logger()), core.OnEvent(hooked.hook))
+					var hooked coretest.Events
+					s := core.NewService(core.Name("s"), core.Logger(logs.Logger()), core.OnEvent(hooked.Hook))
 					after, moved, panicked := transition(s, from, to)
 					synctest.Wait() // the hooks have had what was raised
 					legal := legalEdges[[2]core.State{from, to}]
@@ -63,7 +44,7 @@ func TestEveryEdgeIsCheckedByTheOneTransition(t *testing.T) {
 						if moved || (!panicked && after != from) {
 							t.Fatalf("illegal edge: got moved=%v, state %v, want the state kept (%v)", moved, after, from)
 						}
-						if got := hooked.get(); len(got) != 0 {
+						if got := hooked.All(); len(got) != 0 {
 							t.Fatalf("illegal edge: hooks got %v, want no event", got)
 						}
 						if core.AssertTransitions {
@@ -87,7 +68,7 @@ func TestEveryEdgeIsCheckedByTheOneTransition(t *testing.T) {
 						t.Fatalf("legal edge: got moved=%v, panicked=%v, state %v, want moved to %v", moved, panicked, after, to)
 					}
 					want := core.StateChanged{Service: "s", From: from, To: to}
-					if got := hooked.get(); len(got) != 1 || got[0] != core.Event(want) {
+					if got := hooked.All(); len(got) != 1 || got[0] != core.Event(want) {
 						t.Fatalf("legal edge: hooks got %v, want [%+v]", got, want)
 					}
 					recs := logs.Find("service " + to.String())

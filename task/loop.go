@@ -30,6 +30,7 @@ type worker[T any] struct {
 	id     int    // from 1
 	goName string // "task <name>#<id>", for Host.Go and StopTimeoutError
 	svc    string
+	host   *core.Host // raises the worker's events
 	log    *slog.Logger
 	sched  backoff.BackOff // cadenceSchedule without Once only
 	retry  backoff.BackOff // nil: no retries
@@ -75,6 +76,7 @@ func newWorker[T any](t *Task[T], h *core.Host, id int, sched, retry backoff.Bac
 		id:       id,
 		goName:   "task " + t.name + "#" + strconv.Itoa(id),
 		svc:      h.Name(),
+		host:     h,
 		log:      h.Log().With("task", t.name, "worker", id),
 		gate:     telemetry.NewSpanGate(h.Tracer(), telemetry.ScopeName),
 		tracer:   h.Tracer(),
@@ -263,7 +265,8 @@ func (w *worker[T]) runOnce(ctx context.Context) (next time.Duration, end bool, 
 			if next, perr = nextBackOff(w.sched, false); perr != nil {
 				runErr = fmt.Errorf("task.Schedule policy: %w", perr)
 				end, result = true, &core.TaskError{Service: w.svc, Task: w.t.name, Worker: w.id, Err: runErr}
-				w.log.ErrorContext(lctx, "task schedule policy failed; the service fails", "run", w.run, "error", runErr)
+				w.host.Emit(lctx, core.TaskRunFailed{Task: w.t.name, Worker: w.id, Run: w.run, Err: runErr,
+					Fails: true, Stopping: ctx.Err() != nil})
 			} else if next == backoff.Stop {
 				end = true
 				w.log.InfoContext(lctx, "task worker done: the Schedule policy stopped", "run", w.run)
@@ -303,25 +306,21 @@ func (w *worker[T]) runOnce(ctx context.Context) (next time.Duration, end bool, 
 			// Also while the service stops: the failure is then the
 			// stop's error, returned by Stop.
 			result = &core.TaskError{Service: w.svc, Task: w.t.name, Worker: w.id, Err: err}
-			if ctx.Err() != nil {
-				w.log.ErrorContext(lctx, "task run failed while the service stops; Stop returns it", "run", w.run,
-					"error", err)
-			} else {
-				w.log.ErrorContext(lctx, "task run failed; the service fails", "run", w.run, "error", err)
-			}
+			w.host.Emit(lctx, core.TaskRunFailed{Task: w.t.name, Worker: w.id, Run: w.run, Err: err,
+				Fails: true, Stopping: ctx.Err() != nil})
 		case ctx.Err() != nil:
 			// A failure the policy would retry, but the service stops:
 			// it is no more the service's than it was a moment earlier.
 			end = true
-			w.log.WarnContext(lctx, "task run failed while the service stops; not retried", "run", w.run,
-				"error", err)
+			w.host.Emit(lctx, core.TaskRunFailed{Task: w.t.name, Worker: w.id, Run: w.run, Err: err,
+				Stopping: true})
 		}
 	}
 	if !end {
 		next = w.jitter(next)
 		if runErr != nil {
-			w.log.WarnContext(lctx, "task run failed; retrying", "run", w.run, "error", runErr,
-				"retry_in", next)
+			w.host.Emit(lctx, core.TaskRetryScheduled{Task: w.t.name, Worker: w.id, Run: w.run, Err: runErr,
+				Delay: next})
 		}
 	}
 	if runErr != nil {
