@@ -34,7 +34,38 @@
 // what they use, on a failure as on Stop). A failure met while the service
 // is already stopping (a requirement failing meanwhile, say) is returned by
 // Stop. Done is closed once the stop has finished; Err tells why it failed.
-// Changed wakes code that waits for a state.
+// Changed wakes code that waits for a state. A unit whose work is done ends
+// its service with Host.Stop, which does not wait.
+//
+// Every state change goes through one transition that checks the edge
+// against the State doc, records the cause of a failure and raises the
+// change as an event. An illegal edge is a bug of this package: it is
+// logged as an error with the stack and changes nothing (built with
+// -tags coreassert, it panics).
+//
+// # Events
+//
+// OnEvent hooks receive the service's lifecycle events as typed values
+// (Event): StateChanged at every state change, TaskRunFailed and
+// TaskRetryScheduled from its tasks (package task raises them with
+// Host.Emit), CheckFailed from its monitor, RequirementFailed when a
+// requirement fails under it, StopTimedOut when a stop step leaves user code
+// running, and EventsDropped. Each is a slog.LogValuer. The service's own
+// log is written from the same events by one function, so the log and the
+// hooks never disagree.
+//
+// Per service, the hooks get the events in the order they happened, one at
+// a time. A slow hook never holds the service up: the events wait in a
+// queue of at most EventQueueSize per service, drained by one goroutine that
+// exists only while the queue is not empty (an idle service has none); an
+// event raised while the queue is full is dropped, and counted in an
+// EventsDropped delivered in its place once there is room (the log, written
+// as the service goes, has every event). The move to the final state is the
+// last event delivered; Done is closed, and Stop returns, once the hooks
+// have had it, or after StopTimeout, when the events still queued are
+// dropped and their number logged. A hook that panics is recovered and
+// logged. With no hook and a logger that records nothing, raising an event
+// costs no allocation and builds no record.
 //
 // # Concurrency
 //
@@ -42,8 +73,9 @@
 // called once; Stop any number of times, from any goroutine: all callers
 // wait for the same stop and get the same result. Every goroutine the
 // service starts (units, monitor, requirement watchers, the stop sequence of
-// a self-stop) ends before Done is closed, except user code that ignores its
-// context past the timeout that bounds it.
+// a self-stop, the delivery of events to the OnEvent hooks) ends before Done
+// is closed, except user code that ignores its context past the timeout
+// that bounds it (and an OnEvent hook still running at StopTimeout).
 //
 // # Bounds
 //
@@ -90,5 +122,7 @@
 // likewise: the state of each service, and the duration of every check
 // run. Every log record of a
 // service carries service=<name>, and the library logs with the context so
-// that handlers can add the span.
+// that handlers can add the span. Its records of state changes and of the
+// failures of tasks, checks and requirements are its events (see Events):
+// the message, level and attributes of each come from the event.
 package core

@@ -68,3 +68,28 @@ func ExampleBase_Start_rollback() {
 	// start api: OnStart hook 2: connection refused
 	// failed
 }
+
+func ExampleOnEvent() {
+	svc := core.NewService(core.Name("api"), core.Logger(slog.New(slog.DiscardHandler)),
+		core.OnEvent(func(e core.Event) {
+			switch e := e.(type) {
+			case core.StateChanged:
+				fmt.Println(e.Service, e.From, "->", e.To)
+			case core.CheckFailed:
+				fmt.Printf("%s: check %s failed %d/%d: %v\n", e.Service, e.Check, e.Failures, e.Threshold, e.Err)
+			}
+		}))
+	if err := svc.Start(context.Background()); err != nil {
+		fmt.Println(err)
+		return
+	}
+	// Stop returns once the hooks have had the last state change.
+	if err := svc.Stop(context.Background()); err != nil {
+		fmt.Println(err)
+	}
+	// Output:
+	// api new -> starting
+	// api starting -> running
+	// api running -> stopping
+	// api stopping -> terminated
+}

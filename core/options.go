@@ -263,10 +263,13 @@ func StartTimeout(d time.Duration) Option { return durationOption{kind: "StartTi
 //     time; a hook still running then is named in a *StopTimeoutError and
 //     left running;
 //   - each requirement: a *Base stops within its own StopTimeout steps; the
-//     Stop of a service of another type is bounded by this StopTimeout.
+//     Stop of a service of another type is bounded by this StopTimeout;
+//   - the OnEvent hooks, if they are behind: StopTimeout to take the move to
+//     the final state, after which the events still queued are dropped.
 //
 // So the stop of a service that holds no requirement returns within
-// (1 + number of OnStop hooks) × (StopTimeout + AbandonGrace), and a tree's
+// (1 + number of OnStop hooks) × (StopTimeout + AbandonGrace), plus a
+// StopTimeout if its OnEvent hooks are behind, and a tree's
 // stop within the sum along its deepest chain of requirements, plus, where
 // a service waits for others: a failing requirement first waits for its
 // dependents' units and OnStop hooks, and a parent waits for a shared

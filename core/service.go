@@ -488,7 +488,12 @@ func (b *Base) startSteps(ctx context.Context) error {
 // as context.Background(), Stop cannot tell: from a unit or an OnStop hook
 // it waits for the stop that waits for its caller, which is left running
 // after StopTimeout and named in a *StopTimeoutError; from an OnStart hook
-// the aborted start stops waiting for the hook at once.
+// the aborted start stops waiting for the hook at once. A unit ends its
+// service explicitly, without that context, with Host.Stop.
+//
+// With OnEvent hooks, the stop ends (and Done is closed) once the hooks have
+// had the move to the final state, or after a further StopTimeout (see
+// OnEvent).
 func (b *Base) Stop(ctx context.Context) error {
 	if err := b.invalid(); err != nil {
 		return fmt.Errorf("stop: %w", err)

@@ -99,8 +99,9 @@
 //
 // Why a part fails is not served, since probes are often reachable by
 // more people than logs are, except when the path asks for a single check:
-// then its line gives its error. The monitor logs every failure with the
-// service's logger. The parameter exclude=<name>, repeatable, leaves out
+// then its line gives its error. The monitor raises every failure as a
+// core.CheckFailed event, logged by the service's logger and given to its
+// OnEvent hooks. The parameter exclude=<name>, repeatable, leaves out
 // the part of that name and everything under it; a name that matches
 // nothing adds a "warn:" line, which lists each such name once. Its cost
 // is linear in the number of names (net/url parses at most 10,000 query

@@ -96,7 +96,10 @@
 // children of the run's, and the task logs with that context, through the
 // service's logger, with task=<name> and worker=<n> on every record:
 // retries at Warn, failures that fail the service at Error, workers ending
-// at Info. Successful runs are not logged.
+// at Info. Successful runs are not logged. Every failed run is also one
+// event of the service (core.TaskRetryScheduled when it is retried, else
+// core.TaskRunFailed), raised with Host.Emit: its log record is the event's,
+// and OnEvent hooks get it.
 //
 // While no tracer is installed (the OpenTelemetry global provider without
 // an SDK, or a trace/noop provider), no span is started at all: a run then
