@@ -386,7 +386,14 @@ func (b *Base) flushLog() {
 		return
 	}
 	s.logging = true
-	defer func() { // also when a handler panics: the next flush writes the rest
+	var writing uint64 // the record being written, while s.mu is not held
+	defer func() {
+		// Also when a handler panics: that record counts as written (no
+		// waiter waits for it), and the next flush writes the rest.
+		if writing != 0 {
+			s.mu.Lock()
+			s.wroteLocked(writing)
+		}
 		s.logging = false
 		if len(s.logq) == 0 {
 			s.logq = nil
@@ -397,14 +404,22 @@ func (b *Base) flushLog() {
 		p := s.logq[0]
 		s.logq[0] = pendingLog{}
 		s.logq = s.logq[1:]
+		writing = p.seq
 		s.mu.Unlock()
 		b.logEvent(p.ctx, p.e)
 		s.mu.Lock()
-		s.logged = p.seq
-		if s.logWait != nil && s.logged >= s.wantLog {
-			close(s.logWait)
-			s.logWait = nil
-		}
+		s.wroteLocked(p.seq)
+		writing = 0
+	}
+}
+
+// wroteLocked records that the record seq has been written, waking
+// awaitLog when it waits for it. s.mu is held.
+func (s *eventStream) wroteLocked(seq uint64) {
+	s.logged = seq
+	if s.logWait != nil && s.logged >= s.wantLog {
+		close(s.logWait)
+		s.logWait = nil
 	}
 }
 

@@ -3,6 +3,7 @@ package core_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -135,6 +136,49 @@ func TestNoEventAfterTheFinalStateChange(t *testing.T) {
 		}
 		if len(logs.Find("task run failed while the service stops; not retried")) != 1 {
 			t.Fatalf("log: got %+v, want the late event logged", logs.Records())
+		}
+	})
+}
+
+// panicHandler is a slog.Handler that panics on records with message msg.
+type panicHandler struct{ msg string }
+
+func (h panicHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h panicHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		panic("log sink bug")
+	}
+	return nil
+}
+func (h panicHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h panicHandler) WithGroup(string) slog.Handler      { return h }
+
+// A log handler that panics while a unit's event is written fails the unit
+// (its goroutine recovers the panic), and the records after it are still
+// written: the stop, which waits for the log, ends.
+func TestPanickingLogHandlerDoesNotHoldUpTheLog(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var host *core.Host
+		var got coretest.Events
+		s := core.NewService(core.Name("svc"), core.Logger(slog.New(panicHandler{msg: "task run failed; retrying"})),
+			core.MonitorInterval(time.Hour), core.OnEvent(got.Hook), &hostGrabber{h: &host},
+			&unit{name: "u", fn: func(ctx context.Context) error {
+				<-time.After(time.Second) // once Running
+				host.Emit(ctx, core.TaskRetryScheduled{Task: "t", Worker: 1, Run: 1, Delay: time.Second})
+				<-ctx.Done()
+				return nil
+			}})
+		coretest.MustStart(t, s)
+		if _, err := coretest.Bounded(t, "the self-stop", func() error { <-s.Done(); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		var pe *core.PanicError
+		if !errors.As(s.Err(), &pe) {
+			t.Fatalf("Err: got %v, want the handler's panic, recovered in the unit", s.Err())
+		}
+		changes := coretest.OfType[core.StateChanged](&got)
+		if len(changes) != 4 || changes[3].To != core.StateFailed {
+			t.Fatalf("got %+v, want 4 state changes ending failed", changes)
 		}
 	})
 }
