@@ -298,11 +298,16 @@ func (b *Base) logEvent(ctx context.Context, e Event) {
 //     goroutine that exists only while the queue is not empty (no goroutine
 //     per idle service), so that a slow hook never holds the service.
 //
-// Its zero value is ready to use; nothing is allocated while nobody
-// listens.
+// Its zero value is ready to use; its state is allocated on the first event
+// that the log or a hook wants, so a service nobody listens to pays a mutex
+// and a nil pointer.
 type eventStream struct {
 	mu sync.Mutex
+	*eventState
+}
 
+// eventState is an eventStream's queues, under its mu.
+type eventState struct {
 	logq    []pendingLog
 	queued  uint64 // sequence number of the last record put on logq
 	logged  uint64 // sequence number of the last record written
@@ -355,6 +360,9 @@ func (b *Base) emit(ctx context.Context, e Event) {
 func (s *eventStream) put(b *Base, ctx context.Context, e Event, logged, final bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.eventState == nil {
+		s.eventState = &eventState{}
+	}
 	if logged {
 		s.queued++
 		s.logq = append(s.logq, pendingLog{ctx: ctx, e: e, seq: s.queued})
@@ -381,7 +389,7 @@ func (s *eventStream) put(b *Base, ctx context.Context, e Event, logged, final b
 func (b *Base) flushLog() {
 	s := &b.eventsOutbox
 	s.mu.Lock()
-	if s.logging || len(s.logq) == 0 {
+	if s.eventState == nil || s.logging || len(s.logq) == 0 {
 		s.mu.Unlock()
 		return
 	}
@@ -430,7 +438,7 @@ func (b *Base) awaitLog() {
 	b.flushLog()
 	s := &b.eventsOutbox
 	s.mu.Lock()
-	if s.logged >= s.queued {
+	if s.eventState == nil || s.logged >= s.queued {
 		s.mu.Unlock()
 		return
 	}
@@ -488,7 +496,7 @@ func (b *Base) emitLogOnly(e Event) {
 	}
 	s := &b.eventsOutbox
 	s.mu.Lock()
-	s.queued++
+	s.queued++ // the state exists: the event being delivered was put
 	s.logq = append(s.logq, pendingLog{ctx: ctx, e: e, seq: s.queued})
 	s.mu.Unlock()
 	b.flushLog()
@@ -513,6 +521,10 @@ func (b *Base) callHook(n int, hook func(Event), e Event) {
 func (b *Base) awaitHooks(timeout time.Duration) {
 	s := &b.eventsOutbox
 	s.mu.Lock()
+	if s.eventState == nil {
+		s.mu.Unlock()
+		return
+	}
 	s.closed = true
 	if !s.delivering {
 		s.mu.Unlock()

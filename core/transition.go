@@ -14,13 +14,16 @@ import (
 // fields record the facts the transitions depend on.
 type lifecycle struct {
 	state State
-	// cause is why the service failed: set by the transition that makes it
-	// fail, nil for a clean stop. Err returns it once Done is closed.
-	cause error
 	// closing is the final state finish is moving to: its event has been
 	// raised, and the state is applied together with closing Done (see
 	// finish). StateNew (zero) until then.
 	closing State
+	// cause is why the service failed: set by the transition that makes it
+	// fail, nil for a clean stop. Err returns it once Done is closed.
+	cause error
+	// stopErr is what the stop met, returned by every Stop once Done is
+	// closed.
+	stopErr error
 	// holders counts the parents (and direct Starts and Runs) holding the
 	// service; the last one to release it stops it.
 	holders int
@@ -38,9 +41,6 @@ type lifecycle struct {
 	// sealed: the stop has collected the failures met while stopping
 	// (lateErrs); later ones are only logged.
 	sealed bool
-	// stopErr is what the stop met, returned by every Stop once Done is
-	// closed.
-	stopErr error
 }
 
 // legal reports whether a service may move from one state to the other:
