@@ -147,18 +147,28 @@ func TestEventsArriveInTheOrderTheyHappened(t *testing.T) {
 	})
 }
 
+// failures is how many runs of failingTask behindHooks's task fails:
+// more than EventQueueSize retries.
+const failures = 200
+
+// behindHooks is a service whose hook, keeping what it gets in got, blocks
+// on the first event until release is closed, while a task fails
+// failures times: the hooks fall EventQueueSize events behind.
+func behindHooks(logs *coretest.Logs, got *coretest.Events, release chan struct{}, opts ...core.Option) *core.Base {
+	return core.NewService(append([]core.Option{core.Name("svc"), core.Logger(logs.Logger()),
+		core.MonitorInterval(time.Hour), failingTask(failures),
+		core.OnEvent(func(e core.Event) { got.Hook(e); <-release })}, opts...)...)
+}
+
 // A hook blocked on a channel holds neither Start nor Stop: Start returns
 // at once, and Stop waits for the hooks for StopTimeout, then drops what is
 // still queued and logs how many; the hook, still blocked, is left to finish.
 func TestSlowHookHoldsNeitherStartNorStopPastStopTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		const failures = 200
 		release := make(chan struct{})
 		var got coretest.Events
 		logs := coretest.NewLogs()
-		s := core.NewService(core.Name("svc"), core.Logger(logs.Logger()), core.MonitorInterval(time.Hour),
-			core.StopTimeout(5*time.Second), failingTask(failures),
-			core.OnEvent(func(e core.Event) { got.Hook(e); <-release }))
+		s := behindHooks(logs, &got, release, core.StopTimeout(5*time.Second))
 		took, err := coretest.Bounded(t, "Start", func() error { return s.Start(context.Background()) })
 		if err != nil || took != 0 {
 			t.Fatalf("Start with a blocked hook: got %v after %v, want nil at once", err, took)
@@ -193,17 +203,10 @@ func TestSlowHookHoldsNeitherStartNorStopPastStopTimeout(t *testing.T) {
 // the stream and in the log.
 func TestDroppedEventsAreReportedOnceThereIsRoom(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		const failures = 200
 		release := make(chan struct{})
 		var got coretest.Events
 		logs := coretest.NewLogs()
-		s := core.NewService(core.Name("svc"), core.Logger(logs.Logger()), core.MonitorInterval(time.Hour),
-			failingTask(failures), core.OnEvent(func(e core.Event) {
-				if len(got.All()) == 0 {
-					<-release
-				}
-				got.Hook(e)
-			}))
+		s := behindHooks(logs, &got, release)
 		coretest.MustStart(t, s)
 		time.Sleep(time.Second)
 		close(release)
@@ -264,14 +267,7 @@ func TestStateChangedCarriesTheCause(t *testing.T) {
 		boom := errors.New("boom")
 		var got coretest.Events
 		s := core.NewService(core.Name("svc"), core.Logger(coretest.Quiet()), core.OnEvent(got.Hook),
-			&unit{name: "u", fn: func(ctx context.Context) error {
-				select {
-				case <-time.After(time.Second):
-					return boom
-				case <-ctx.Done():
-					return nil
-				}
-			}})
+			&unit{name: "u", fn: failsAfter(time.Second, boom)})
 		coretest.MustStart(t, s)
 		<-s.Done()
 		changes := coretest.OfType[core.StateChanged](&got)
@@ -333,6 +329,13 @@ func TestCheckFailedCountsTowardsTheThreshold(t *testing.T) {
 				return bad
 			}})
 		coretest.MustStart(t, s)
+		second := func(e core.Event) bool { c, ok := e.(core.CheckFailed); return ok && c.Failures == 2 }
+		if got.Wait(t.Context(), second) == nil {
+			t.Fatal("no second CheckFailed")
+		}
+		if st := s.State(); st != core.StateRunning {
+			t.Fatalf("after 2 failures of 3: got %v, want running", st)
+		}
 		<-s.Done()
 		var seq []string
 		for _, e := range got.All() {
@@ -366,14 +369,7 @@ func TestRequirementFailedNamesTheRequirement(t *testing.T) {
 	}{{
 		name: "a *Base fails",
 		child: func(rec *coretest.Recorder) (core.Service, func()) {
-			c := coretest.Node("child", rec, &unit{name: "u", fn: func(ctx context.Context) error {
-				select {
-				case <-time.After(time.Second):
-					return boom
-				case <-ctx.Done():
-					return nil
-				}
-			}})
+			c := coretest.Node("child", rec, &unit{name: "u", fn: failsAfter(time.Second, boom)})
 			return c, func() {}
 		},
 		wantErr: boom.Error(),

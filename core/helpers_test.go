@@ -214,3 +214,16 @@ func slowNode(name string, rec *coretest.Recorder, d time.Duration, opts ...core
 		}
 	})}, opts...)...)
 }
+
+// failsAfter is a unit function that returns err after d, or nil once the
+// service stops.
+func failsAfter(d time.Duration, err error) func(context.Context) error {
+	return func(ctx context.Context) error {
+		select {
+		case <-time.After(d):
+			return err
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}

@@ -82,16 +82,23 @@ func (u *launchHook) Launch(_ context.Context, h *core.Host) error {
 	return nil
 }
 
+// listened starts a service named svc logging to logs, with got as its
+// OnEvent hook, and returns it with its Host.
+func listened(t *testing.T, logs *coretest.Logs, got *coretest.Events) (*core.Base, *core.Host) {
+	var host *core.Host
+	s := core.NewService(core.Name("svc"), core.Logger(logs.Logger()), &hostGrabber{h: &host},
+		core.OnEvent(got.Hook))
+	coretest.MustStart(t, s)
+	return s, host
+}
+
 // Host.Emit raises the events of units, with the service's name; the kinds
 // the service raises itself, and nil, are dropped with an error record.
 func TestHostEmitRaisesUnitEventsOnly(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var host *core.Host
 		var got coretest.Events
 		logs := coretest.NewLogs()
-		s := core.NewService(core.Name("svc"), core.Logger(logs.Logger()), &hostGrabber{h: &host},
-			core.OnEvent(got.Hook))
-		coretest.MustStart(t, s)
+		s, host := listened(t, logs, &got)
 		ctx := context.Background()
 		host.Emit(ctx, core.TaskRetryScheduled{Service: "forged", Task: "t", Worker: 1, Run: 1, Delay: time.Second})
 		host.Emit(ctx, core.StateChanged{From: core.StateRunning, To: core.StateFailed})
@@ -121,12 +128,9 @@ func TestHostEmitRaisesUnitEventsOnly(t *testing.T) {
 // later (by user code the stop left behind) is logged only.
 func TestNoEventAfterTheFinalStateChange(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var host *core.Host
 		var got coretest.Events
 		logs := coretest.NewLogs()
-		s := core.NewService(core.Name("svc"), core.Logger(logs.Logger()), &hostGrabber{h: &host},
-			core.OnEvent(got.Hook))
-		coretest.MustStart(t, s)
+		s, host := listened(t, logs, &got)
 		coretest.MustStop(t, s)
 		host.Emit(context.Background(), core.TaskRunFailed{Task: "late", Worker: 1, Run: 1, Err: errors.New("late")})
 		synctest.Wait()

@@ -68,12 +68,3 @@ func OfType[E core.Event](r *Events) []E {
 	}
 	return out
 }
-
-// Is returns a match for Events.Wait: events of type E for which ok (if
-// not nil) is true.
-func Is[E core.Event](ok func(E) bool) func(core.Event) bool {
-	return func(e core.Event) bool {
-		v, is := e.(E)
-		return is && (ok == nil || ok(v))
-	}
-}
