@@ -23,3 +23,19 @@ func TestStateChangeAllocatesNothingWhileNobodyListens(t *testing.T) {
 		}
 	}
 }
+
+// So do the events the service raises on failures: a failing check, a
+// failed requirement, a stop timeout.
+func TestFailureEventsAllocateNothingWhileNobodyListens(t *testing.T) {
+	s := core.NewService(core.Name("s"), core.Logger(coretest.Quiet()))
+	units := []string{"u"}
+	for name, raise := range map[string]func(){
+		"CheckFailed":       func() { core.Emit(s, core.CheckFailed{Service: "s", Check: "c", Failures: 1, Threshold: 3}) },
+		"RequirementFailed": func() { core.Emit(s, core.RequirementFailed{Service: "s", Requirement: "r"}) },
+		"StopTimedOut":      func() { core.Emit(s, core.StopTimedOut{Service: "s", Units: units}) },
+	} {
+		if n := testing.AllocsPerRun(100, raise); n != 0 {
+			t.Errorf("%s: got %v allocations, want 0", name, n)
+		}
+	}
+}

@@ -328,30 +328,23 @@ type pendingLog struct {
 	seq uint64
 }
 
-// raiseStateLocked raises a state change. It takes the StateChanged by
-// value and builds the Event only when a hook or the log wants it: while
-// nobody listens, a state change allocates nothing and builds no record.
-func (b *Base) raiseStateLocked(ctx context.Context, e StateChanged) {
+// raise puts e on its way to the log and the hooks; final (for the move to
+// a final state) closes the stream behind it. It takes the event as its own
+// type and builds the Event only when a hook or the log wants it: while
+// nobody listens, raising an event allocates nothing and builds no record.
+// It may be called with b.mu held; the caller then calls flushLog, once it
+// holds no lock of b's.
+func raise[E Event](b *Base, ctx context.Context, e E, final bool) {
 	logged := b.log.Enabled(ctx, e.level())
 	if !logged && len(b.cfg.onEvent) == 0 {
 		return
 	}
-	b.eventsOutbox.put(b, ctx, e, logged, e.To.final())
+	b.eventsOutbox.put(b, ctx, e, logged, final)
 }
 
-// raise puts e on its way to the log and the hooks; the caller then calls
-// flushLog, once it holds no lock of b's. It may be called with b.mu held.
-func (b *Base) raise(ctx context.Context, e Event) {
-	logged := b.log.Enabled(ctx, e.level())
-	if !logged && len(b.cfg.onEvent) == 0 {
-		return
-	}
-	b.eventsOutbox.put(b, ctx, e, logged, false)
-}
-
-// emit is raise and flushLog, for callers that hold no lock.
-func (b *Base) emit(ctx context.Context, e Event) {
-	b.raise(ctx, e)
+// emit is raise and flushLog, for callers that hold no lock of b's.
+func emit[E Event](b *Base, ctx context.Context, e E) {
+	raise(b, ctx, e, false)
 	b.flushLog()
 }
 

@@ -30,3 +30,6 @@ func Transition(b *Base, from, to State) (after State, moved bool) {
 
 // AssertTransitions reports whether this build panics on an illegal edge.
 const AssertTransitions = assertTransitions
+
+// Emit raises e on b as the service does: to the log and the hooks.
+func Emit[E Event](b *Base, e E) { emit(b, context.Background(), e) }

@@ -222,7 +222,7 @@ func (b *Base) monitor(ctx context.Context) error {
 			}
 			failures[i]++
 			if ctx.Err() == nil { // stopping: failures caused by the cancellation don't count
-				b.emit(cctx, CheckFailed{Service: b.name, Check: c.Name(), Failures: failures[i],
+				emit(b, cctx, CheckFailed{Service: b.name, Check: c.Name(), Failures: failures[i],
 					Threshold: c.Threshold(), Err: err})
 			}
 			err = fmt.Errorf("check %s: %w", c.Name(), err)
@@ -274,7 +274,7 @@ func (b *Base) foreignRequirementsRunning() error {
 		}
 		if st := r.svc.State(); st != StateRunning {
 			err := fmt.Errorf("requirement %s is %s", r.name, st)
-			b.emit(context.Background(), RequirementFailed{Service: b.name, Requirement: r.name, Err: err})
+			emit(b, context.Background(), RequirementFailed{Service: b.name, Requirement: r.name, Err: err})
 			return err
 		}
 	}

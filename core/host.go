@@ -180,7 +180,7 @@ func (h *Host) Emit(ctx context.Context, e Event) {
 		h.b.log.ErrorContext(ctx, fmt.Sprintf("Host.Emit: %T is raised by the service, not by its units: dropped", e))
 		return
 	}
-	h.b.emit(ctx, e)
+	emit(h.b, ctx, e)
 }
 
 // workerSet is the goroutines a service owns: launched by units and the

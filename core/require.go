@@ -276,7 +276,7 @@ func (b *Base) startRequirement(ctx context.Context, st *reqState, states []*req
 				err = fmt.Errorf("requirement %s stopped", st.name)
 				failure = err
 			}
-			b.emit(ctx, RequirementFailed{Service: b.name, Requirement: st.name, Err: err})
+			emit(b, ctx, RequirementFailed{Service: b.name, Requirement: st.name, Err: err})
 			return failure
 		case <-ctx.Done():
 			return nil

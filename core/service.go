@@ -576,7 +576,7 @@ func (b *Base) fail(cause error) {
 func (b *Base) requirementFailed(name string, cause error) {
 	b.mu.Lock()
 	if !b.state.final() {
-		b.raise(context.Background(), RequirementFailed{Service: b.name, Requirement: name, Err: cause})
+		raise(b, context.Background(), RequirementFailed{Service: b.name, Requirement: name, Err: cause}, false)
 	}
 	b.failLocked(fmt.Errorf("requirement %s failed: %w", name, cause))
 	b.mu.Unlock()
@@ -595,7 +595,7 @@ func (b *Base) requirementStopped(name string) {
 		return
 	}
 	err := fmt.Errorf("requirement %s stopped", name)
-	b.raise(context.Background(), RequirementFailed{Service: b.name, Requirement: name, Err: err})
+	raise(b, context.Background(), RequirementFailed{Service: b.name, Requirement: name, Err: err}, false)
 	b.failLocked(err)
 	b.mu.Unlock()
 	b.flushLog()
@@ -722,7 +722,7 @@ func (b *Base) shutdown(ctx context.Context) error {
 // (not one of a requirement's stop, which that requirement raised).
 func (b *Base) stopTimedOut(ctx context.Context, err error) {
 	if ste := (*StopTimeoutError)(nil); errors.As(err, &ste) && ste.Service == b.name {
-		b.emit(ctx, StopTimedOut{Service: b.name, Timeout: ste.Timeout, Units: ste.Units})
+		emit(b, ctx, StopTimedOut{Service: b.name, Timeout: ste.Timeout, Units: ste.Units})
 	}
 }
 

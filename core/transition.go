@@ -88,7 +88,7 @@ func (b *Base) transition(ctx context.Context, to State, cause error, failure bo
 	if failure {
 		b.cause = cause
 	}
-	b.raiseStateLocked(ctx, StateChanged{Service: b.name, From: from, To: to, Cause: cause})
+	raise(b, ctx, StateChanged{Service: b.name, From: from, To: to, Cause: cause}, to.final())
 	if to.final() {
 		b.closing = to
 		return true
