@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -484,4 +485,20 @@ func TestOnEventNilIsInvalid(t *testing.T) {
 	if !errors.Is(err, core.ErrInvalidOption) || !strings.Contains(err.Error(), "core.OnEvent: nil function") {
 		t.Fatalf("Start: got %v, want ErrInvalidOption naming core.OnEvent", err)
 	}
+}
+
+// An idle service with OnEvent hooks keeps no goroutine for them: the one
+// that delivers its events ends once they are delivered.
+func TestNoDeliveryGoroutineWhileNoEventWaits(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var got coretest.Events
+		s := core.NewService(core.Name("idle"), core.Logger(coretest.Quiet()), core.OnEvent(got.Hook))
+		before := runtime.NumGoroutine()
+		coretest.MustStart(t, s)
+		synctest.Wait() // the two events of the start are delivered
+		if extra := runtime.NumGoroutine() - before; extra != 0 || len(got.All()) != 2 {
+			t.Fatalf("idle service with a hook: got %d goroutines more and %d events, want 0 and 2", extra, len(got.All()))
+		}
+		coretest.MustStop(t, s)
+	})
 }
