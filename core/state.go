@@ -13,6 +13,9 @@ import "strconv"
 // start still under way, Stopping that the service is going down and Done is
 // about to close. Terminated and Failed are final: a service is never
 // restarted.
+//
+// These edges are the only ones: every change goes through one transition
+// that refuses any other, and raises a StateChanged event (see OnEvent).
 type State int32
 
 const (
