@@ -491,14 +491,30 @@ func TestOnEventNilIsInvalid(t *testing.T) {
 // that delivers its events ends once they are delivered.
 func TestNoDeliveryGoroutineWhileNoEventWaits(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
 		var got coretest.Events
-		s := core.NewService(core.Name("idle"), core.Logger(coretest.Quiet()), core.OnEvent(got.Hook))
-		before := runtime.NumGoroutine()
+		s := core.NewService(core.Name("idle"), core.Logger(coretest.Quiet()), core.OnEvent(func(e core.Event) {
+			got.Hook(e)
+			if len(got.All()) == 1 {
+				<-release
+			}
+		}))
 		coretest.MustStart(t, s)
+		synctest.Wait()
+		if n := delivering(); n != 1 {
+			t.Fatalf("while the hook holds an event: got %d delivery goroutines, want 1", n)
+		}
+		close(release)
 		synctest.Wait() // the two events of the start are delivered
-		if extra := runtime.NumGoroutine() - before; extra != 0 || len(got.All()) != 2 {
-			t.Fatalf("idle service with a hook: got %d goroutines more and %d events, want 0 and 2", extra, len(got.All()))
+		if n := delivering(); n != 0 || len(got.All()) != 2 {
+			t.Fatalf("idle service with a hook: got %d delivery goroutines and %d events, want 0 and 2", n, len(got.All()))
 		}
 		coretest.MustStop(t, s)
 	})
+}
+
+// delivering counts the goroutines delivering events to OnEvent hooks.
+func delivering() int {
+	buf := make([]byte, 1<<20)
+	return strings.Count(string(buf[:runtime.Stack(buf, true)]), "core.(*Base).deliver(")
 }
