@@ -20,10 +20,12 @@ import (
 // a cycle (ends); the walk expands each node once, keeping the route from
 // its root to where it is, and stops at the first node that closes one.
 // The nodes one call to from expands are not expanded again by the next.
-// The zero walk is ready; newWalk's keeps its marks on the caller's stack
-// while they are few.
+// It keeps its marks in a map (keyWalk) or, for nodes that are indexes, a
+// slice (indexWalk); the zero walk has none, which is enough for a walk
+// without edges whose ends is set (checkCycle's).
 type walk[N comparable] struct {
-	mark map[N]mark // made at the first node with edges, unless by newWalk
+	get func(N) mark  // a node's mark
+	set func(N, mark) // sets a node's mark
 }
 
 type mark uint8
@@ -34,19 +36,28 @@ const (
 	done         // expanded: no cycle through it
 )
 
-// newWalk returns a walk whose marks are made by the caller (it inlines),
-// so that they stay on its stack while they are few.
-func newWalk[N comparable]() walk[N] { return walk[N]{mark: make(map[N]mark)} }
+// keyWalk returns a walk that keeps its marks in m. It inlines, so a map
+// that the caller makes stays on the caller's stack while it is small.
+func keyWalk[N comparable](m map[N]mark) walk[N] {
+	return walk[N]{get: func(n N) mark { return m[n] }, set: func(n N, v mark) { m[n] = v }}
+}
+
+// indexWalk returns a walk of the nodes 0 to len(m)-1 that keeps its marks
+// in m.
+func indexWalk(m []mark) walk[int] {
+	return walk[int]{get: func(i int) mark { return m[i] }, set: func(i int, v mark) { m[i] = v }}
+}
 
 // from walks from root and returns the route to the first node that closes
 // a cycle, that node included last, or nil. next returns the edges from a
 // node, in the order to try them; a nil next, or a nil or empty result, is
 // no edges (such a node is never marked: next is called again each time
 // the walk meets it). ends reports whether reaching a node closes a cycle;
-// a nil ends means when the node is on the route. A walk that closes no
-// cycle and meets no node with edges allocates nothing.
+// a nil ends means when the node is on the route. The route is on the
+// caller's stack while it is at most 8 nodes long.
 func (w *walk[N]) from(root N, next func(N) []N, ends func(N) bool) []N {
-	return w.visit(nil, root, next, ends)
+	var buf [8]N
+	return w.visit(buf[:0], root, next, ends)
 }
 
 // visit returns the route to the first node that closes a cycle at n or
@@ -54,36 +65,29 @@ func (w *walk[N]) from(root N, next func(N) []N, ends func(N) bool) []N {
 // functions are arguments, not fields, so that what the caller makes stays
 // on its stack.
 func (w *walk[N]) visit(route []N, n N, next func(N) []N, ends func(N) bool) []N {
-	closes := w.onRoute(n)
-	if ends != nil {
-		closes = ends(n)
-	}
-	if closes {
+	if ends != nil && ends(n) || ends == nil && w.onRoute(n) {
 		return append(route, n)
 	}
-	if w.mark[n] != unseen || next == nil {
+	if next == nil || w.get(n) != unseen {
 		return nil
 	}
 	edges := next(n)
 	if len(edges) == 0 {
 		return nil
 	}
-	if w.mark == nil {
-		w.mark = make(map[N]mark)
-	}
-	w.mark[n] = onRoute
+	w.set(n, onRoute)
 	route = append(route, n)
-	for _, m := range edges {
-		if cycle := w.visit(route, m, next, ends); cycle != nil {
+	for _, to := range edges {
+		if cycle := w.visit(route, to, next, ends); cycle != nil {
 			return cycle
 		}
 	}
-	w.mark[n] = done
+	w.set(n, done)
 	return nil
 }
 
 // onRoute reports whether n is being expanded.
-func (w *walk[N]) onRoute(n N) bool { return w.mark[n] == onRoute }
+func (w *walk[N]) onRoute(n N) bool { return w.get(n) == onRoute }
 
 // pathKey is the context key of the chain of services being started, used
 // to find requirement cycles: a service acquired while its own start is
@@ -144,7 +148,7 @@ func chainCycle(ctx context.Context, n *Base, next func(*Base) []*Base) error {
 	path, _ := ctx.Value(pathKey{}).([]*Base)
 	var w walk[*Base]
 	if next != nil {
-		w = newWalk[*Base]()
+		w = keyWalk(make(map[*Base]mark))
 	}
 	route := w.from(n, next, func(m *Base) bool { return slices.Contains(path, m) })
 	if route == nil {
@@ -236,7 +240,7 @@ func staticCycle(b *Base) (*CycleError, *Base) {
 	// one reached through Requires or Lazy is started by whoever requires
 	// it, which does not wait for its parent's After. A service is on the
 	// route however it was reached.
-	w := newWalk[step]()
+	w := keyWalk(make(map[step]mark))
 	route := w.from(step{b, false}, func(s step) []step {
 		if s.awaited && len(after[s.to]) > 0 {
 			return slices.Concat(edges[s.to], after[s.to])
@@ -256,7 +260,7 @@ func staticCycle(b *Base) (*CycleError, *Base) {
 // afterCycle returns the names along a cycle of After edges between the
 // requirements of one parent, or nil.
 func afterCycle(states []*reqState) []string {
-	w := newWalk[int]()
+	w := indexWalk(make([]mark, len(states)))
 	next := func(i int) []int { return states[i].after }
 	for i := range states {
 		if route := w.from(i, next, nil); route != nil {
