@@ -258,9 +258,9 @@ func TestCycleThroughWaitingStartsIsFound(t *testing.T) {
 		if !errors.Is(rErr, core.ErrStartup) {
 			t.Fatalf("r.Start: got %v, want ErrStartup", rErr)
 		}
-		for _, s := range []*core.Base{p, q, r, s} {
-			if s.Running() {
-				t.Fatalf("%s left running", s.Name())
+		for _, svc := range []*core.Base{p, q, r, s} {
+			if svc.Running() {
+				t.Fatalf("%s left running", svc.Name())
 			}
 		}
 	})
