@@ -81,11 +81,17 @@ func (e *StartupError) Is(target error) bool { return target == ErrStartup }
 // but did not return; the service went on with its stop sequence without
 // them. It matches ErrStopTimeout.
 type StopTimeoutError struct {
+	// Service is the service whose stop timed out.
 	Service string
+	// Timeout is its StopTimeout.
 	Timeout time.Duration
-	Units   []string // names as given to Host.Go, such as "task fetch#2"
+	// Units names what was still running: units as given to Host.Go, such
+	// as "task fetch#2", or another part of the stop, such as
+	// "OnStop hook 1".
+	Units []string
 }
 
+// Error returns "<units> still running after StopTimeout <timeout>".
 func (e *StopTimeoutError) Error() string {
 	return fmt.Sprintf("%s still running after StopTimeout %v", strings.Join(e.Units, ", "), e.Timeout)
 }
@@ -97,9 +103,11 @@ func (e *StopTimeoutError) Is(target error) bool { return target == ErrStopTimeo
 // lists the names from the first to the repeated one, so its message reads
 // "dependency cycle: a -> b -> a". It matches ErrCycle.
 type CycleError struct {
+	// Path names the services along the cycle, the first one repeated last.
 	Path []string
 }
 
+// Error returns "dependency cycle: " and the path joined by " -> ".
 func (e *CycleError) Error() string {
 	return "dependency cycle: " + strings.Join(e.Path, " -> ")
 }
@@ -110,12 +118,17 @@ func (e *CycleError) Is(target error) bool { return target == ErrCycle }
 // TaskError is a failed run of a task worker (package task): the error the
 // service fails with when a task's failure is not retried.
 type TaskError struct {
+	// Service is the service the task belongs to.
 	Service string
-	Task    string
-	Worker  int // from 1
-	Err     error
+	// Task is the task's name.
+	Task string
+	// Worker is the worker whose run failed, from 1.
+	Worker int
+	// Err is the run's error.
+	Err error
 }
 
+// Error returns "task <service>/<task> worker <n>: <cause>".
 func (e *TaskError) Error() string {
 	return fmt.Sprintf("task %s/%s worker %d: %v", e.Service, e.Task, e.Worker, e.Err)
 }
@@ -126,10 +139,14 @@ func (e *TaskError) Unwrap() error { return e.Err }
 // PanicError is a recovered panic. Value is what was passed to panic and
 // Stack the goroutine's stack at the panic.
 type PanicError struct {
+	// Value is what was passed to panic.
 	Value any
+	// Stack is the panicking goroutine's stack, as runtime/debug.Stack
+	// writes it.
 	Stack []byte
 }
 
+// Error returns "panic: " and Value.
 func (e *PanicError) Error() string { return fmt.Sprintf("panic: %v", e.Value) }
 
 // Unwrap returns Value when it is an error, so errors.Is sees through

@@ -221,3 +221,47 @@ func TestCycleClosedByAnAfterEdgeIsFound(t *testing.T) {
 		}
 	})
 }
+
+// A cycle that only the waits between concurrent starts show is found when
+// it closes, not at StartTimeout: p's OnStart hook starts q, which requires
+// s; s, started by another root r, builds p (Lazy) and waits for it to be
+// Running. No requirement leads from p to q, so no walk of the
+// requirements sees the cycle: q waits for s, which waits for p, whose
+// start is starting q.
+func TestCycleThroughWaitingStartsIsFound(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &coretest.Recorder{}
+		const timeout = time.Minute
+		var p *core.Base
+		s := coretest.Node("s", rec, core.StartTimeout(timeout),
+			deps.Lazy(func(context.Context) (*core.Base, error) { return p, nil }))
+		q := coretest.Node("q", rec, core.StartTimeout(timeout), deps.Requires(s))
+		proceed := make(chan struct{})
+		p = coretest.Node("p", rec, core.StartTimeout(timeout), core.OnStart(func(ctx context.Context) error {
+			<-proceed // s is waiting for p by now
+			return q.Start(ctx)
+		}))
+		r := coretest.Node("r", rec, core.StartTimeout(timeout), deps.Requires(s))
+		var pErr, rErr error
+		var wg sync.WaitGroup
+		wg.Go(func() { pErr = p.Start(context.Background()) })
+		synctest.Wait() // p's hook is waiting for proceed
+		wg.Go(func() { rErr = r.Start(context.Background()) })
+		synctest.Wait() // s waits for p
+		begin := time.Now()
+		close(proceed)
+		wg.Wait()
+		if took := time.Since(begin); took != 0 {
+			t.Fatalf("cycle found after %v, want at once (StartTimeout %v)", took, timeout)
+		}
+		wantCycle(t, pErr, "p -> q -> s -> p")
+		if !errors.Is(rErr, core.ErrStartup) {
+			t.Fatalf("r.Start: got %v, want ErrStartup", rErr)
+		}
+		for _, svc := range []*core.Base{p, q, r, s} {
+			if svc.Running() {
+				t.Fatalf("%s left running", svc.Name())
+			}
+		}
+	})
+}

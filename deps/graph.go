@@ -79,21 +79,24 @@ func (g *graph) service(s core.Service) string {
 	}
 	g.lines = append(g.lines, fmt.Sprintf("%s [label=%s, fillcolor=%s];",
 		id, dotLabel(name, st.String()), stateColors[st]))
-	childIDs := make(map[any]string, len(deps))
-	for _, dep := range deps {
+	// childIDs[i] is the node of deps[i]; byReq finds the one After names
+	// (a requirement of a type that is not comparable is never found).
+	childIDs := make([]string, len(deps))
+	byReq := make(map[any]string, len(deps))
+	for i, dep := range deps {
 		child := g.requirement(dep)
-		childIDs[nodeKey(dep.Requirement)] = child
+		childIDs[i] = child
+		byReq[nodeKey(dep.Requirement)] = child
 		style := ""
 		if !dep.Requirement.Owned() {
 			style = " [style=dashed, label=\"awaits\"]"
 		}
 		g.lines = append(g.lines, fmt.Sprintf("%s -> %s%s;", id, child, style))
 	}
-	for _, dep := range deps {
+	for i, dep := range deps {
 		for _, a := range dep.Requirement.After() {
-			if to, ok := childIDs[nodeKey(a)]; ok {
-				g.lines = append(g.lines, fmt.Sprintf("%s -> %s [style=dotted, label=\"after\"];",
-					childIDs[nodeKey(dep.Requirement)], to))
+			if to, ok := byReq[nodeKey(a)]; ok {
+				g.lines = append(g.lines, fmt.Sprintf("%s -> %s [style=dotted, label=\"after\"];", childIDs[i], to))
 			}
 		}
 	}

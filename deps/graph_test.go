@@ -148,3 +148,42 @@ func TestGraphDuringStart(t *testing.T) {
 	close(stop)
 	wg.Wait()
 }
+
+// An After edge starts at the node of the requirement that has it, also
+// when that requirement's type is not comparable (it cannot be a map key),
+// as a core.Requirement written outside package deps may be.
+func TestGraphDrawsAfterEdgeOfUncomparableRequirement(t *testing.T) {
+	rec := &coretest.Recorder{}
+	x, y := coretest.Node("x", rec), coretest.Node("y", rec)
+	rx := &valueRequirement{svc: x}                               // a pointer: comparable
+	ry := valueRequirement{svc: y, after: []core.Requirement{rx}} // holds a slice: not comparable
+	p := coretest.Node("p", rec, requirements{rx, ry})
+	want := "\tn1 -> n2;\n\tn3 [label=\"y\\nnew\", fillcolor=white];\n\tn1 -> n3;\n" +
+		"\tn3 -> n2 [style=dotted, label=\"after\"];\n}\n"
+	if got := deps.Graph(p); !strings.HasSuffix(got, want) {
+		t.Fatalf("got:\n%s\nwant it to end with:\n%s", got, want)
+	}
+}
+
+// valueRequirement is a static core.Requirement on svc, of a type that is
+// not comparable.
+type valueRequirement struct {
+	svc   core.Service
+	after []core.Requirement
+}
+
+func (r valueRequirement) Name() string                                  { return r.svc.Name() }
+func (r valueRequirement) Resolve(context.Context) (core.Service, error) { return r.svc, nil }
+func (r valueRequirement) Owned() bool                                   { return true }
+func (r valueRequirement) After() []core.Requirement                     { return r.after }
+func (r valueRequirement) Known() core.Service                           { return r.svc }
+
+// requirements is an option registering core.Requirements, as a package
+// outside this module would.
+type requirements []core.Requirement
+
+func (rs requirements) ApplyTo(c *core.Config) {
+	for _, r := range rs {
+		c.AddRequirement(r)
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/samber/lo"
+
 	"github.com/coreservice/coreservice/internal/names"
 	"github.com/coreservice/coreservice/internal/values"
 )
@@ -53,11 +55,7 @@ func (o afterOption) apply(c *config) {
 }
 
 func (o afterOption) String() string {
-	names := make([]string, len(o))
-	for i, r := range o {
-		names[i] = fmt.Sprint(r)
-	}
-	return "deps.After(" + strings.Join(names, ", ") + ")"
+	return "deps.After(" + strings.Join(lo.Map(o, func(r AnyRequirement, _ int) string { return fmt.Sprint(r) }), ", ") + ")"
 }
 
 // Name names the requirement in errors, graphs and probe paths (spans name

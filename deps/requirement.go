@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/samber/lo"
+
 	"github.com/coreservice/coreservice/core"
 	"github.com/coreservice/coreservice/internal/names"
 	"github.com/coreservice/coreservice/internal/values"
@@ -147,11 +149,7 @@ type adapter[S core.Service] struct{ r *Requirement[S] }
 func (a *adapter[S]) Name() string { return a.r.name() }
 func (a *adapter[S]) Owned() bool  { return a.r.kind != kindAwait }
 func (a *adapter[S]) After() []core.Requirement {
-	after := make([]core.Requirement, len(a.r.cfg.after))
-	for i, o := range a.r.cfg.after {
-		after[i] = o.coreRequirement()
-	}
-	return after
+	return lo.Map(a.r.cfg.after, func(o AnyRequirement, _ int) core.Requirement { return o.coreRequirement() })
 }
 
 func (a *adapter[S]) Resolve(ctx context.Context) (core.Service, error) {

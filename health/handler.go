@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/samber/lo"
+
 	"github.com/coreservice/coreservice/core"
 )
 
@@ -116,10 +118,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // in exclude, and returns the excluded names that matched no part, each
 // once. It takes time linear in the number of nodes and names.
 func list(prefix string, nodes []*node, exclude []string) (lines []line, unmatched []string) {
-	excluded := make(map[string]bool, len(exclude))
-	for _, name := range exclude {
-		excluded[name] = true
-	}
+	excluded := lo.Keyify(exclude)
 	used := make(map[string]bool, len(exclude))
 	for _, n := range nodes {
 		lines = flatten(prefix, n, excluded, used, lines)
@@ -204,12 +203,7 @@ type response struct {
 }
 
 func (r response) passed() bool {
-	for _, l := range r.lines {
-		if l.n.err != nil {
-			return false
-		}
-	}
-	return true
+	return lo.EveryBy(r.lines, func(l line) bool { return l.n.err == nil })
 }
 
 // text is the text/plain body: "ok", or the Kubernetes-style listing.
@@ -258,16 +252,10 @@ type entry struct {
 }
 
 func (r response) report() report {
-	rep := report{Probe: string(r.probe), Status: "ok", Checks: make([]entry, 0, len(r.lines))}
-	for _, l := range r.lines {
-		e := entry{Name: l.name, Kind: l.n.kind, Status: "ok", Failures: l.n.failures}
-		if l.n.err != nil {
-			rep.Status, e.Status = "failed", "failed"
-			if r.reasons {
-				e.Error = l.n.err.Error()
-			}
-		}
-		rep.Checks = append(rep.Checks, e)
+	rep := report{Probe: string(r.probe), Status: "ok",
+		Checks: lo.Map(r.lines, func(l line, _ int) entry { return r.entryOf(l) })}
+	if !r.passed() {
+		rep.Status = "failed"
 	}
 	if len(r.unmatched) > 0 {
 		rep.Warnings = append(rep.Warnings, "some health checks cannot be excluded: no matches for "+quoteAll(r.unmatched))
@@ -275,12 +263,20 @@ func (r response) report() report {
 	return rep
 }
 
-func quoteAll(names []string) string {
-	q := make([]string, len(names))
-	for i, n := range names {
-		q[i] = strconv.Quote(n)
+// entryOf is l in the JSON body.
+func (r response) entryOf(l line) entry {
+	e := entry{Name: l.name, Kind: l.n.kind, Status: "ok", Failures: l.n.failures}
+	if l.n.err != nil {
+		e.Status = "failed"
+		if r.reasons {
+			e.Error = l.n.err.Error()
+		}
 	}
-	return strings.Join(q, ", ")
+	return e
+}
+
+func quoteAll(names []string) string {
+	return strings.Join(lo.Map(names, func(n string, _ int) string { return strconv.Quote(n) }), ", ")
 }
 
 // oneLine keeps a multi-line error (errors.Join) on one output line.

@@ -204,12 +204,12 @@ type line struct {
 
 // flatten lists n and its descendants depth first, skipping the excluded
 // names (and everything under them) and marking the names it met in used.
-func flatten(prefix string, n *node, exclude map[string]bool, used map[string]bool, out []line) []line {
+func flatten(prefix string, n *node, exclude map[string]struct{}, used map[string]bool, out []line) []line {
 	name := n.name
 	if prefix != "" {
 		name = prefix + "/" + n.name
 	}
-	if exclude[name] {
+	if _, ok := exclude[name]; ok {
 		used[name] = true
 		return out
 	}
