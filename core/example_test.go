@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"time"
 
 	"github.com/coreservice/coreservice/core"
 )
@@ -34,13 +33,19 @@ func ExampleNewService() {
 }
 
 func ExampleRun() {
+	// In main, Run usually gets context.Background() and returns on Ctrl-C;
+	// here the service being Running ends it.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	svc := core.NewService(core.Name("worker"), core.Logger(slog.New(slog.DiscardHandler)),
 		core.OnStart(func(context.Context) error { fmt.Println("started"); return nil }),
-		core.OnStop(func(context.Context) error { fmt.Println("stopped"); return nil }))
+		core.OnStop(func(context.Context) error { fmt.Println("stopped"); return nil }),
+		core.OnEvent(func(e core.Event) {
+			if sc, ok := e.(core.StateChanged); ok && sc.To == core.StateRunning {
+				cancel()
+			}
+		}))
 
-	// In main, Run usually gets context.Background() and returns on Ctrl-C.
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
-	defer cancel()
 	err := core.Run(ctx, svc)
 	fmt.Println("err:", err)
 	// Output:
