@@ -40,6 +40,12 @@
 // OnStop hooks run after the drain, and the requirements stop after that,
 // so no request is served by a service whose requirements have stopped.
 //
+// The unit logs, through the service's logger at level Info, "server
+// listening" (with unit and addr) once the listener is open, "server
+// draining" (unit, budget) when the drain begins, and "server drained"
+// (unit, took) when it ended with nothing left over; what went wrong is in
+// Err or in Stop's result, which the service logs.
+//
 // A handler's panic does not stop the service: net/http recovers it, and
 // logs it to the server's ErrorLog, which the unit points at the service's
 // logger (service=<name>, level Error) when it is nil.

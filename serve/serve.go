@@ -248,7 +248,7 @@ func (x unit) Launch(ctx context.Context, h *core.Host) error {
 	u.mu.Lock()
 	u.bound = ln.Addr()
 	u.mu.Unlock()
-	h.Log().InfoContext(ctx, "server listening", "server", u.Name(), "addr", ln.Addr().String())
+	h.Log().InfoContext(ctx, "server listening", "unit", u.Name(), "addr", ln.Addr().String())
 	// Launch runs while the service starts, when Go always runs its
 	// function: serve owns ln from here on.
 	h.Go(u.Name(), func(ctx context.Context) error { return u.serve(ctx, h, ln) })
@@ -276,6 +276,8 @@ func (u *Unit) serve(ctx context.Context, h *core.Host, ln net.Listener) error {
 	budget := drainBudget(timeout)
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), budget)
 	defer cancel()
+	begin := time.Now()
+	h.Log().InfoContext(sctx, "server draining", "unit", u.Name(), "budget", budget)
 	var errs []error
 	if err := callShutdown(sctx, u.srv); err != nil {
 		if errors.Is(err, context.DeadlineExceeded) && sctx.Err() != nil {
@@ -291,6 +293,9 @@ func (u *Unit) serve(ctx context.Context, h *core.Host, ln net.Listener) error {
 		if err := <-served; !closedByShutdown(err) {
 			errs = append(errs, fmt.Errorf("%s: Serve after Shutdown: %w", u.Name(), err))
 		}
+	}
+	if len(errs) == 0 {
+		h.Log().InfoContext(sctx, "server drained", "unit", u.Name(), "took", time.Since(begin).Round(time.Millisecond))
 	}
 	return errors.Join(errs...)
 }

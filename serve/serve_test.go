@@ -27,7 +27,8 @@ func TestServiceServesOnceStartReturns(t *testing.T) {
 	if got := api.Addr(); got != nil {
 		t.Fatalf("Addr before Start: got %v, want nil", got)
 	}
-	svc := core.NewService(core.Name("api"), core.Logger(coretest.Quiet()), api)
+	logs := coretest.NewLogs()
+	svc := core.NewService(core.Name("api"), core.Logger(logs.Logger()), api)
 	coretest.MustStart(t, svc)
 
 	addr, ok := api.Addr().(*net.TCPAddr)
@@ -41,6 +42,16 @@ func TestServiceServesOnceStartReturns(t *testing.T) {
 	coretest.MustStop(t, svc)
 	if got := api.Addr(); got == nil || got.String() != addr.String() {
 		t.Fatalf("Addr after Stop: got %v, want %v", got, addr)
+	}
+	for _, want := range []struct{ msg, key, value string }{
+		{"server listening", "addr", addr.String()},
+		{"server draining", "budget", "14s"},
+		{"server drained", "unit", "server 127.0.0.1:0"},
+	} {
+		recs := logs.Find(want.msg)
+		if len(recs) != 1 || recs[0].Attrs[want.key] != want.value || recs[0].Attrs["service"] != "api" {
+			t.Fatalf("log %q: got %v, want one with service=api %s=%s", want.msg, recs, want.key, want.value)
+		}
 	}
 }
 
