@@ -22,19 +22,20 @@ import (
 // Server is what a Unit hosts: anything that serves the connections of a
 // listener until it is shut down. *http.Server implements it; so does a
 // gRPC server behind the adapter shown in New's documentation.
-//
-// Serve is called once, in a goroutine of the service, with a listener the
-// unit opened; it blocks until the server stops serving. Once Shutdown has
-// been called, Serve's return is expected and not a failure if it is nil,
-// http.ErrServerClosed or net.ErrClosed (any other error is reported by
-// the service's Stop); before that, any return is the service's failure.
-//
-// Shutdown is called once, when the service stops: it must stop accepting
-// connections, let those in progress finish, and return once they have,
-// or once ctx ends (then with an error), as http.Server.Shutdown does. The
-// unit closes the listener after Shutdown returns, in case Shutdown did not.
 type Server interface {
+	// Serve serves the connections of ln, a listener the unit opened, and
+	// blocks until the server stops serving. It is called once, in a
+	// goroutine of the service. Before Shutdown is called, any return is
+	// the service's failure; after it, a nil error, http.ErrServerClosed
+	// or net.ErrClosed is the expected end, and any other error is in the
+	// service's Stop result.
 	Serve(ln net.Listener) error
+	// Shutdown is called once, when the service stops: it stops accepting
+	// connections, lets those in progress finish, and returns once they
+	// have, or once ctx ends (then with an error), as
+	// http.Server.Shutdown does. Its error is in the service's Stop
+	// result. The unit closes the listener after Shutdown returns, in case
+	// Shutdown did not, and then waits for Serve to return.
 	Shutdown(ctx context.Context) error
 }
 
@@ -74,8 +75,9 @@ type Unit struct {
 //
 // A nil srv, an invalid address and invalid options are not reported here
 // but by the service's Start, as a *core.StartupError matching
-// core.ErrInvalidOption that names the unit and serve.HTTP. For TLS, use
-// New with a Server whose Serve calls srv.ServeTLS.
+// core.ErrInvalidOption that names the unit and serve.HTTP. For TLS, give
+// New a type that embeds *http.Server and whose Serve calls ServeTLS (and
+// set its ErrorLog: the unit sets it only on an *http.Server itself).
 func HTTP(srv *http.Server, opts ...Option) *Unit {
 	if srv == nil {
 		return newUnit("serve.HTTP", "", nil, errors.New("nil *http.Server"), opts)

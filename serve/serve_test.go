@@ -455,7 +455,7 @@ func TestInvalidInputFailsStartNamingServiceAndOption(t *testing.T) {
 	}
 }
 
-func TestString(t *testing.T) {
+func TestStringShowsTheConstructorAndOptions(t *testing.T) {
 	cases := []struct {
 		u    *serve.Unit
 		want string
