@@ -100,6 +100,13 @@ func (h *Host) Tracer() trace.Tracer { return h.b.tracer }
 // path as instrumentation scope.
 func (h *Host) Meter() metric.Meter { return h.b.meter }
 
+// StopTimeout returns the service's StopTimeout: how long its stop waits
+// for the goroutines started with Go, from the moment it cancels their
+// context. A unit that drains work when the service stops (package serve
+// drains a server's requests) bounds the drain with it, so that the drain
+// ends, and reports what it left, before the stop gives up on the unit.
+func (h *Host) StopTimeout() time.Duration { return h.b.cfg.stopTimeout }
+
 // StartSpanContext returns the span context of the service's current
 // "start <name>" span, for spans that link to it.
 func (h *Host) StartSpanContext() trace.SpanContext {

@@ -186,3 +186,24 @@ func TestPanickingLogHandlerDoesNotHoldUpTheLog(t *testing.T) {
 		}
 	})
 }
+
+func TestHostStopTimeoutIsTheServicesStopTimeout(t *testing.T) {
+	cases := []struct {
+		name string
+		opts []core.Option
+		want time.Duration
+	}{
+		{"default", nil, core.DefaultStopTimeout},
+		{"set", []core.Option{core.StopTimeout(1500 * time.Millisecond)}, 1500 * time.Millisecond},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var host *core.Host
+			s := core.NewService(append([]core.Option{core.Name("s"), core.Logger(coretest.Quiet()), &hostGrabber{h: &host}}, tc.opts...)...)
+			coretest.MustStart(t, s)
+			if got := host.StopTimeout(); got != tc.want {
+				t.Fatalf("Host.StopTimeout: got %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
