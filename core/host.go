@@ -132,15 +132,17 @@ func (h *Host) Fail(err error) {
 	h.b.fail(err)
 }
 
-// workerSet is the goroutines a service owns: launched by units and the
-// monitor, waited for by the stop sequence.
+// workerSet is the goroutines a service owns: launched by units, and the
+// monitor's ticks while one runs, waited for by the stop sequence. It counts
+// them under its lock rather than in a WaitGroup, so that the stop waits on
+// a channel closed by the last one to end, with no goroutine of its own.
 type workerSet struct {
 	mu      sync.Mutex
 	ctx     context.Context // the service's lifetime; nil until open
 	closed  bool
 	next    int
-	running map[int]string
-	wg      sync.WaitGroup
+	running map[int]string // what runs now, by id, named for a StopTimeoutError
+	idle    chan struct{}  // closed when running empties; nil while nobody waits
 }
 
 // unitKey marks the contexts of a service's own goroutines with the
@@ -172,28 +174,43 @@ func (w *workerSet) close() {
 	w.mu.Unlock()
 }
 
-func (w *workerSet) start(b *Base, name string, fn func(context.Context) error) {
+// enter records work named name as running and returns its id and the
+// service's lifetime context, unless the set is closed (or not open yet):
+// then ok is false and the work must not run.
+func (w *workerSet) enter(name string) (id int, ctx context.Context, ok bool) {
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	if w.closed || w.ctx == nil {
-		w.mu.Unlock()
-		return
+		return 0, nil, false
 	}
 	if w.running == nil {
-		w.running = make(map[int]string)
+		w.running = make(map[int]string, 1)
 	}
-	id := w.next
+	id = w.next
 	w.next++
 	w.running[id] = name
-	w.wg.Add(1)
-	ctx := w.ctx
-	w.mu.Unlock()
+	return id, w.ctx, true
+}
+
+// exit records that the work enter numbered id has ended, and wakes the
+// stop waiting for the set once nothing runs.
+func (w *workerSet) exit(id int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.running, id)
+	if len(w.running) == 0 && w.idle != nil {
+		close(w.idle)
+		w.idle = nil
+	}
+}
+
+func (w *workerSet) start(b *Base, name string, fn func(context.Context) error) {
+	id, ctx, ok := w.enter(name)
+	if !ok {
+		return
+	}
 	go func() {
-		defer w.wg.Done()
-		defer func() {
-			w.mu.Lock()
-			delete(w.running, id)
-			w.mu.Unlock()
-		}()
+		defer w.exit(id)
 		if err := callRecover(ctx, name, fn); err != nil {
 			if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 				return
@@ -216,9 +233,21 @@ func callRecover(ctx context.Context, name string, fn func(context.Context) erro
 // wait closes the set to new goroutines and waits for the running ones
 // until ctx ends; then it names those still running.
 func (w *workerSet) wait(ctx context.Context, service string, timeout time.Duration) error {
-	w.close()
-	if waitGroup(ctx, &w.wg) {
+	w.mu.Lock()
+	w.closed = true
+	if len(w.running) == 0 {
+		w.mu.Unlock()
 		return nil
+	}
+	if w.idle == nil {
+		w.idle = make(chan struct{})
+	}
+	idle := w.idle
+	w.mu.Unlock()
+	select {
+	case <-idle:
+		return nil
+	case <-ctx.Done():
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -235,19 +264,4 @@ func (w *workerSet) wait(ctx context.Context, service string, timeout time.Durat
 		units[i] = w.running[id]
 	}
 	return &StopTimeoutError{Service: service, Timeout: timeout, Units: units}
-}
-
-// waitGroup waits for wg until ctx ends, and reports whether wg is done.
-func waitGroup(ctx context.Context, wg *sync.WaitGroup) bool {
-	idle := make(chan struct{})
-	go func() {
-		wg.Wait()
-		close(idle)
-	}()
-	select {
-	case <-idle:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
