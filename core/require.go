@@ -196,13 +196,7 @@ func (b *Base) startRequirement(ctx context.Context, st *reqState, states []*req
 	if ctx.Err() != nil {
 		return errSkipped
 	}
-	var svc Service
-	// svc is read only when the call returned in time: an abandoned Resolve
-	// writes it for nobody.
-	err, _ := b.callBounded(ctx, "requirement "+st.name+" Resolve", func(ctx context.Context) (err error) {
-		svc, err = st.r.Resolve(ctx)
-		return err
-	})
+	svc, err := b.resolve(ctx, st.name, st.r)
 	if err != nil {
 		return err
 	}
@@ -245,7 +239,7 @@ func (b *Base) startRequirement(ctx context.Context, st *reqState, states []*req
 	if err != nil {
 		return err
 	}
-	if err, _ := b.callBounded(ctx, "requirement "+st.name+" Healthcheck", svc.Healthcheck); err != nil {
+	if err := b.healthcheck(ctx, st.name, svc); err != nil {
 		if bb, ok := svc.(baser); ok {
 			if why := bb.coreBase().notRunning(); why != nil {
 				return why // it failed meanwhile: its cause, not only "is stopping"

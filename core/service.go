@@ -444,8 +444,7 @@ func (b *Base) startSteps(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return fail(u.Name(), err)
 		}
-		launch := func(ctx context.Context) error { return u.Launch(ctx, b.host) }
-		if err, _ := b.callBounded(ctx, u.Name(), launch); err != nil {
+		if err := b.launchUnit(ctx, u); err != nil {
 			return fail(u.Name(), err)
 		}
 	}

@@ -333,3 +333,8 @@ func (t *Task[T]) set(v T) {
 	t.last, t.hasLast = v, true
 	t.mu.Unlock()
 }
+
+// LaunchInline implements inline.Launcher: with one worker, Launch uses the
+// policies Validate made and calls no user code, so the service calls it on
+// its own goroutine. More workers call the policy factories in Launch.
+func (u unit[T]) LaunchInline() bool { return u.t.cfg.workers == 1 }
