@@ -7,10 +7,7 @@ import (
 	"slices"
 	"time"
 
-	"go.opentelemetry.io/otel/trace"
-
 	"github.com/coreservice/coreservice/internal/names"
-	"github.com/coreservice/coreservice/internal/telemetry"
 )
 
 // Check is a named health check hosted by a service. Package health builds
@@ -186,65 +183,9 @@ func (b *Base) Healthcheck(ctx context.Context) error {
 	return nil
 }
 
-// monitor runs the checks every MonitorInterval, each run a new trace
-// "healthcheck <name>" linked to the start span, and fails the service once
-// a check has failed Threshold times in a row.
-func (b *Base) monitor(ctx context.Context) error {
-	checks := b.cfg.checks
-	failures := make([]int, len(checks))
-	link := trace.Link{SpanContext: b.host.StartSpanContext()}
-	gate := telemetry.NewSpanGate(b.tracer, telemetry.ScopeName)
-	t := time.NewTimer(b.cfg.monitorInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-		cctx, span := ctx, trace.SpanFromContext(ctx) // a no-op span while no tracer is installed
-		if gate.On() {
-			cctx, span = b.tracer.Start(ctx, telemetry.SpanName(telemetry.SpanHealthcheck, b.name),
-				trace.WithNewRoot(), trace.WithLinks(link),
-				trace.WithSpanKind(trace.SpanKindInternal),
-				trace.WithAttributes(telemetry.AttrService.String(b.name)))
-		}
-		if err := b.foreignRequirementsRunning(); err != nil {
-			telemetry.End(span, err)
-			return err
-		}
-		var failed, fatal []error
-		for i, c := range checks {
-			err := b.runCheck(cctx, i)
-			if err == nil {
-				failures[i] = 0
-				continue
-			}
-			err = fmt.Errorf("check %s: %w", c.Name(), err)
-			failures[i]++
-			failed = append(failed, err)
-			if failures[i] >= c.Threshold() {
-				fatal = append(fatal, err)
-			} else {
-				b.log.WarnContext(cctx, "health check failed", "check", c.Name(),
-					"failures", failures[i], "threshold", c.Threshold(), "error", err)
-			}
-		}
-		telemetry.End(span, errors.Join(failed...))
-		if ctx.Err() != nil {
-			return nil // stopping: failures caused by the cancellation don't count
-		}
-		if len(fatal) > 0 {
-			return fmt.Errorf("%w: %s: %w", ErrUnhealthy, b.name, errors.Join(fatal...))
-		}
-		t.Reset(b.cfg.monitorInterval)
-	}
-}
-
 // needsMonitor reports whether the monitor has anything to watch: checks,
 // or requirements of a type other than *Base (a *Base tells its parents
-// itself when it stops). A service with neither runs no monitor goroutine
-// and no timer.
+// itself when it stops). A service with neither has no monitor timer.
 func (b *Base) needsMonitor() bool {
 	if len(b.cfg.checks) > 0 {
 		return true

@@ -143,6 +143,7 @@ type workerSet struct {
 	next    int
 	running map[int]string // what runs now, by id, named for a StopTimeoutError
 	idle    chan struct{}  // closed when running empties; nil while nobody waits
+	timer   *time.Timer    // the monitor's next tick, if it has one; stopped by close
 }
 
 // unitKey marks the contexts of a service's own goroutines with the
@@ -167,11 +168,21 @@ func (w *workerSet) context() context.Context {
 	return w.ctx
 }
 
-// close makes Go a no-op from now on: the service has begun to stop.
+// close makes Go a no-op from now on, and disarms the monitor's next
+// tick: the service has begun to stop.
 func (w *workerSet) close() {
 	w.mu.Lock()
-	w.closed = true
+	w.closeLocked()
 	w.mu.Unlock()
+}
+
+// closeLocked is close with w.mu held.
+func (w *workerSet) closeLocked() {
+	w.closed = true
+	if w.timer != nil {
+		w.timer.Stop()
+		w.timer = nil
+	}
 }
 
 // enter records work named name as running and returns its id and the
@@ -234,7 +245,7 @@ func callRecover(ctx context.Context, name string, fn func(context.Context) erro
 // until ctx ends; then it names those still running.
 func (w *workerSet) wait(ctx context.Context, service string, timeout time.Duration) error {
 	w.mu.Lock()
-	w.closed = true
+	w.closeLocked()
 	if len(w.running) == 0 {
 		w.mu.Unlock()
 		return nil

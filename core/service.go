@@ -460,7 +460,7 @@ func (b *Base) startSteps(ctx context.Context) error {
 		return fail("", err)
 	}
 	if b.needsMonitor() {
-		b.workers.start(b, "monitor", b.monitor)
+		b.startMonitor()
 	}
 	return nil
 }
