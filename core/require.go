@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/coreservice/coreservice/internal/inline"
 	"github.com/coreservice/coreservice/internal/values"
 )
 
@@ -79,11 +80,47 @@ type reqState struct {
 	r         Requirement
 	name      string
 	after     []int         // indexes of the requirements it waits for
-	started   chan struct{} // closed when it is Running and checked
-	released  chan struct{} // closed once released (or never acquired)
+	started   chan struct{} // closed when it is Running and checked; nil if no requirement comes after it
+	released  chan struct{} // closed once released (or never acquired); nil if it comes after none
 	svc       Service       // set once resolved
 	attempted bool          // acquire was called: release must follow
 	ok        bool          // Running and checked
+}
+
+// markStarted tells the requirements that come after st that it is Running
+// and checked.
+func (st *reqState) markStarted() {
+	if st.started != nil {
+		close(st.started)
+	}
+}
+
+// markReleased tells the requirements st comes after that it is released.
+func (st *reqState) markReleased() {
+	if st.released != nil {
+		close(st.released)
+	}
+}
+
+// startsInline reports whether the start of requirement st runs no user
+// code and waits for nothing but that start: it is one of the module's
+// requirements with a known service (deps.Requires), owned, after no other
+// requirement, and the service is a *Base whose own start runs no user
+// code (Base.startsInline). Such a requirement's start is run on the
+// parent's goroutine; every other one in a goroutine of its own.
+func startsInline(st *reqState) bool {
+	if len(st.after) > 0 || !st.r.Owned() {
+		return false
+	}
+	if ir, ok := st.r.(inline.Resolver); !ok || !ir.ResolveInline() {
+		return false
+	}
+	sr, ok := st.r.(StaticRequirement)
+	if !ok {
+		return false
+	}
+	child, ok := sr.Known().(*Base)
+	return ok && child.invalid() == nil && child.startsInline()
 }
 
 // startRequirements starts b's requirements. On failure it returns the part
@@ -96,7 +133,7 @@ func (b *Base) startRequirements(ctx context.Context) (string, error) {
 	}
 	states := make([]*reqState, len(reqs))
 	for i, r := range reqs {
-		states[i] = &reqState{r: r, name: r.Name(), started: make(chan struct{}), released: make(chan struct{})}
+		states[i] = &reqState{r: r, name: r.Name()}
 	}
 	for i, st := range states {
 		for _, a := range st.r.After() {
@@ -109,6 +146,19 @@ func (b *Base) startRequirements(ctx context.Context) (string, error) {
 				return "requirement " + st.name, fmt.Errorf("%w: After(%s): not a requirement of %s", ErrInvalidOption, name, b.name)
 			}
 			states[i].after = append(states[i].after, j)
+		}
+	}
+	// The channels along After edges, only where someone waits on them: a
+	// requirement's start for those it comes after, and their release for
+	// it.
+	for _, st := range states {
+		if len(st.after) > 0 {
+			st.released = make(chan struct{})
+		}
+		for _, j := range st.after {
+			if states[j].started == nil {
+				states[j].started = make(chan struct{})
+			}
 		}
 	}
 	for _, st := range states {
@@ -153,27 +203,39 @@ func (b *Base) startRequirements(ctx context.Context) (string, error) {
 		firstErr error
 		others   []error // failures of their own met once the first cancelled the rest
 	)
+	start := func(st *reqState) {
+		err := b.startRequirement(ctx, st, states)
+		if err == nil {
+			return
+		}
+		if errors.Is(err, errSkipped) {
+			err = context.Cause(ctx)
+		}
+		mu.Lock()
+		switch {
+		case failed == nil:
+			failed, firstErr = st, err
+			cancel(err)
+		case !errors.Is(err, context.Canceled) && !errors.Is(err, context.Cause(ctx)):
+			// Not the cancellation the first failure caused: a
+			// failure of its own, which must not be lost.
+			others = append(others, fmt.Errorf("requirement %s: %w", st.name, err))
+		}
+		mu.Unlock()
+	}
+	// Each requirement starts in a goroutine of its own, concurrently,
+	// except those whose whole start runs no user code: they start one
+	// after the other on this goroutine, once the others are under way.
+	var inline []*reqState
 	for _, st := range states {
-		wg.Go(func() {
-			err := b.startRequirement(ctx, st, states)
-			if err == nil {
-				return
-			}
-			if errors.Is(err, errSkipped) {
-				err = context.Cause(ctx)
-			}
-			mu.Lock()
-			switch {
-			case failed == nil:
-				failed, firstErr = st, err
-				cancel(err)
-			case !errors.Is(err, context.Canceled) && !errors.Is(err, context.Cause(ctx)):
-				// Not the cancellation the first failure caused: a
-				// failure of its own, which must not be lost.
-				others = append(others, fmt.Errorf("requirement %s: %w", st.name, err))
-			}
-			mu.Unlock()
-		})
+		if startsInline(st) {
+			inline = append(inline, st)
+			continue
+		}
+		wg.Go(func() { start(st) })
+	}
+	for _, st := range inline {
+		start(st)
 	}
 	wg.Wait()
 	if failed != nil {
@@ -253,11 +315,11 @@ func (b *Base) startRequirement(ctx context.Context, st *reqState, states []*req
 			return err
 		}
 		st.ok = true
-		close(st.started)
+		st.markStarted()
 		return nil
 	}
 	st.ok = true
-	close(st.started)
+	st.markStarted()
 	b.workers.start(b, "requirement "+st.name, func(ctx context.Context) error {
 		select {
 		case <-svc.Done():
@@ -331,27 +393,54 @@ func (b *Base) releaseRequirements(ctx context.Context) []error {
 			waiters[i] = append(waiters[i], later)
 		}
 	}
+	record := func(st *reqState, err error) {
+		if err == nil {
+			return
+		}
+		if ste := (*StopTimeoutError)(nil); !errors.As(err, &ste) || ste.Service != b.name {
+			err = fmt.Errorf("requirement %s: %w", st.name, err)
+		}
+		mu.Lock()
+		errs = append(errs, err)
+		mu.Unlock()
+	}
+	// A *Base that nothing came after is released on this goroutine: its
+	// stop runs in a goroutine of its own, so every such stop begins first
+	// and then each is waited for. The others are released in goroutines
+	// of their own, each once those that came after it are.
+	type held struct {
+		st    *reqState
+		child *Base
+		wait  bool
+	}
+	var inline []held
 	for i, st := range states {
+		b.mu.Lock()
+		svc, attempted := st.svc, st.attempted
+		b.mu.Unlock()
+		if bb, ok := svc.(baser); ok && attempted && len(waiters[i]) == 0 {
+			inline = append(inline, held{st: st, child: bb.coreBase()})
+			continue
+		}
 		wg.Go(func() {
-			defer close(st.released)
+			defer st.markReleased()
 			for _, later := range waiters[i] {
 				<-later.released
 			}
-			b.mu.Lock()
-			svc, attempted := st.svc, st.attempted
-			b.mu.Unlock()
-			if !attempted {
-				return
-			}
-			if err := b.release(ctx, st.name, st.r.Owned(), svc); err != nil {
-				if ste := (*StopTimeoutError)(nil); !errors.As(err, &ste) || ste.Service != b.name {
-					err = fmt.Errorf("requirement %s: %w", st.name, err)
-				}
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
+			if attempted {
+				record(st, b.release(ctx, st.name, st.r.Owned(), svc))
 			}
 		})
+	}
+	for i := range inline {
+		h := &inline[i]
+		h.wait = b.dropHold(ctx, h.child, h.st.r.Owned())
+	}
+	for _, h := range inline {
+		if h.wait {
+			record(h.st, b.awaitRelease(h.child))
+		}
+		h.st.markReleased()
 	}
 	wg.Wait()
 	return errs

@@ -338,3 +338,7 @@ func (t *Task[T]) set(v T) {
 // policies Validate made and calls no user code, so the service calls it on
 // its own goroutine. More workers call the policy factories in Launch.
 func (u unit[T]) LaunchInline() bool { return u.t.cfg.workers == 1 }
+
+// ValidateInline implements inline.Launcher: Validate calls the policy
+// factories, user code, when the task has policy options.
+func (u unit[T]) ValidateInline() bool { return len(u.t.cfg.policies) == 0 }

@@ -6,11 +6,16 @@
 // always bounded.
 package inline
 
-// Launcher is a core.Unit whose Launch, this time, runs no user code and
-// does not block.
+// Launcher is a core.Unit that says whether its Launch, and its Validate
+// (if it is a core.UnitValidator), run user code.
 type Launcher interface {
-	// LaunchInline reports whether the next Launch can be called inline.
+	// LaunchInline reports whether Launch runs no user code and does not
+	// block, so that it can be called inline.
 	LaunchInline() bool
+	// ValidateInline reports whether Validate (if any) runs no user code
+	// either: then a start of the unit's service with nothing else in it
+	// that runs user code can run on its parent's goroutine.
+	ValidateInline() bool
 }
 
 // Resolver is a core.Requirement whose Resolve runs no user code and does
