@@ -30,11 +30,14 @@ type worker[T any] struct {
 	id     int    // from 1
 	goName string // "task <name>#<id>", for Host.Go and StopTimeoutError
 	svc    string
-	log    *slog.Logger
-	sched  backoff.BackOff // cadenceSchedule without Once only
-	retry  backoff.BackOff // nil: no retries
-	timer  *time.Timer     // made on the first wait longer than zero
-	run    int64           // number of the current run, from 1
+	// hostLog is the service's logger; log is it with the task and the
+	// worker, made on the first record the logger takes (logger).
+	hostLog *slog.Logger
+	log     *slog.Logger
+	sched   backoff.BackOff // cadenceSchedule without Once only
+	retry   backoff.BackOff // nil: no retries
+	timer   *time.Timer     // made on the first wait longer than zero
+	run     int64           // number of the current run, from 1
 	// failing is set by a failed run and cleared by a successful one: the
 	// retry policy is Reset at the start of each streak of failures.
 	failing bool
@@ -43,18 +46,25 @@ type worker[T any] struct {
 	delivering atomic.Int64
 	watchdog   atomic.Pointer[time.Timer] // warns about slow consumers; made on the first delivery
 
-	gate      telemetry.SpanGate
-	tracer    trace.Tracer
-	spanName  string
-	startOpts []trace.SpanStartOption
-	link      trace.Link            // to the service's start span
-	attrs     []attribute.KeyValue  // service, task and worker
-	kv        [1]attribute.KeyValue // scratch for one attribute: a variadic call then allocates nothing
-	epoch     time.Time             // run durations are measured from it: one monotonic read each end
+	gate   telemetry.SpanGate
+	tracer trace.Tracer
+	link   trace.Link   // to the service's start span
+	spans  *workerSpans // made on the first run the tracer may record
+	epoch  time.Time    // run durations are measured from it: one monotonic read each end
 
 	mgate   telemetry.MeterGate
 	meter   metric.Meter
 	metrics *workerMetrics // made on the first run the meter records
+}
+
+// workerSpans is what a worker's spans are started with, made on the first
+// run while the tracer may record, so that a worker whose runs are never
+// traced builds no span name or attribute.
+type workerSpans struct {
+	name      string
+	startOpts []trace.SpanStartOption
+	attrs     []attribute.KeyValue  // service, task and worker
+	kv        [1]attribute.KeyValue // scratch for one attribute: a variadic call then allocates nothing
 }
 
 // workerMetrics are a worker's instruments and its precomputed attribute
@@ -70,28 +80,18 @@ type workerMetrics struct {
 // already made (by Validate), or nil for newWorker to call the factories.
 func newWorker[T any](t *Task[T], h *core.Host, id int, sched, retry backoff.BackOff) (*worker[T], error) {
 	w := &worker[T]{
-		t:        t,
-		cfg:      &t.cfg,
-		id:       id,
-		goName:   "task " + t.name + "#" + strconv.Itoa(id),
-		svc:      h.Name(),
-		log:      h.Log().With("task", t.name, "worker", id),
-		gate:     telemetry.NewSpanGate(h.Tracer(), telemetry.ScopeName),
-		tracer:   h.Tracer(),
-		spanName: telemetry.SpanName(telemetry.SpanTask, h.Name()+"/"+t.name),
-		// Only what a sampler decides on goes in the start options; the
-		// attributes and the link are added once the span is known to
-		// record, so that an unsampled run does not copy them.
-		startOpts: []trace.SpanStartOption{trace.WithNewRoot(), trace.WithSpanKind(trace.SpanKindInternal)},
-		link:      trace.Link{SpanContext: h.StartSpanContext()},
-		attrs: []attribute.KeyValue{
-			telemetry.AttrService.String(h.Name()),
-			telemetry.AttrTask.String(t.name),
-			telemetry.AttrWorker.Int(id),
-		},
-		epoch: time.Now(),
-		mgate: telemetry.NewMeterGate(h.Meter(), telemetry.ScopeName),
-		meter: h.Meter(),
+		t:       t,
+		cfg:     &t.cfg,
+		id:      id,
+		goName:  "task " + t.name + "#" + strconv.Itoa(id),
+		svc:     h.Name(),
+		hostLog: h.Log(),
+		gate:    telemetry.NewSpanGate(h.Tracer(), telemetry.ScopeName),
+		tracer:  h.Tracer(),
+		link:    trace.Link{SpanContext: h.StartSpanContext()},
+		epoch:   time.Now(),
+		mgate:   telemetry.NewMeterGate(h.Meter(), telemetry.ScopeName),
+		meter:   h.Meter(),
 	}
 	w.sched, w.retry = sched, retry
 	var err error
@@ -219,12 +219,13 @@ func (w *worker[T]) runOnce(ctx context.Context) (next time.Duration, end bool, 
 	rctx := ctx // the run's context
 	var span trace.Span
 	if w.gate.On() {
-		rctx, span = w.tracer.Start(ctx, w.spanName, w.startOpts...)
+		sp := w.spanSettings()
+		rctx, span = w.tracer.Start(ctx, sp.name, sp.startOpts...)
 		if span.IsRecording() {
 			span.AddLink(w.link)
-			span.SetAttributes(w.attrs...)
-			w.kv[0] = telemetry.AttrRun.Int64(w.run)
-			span.SetAttributes(w.kv[:1]...)
+			span.SetAttributes(sp.attrs...)
+			sp.kv[0] = telemetry.AttrRun.Int64(w.run)
+			span.SetAttributes(sp.kv[:1]...)
 		}
 	}
 	lctx := rctx // for logs: the run's span, without the timeout
@@ -255,7 +256,9 @@ func (w *worker[T]) runOnce(ctx context.Context) (next time.Duration, end bool, 
 		switch {
 		case w.cfg.once:
 			end = true
-			w.log.InfoContext(lctx, "task worker done: Once", "run", w.run)
+			if l := w.logger(lctx, slog.LevelInfo); l != nil {
+				l.InfoContext(lctx, "task worker done: Once", "run", w.run)
+			}
 		case w.cfg.cadence == cadenceEvery:
 			next = w.cfg.every
 		default: // cadenceSchedule
@@ -263,22 +266,30 @@ func (w *worker[T]) runOnce(ctx context.Context) (next time.Duration, end bool, 
 			if next, perr = nextBackOff(w.sched, false); perr != nil {
 				runErr = fmt.Errorf("task.Schedule policy: %w", perr)
 				end, result = true, &core.TaskError{Service: w.svc, Task: w.t.name, Worker: w.id, Err: runErr}
-				w.log.ErrorContext(lctx, "task schedule policy failed; the service fails", "run", w.run, "error", runErr)
+				if l := w.logger(lctx, slog.LevelError); l != nil {
+					l.ErrorContext(lctx, "task schedule policy failed; the service fails", "run", w.run, "error", runErr)
+				}
 			} else if next == backoff.Stop {
 				end = true
-				w.log.InfoContext(lctx, "task worker done: the Schedule policy stopped", "run", w.run)
+				if l := w.logger(lctx, slog.LevelInfo); l != nil {
+					l.InfoContext(lctx, "task worker done: the Schedule policy stopped", "run", w.run)
+				}
 			}
 		}
 	case panicked == nil && errors.Is(err, ErrDone):
 		end = true
-		w.log.InfoContext(lctx, "task worker done: ErrDone", "run", w.run)
+		if l := w.logger(lctx, slog.LevelInfo); l != nil {
+			l.InfoContext(lctx, "task worker done: ErrDone", "run", w.run)
+		}
 	case panicked == nil && ctx.Err() != nil && interrupted(ctx, err):
 		// The service is stopping and the run returned its cancellation:
 		// not a failure.
 		end = true
 		if st == stageConsumer {
-			w.log.WarnContext(lctx, "task result not delivered to every consumer: the service is stopping",
-				"run", w.run, "error", err)
+			if l := w.logger(lctx, slog.LevelWarn); l != nil {
+				l.WarnContext(lctx, "task result not delivered to every consumer: the service is stopping",
+					"run", w.run, "error", err)
+			}
 		}
 	default:
 		switch {
@@ -304,24 +315,32 @@ func (w *worker[T]) runOnce(ctx context.Context) (next time.Duration, end bool, 
 			// stop's error, returned by Stop.
 			result = &core.TaskError{Service: w.svc, Task: w.t.name, Worker: w.id, Err: err}
 			if ctx.Err() != nil {
-				w.log.ErrorContext(lctx, "task run failed while the service stops; Stop returns it", "run", w.run,
-					"error", err)
+				if l := w.logger(lctx, slog.LevelError); l != nil {
+					l.ErrorContext(lctx, "task run failed while the service stops; Stop returns it", "run", w.run,
+						"error", err)
+				}
 			} else {
-				w.log.ErrorContext(lctx, "task run failed; the service fails", "run", w.run, "error", err)
+				if l := w.logger(lctx, slog.LevelError); l != nil {
+					l.ErrorContext(lctx, "task run failed; the service fails", "run", w.run, "error", err)
+				}
 			}
 		case ctx.Err() != nil:
 			// A failure the policy would retry, but the service stops:
 			// it is no more the service's than it was a moment earlier.
 			end = true
-			w.log.WarnContext(lctx, "task run failed while the service stops; not retried", "run", w.run,
-				"error", err)
+			if l := w.logger(lctx, slog.LevelWarn); l != nil {
+				l.WarnContext(lctx, "task run failed while the service stops; not retried", "run", w.run,
+					"error", err)
+			}
 		}
 	}
 	if !end {
 		next = w.jitter(next)
 		if runErr != nil {
-			w.log.WarnContext(lctx, "task run failed; retrying", "run", w.run, "error", runErr,
-				"retry_in", next)
+			if l := w.logger(lctx, slog.LevelWarn); l != nil {
+				l.WarnContext(lctx, "task run failed; retrying", "run", w.run, "error", runErr,
+					"retry_in", next)
+			}
 		}
 	}
 	if runErr != nil {
@@ -335,8 +354,8 @@ func (w *worker[T]) runOnce(ctx context.Context) (next time.Duration, end bool, 
 
 	if span != nil {
 		if !end && span.IsRecording() {
-			w.kv[0] = telemetry.AttrNextDelay.Float64(next.Seconds())
-			span.SetAttributes(w.kv[:1]...)
+			w.spans.kv[0] = telemetry.AttrNextDelay.Float64(next.Seconds())
+			span.SetAttributes(w.spans.kv[:1]...)
 		}
 		if panicked != nil {
 			telemetry.RecordPanic(span, runErr, panicked.Stack)
@@ -383,7 +402,9 @@ func (w *worker[T]) instruments() *workerMetrics {
 		metric.WithUnit("{retry}"), metric.WithDescription("Retries scheduled after failed task runs"))
 	for _, err := range []error{err1, err2} {
 		if err != nil {
-			w.log.Warn("cannot make a metric instrument", "error", err)
+			if l := w.logger(context.Background(), slog.LevelWarn); l != nil {
+				l.Warn("cannot make a metric instrument", "error", err)
+			}
 		}
 	}
 	set := attribute.NewSet(telemetry.AttrService.String(w.svc), telemetry.AttrTask.String(w.t.name))
@@ -431,6 +452,10 @@ const SlowConsumerWarning = 10 * time.Second
 // watchDelivery marks the start of a delivery to the consumers and arms the
 // watchdog that warns about a slow one. It allocates only the first time.
 func (w *worker[T]) watchDelivery() {
+	if w.log == nil {
+		// Before the watchdog exists: its function reads w.log.
+		w.log = w.taggedLog()
+	}
 	w.delivering.Store(time.Now().UnixNano())
 	if t := w.watchdog.Load(); t != nil {
 		t.Reset(SlowConsumerWarning)
@@ -453,4 +478,43 @@ func (w *worker[T]) warnSlowDelivery() {
 	if t := w.watchdog.Load(); t != nil {
 		t.Reset(SlowConsumerWarning - blocked%SlowConsumerWarning)
 	}
+}
+
+// logger returns the worker's logger (with the task and the worker) if the
+// service's logger records level, else nil: a record that nothing takes
+// costs no logger and no attributes. Only the worker's goroutine calls it.
+func (w *worker[T]) logger(ctx context.Context, level slog.Level) *slog.Logger {
+	if !w.hostLog.Enabled(ctx, level) {
+		return nil
+	}
+	if w.log == nil {
+		w.log = w.taggedLog()
+	}
+	return w.log
+}
+
+// taggedLog is the service's logger with the task and the worker.
+func (w *worker[T]) taggedLog() *slog.Logger {
+	return w.hostLog.With("task", w.t.name, "worker", w.id)
+}
+
+// spanSettings returns what the worker's spans are started with, making it
+// on the first call. Only the worker's goroutine calls it.
+func (w *worker[T]) spanSettings() *workerSpans {
+	if w.spans == nil {
+		w.spans = &workerSpans{
+			name: telemetry.SpanName(telemetry.SpanTask, w.svc+"/"+w.t.name),
+			// Only what a sampler decides on goes in the start options;
+			// the attributes and the link are added once the span is
+			// known to record, so that an unsampled run does not copy
+			// them.
+			startOpts: []trace.SpanStartOption{trace.WithNewRoot(), trace.WithSpanKind(trace.SpanKindInternal)},
+			attrs: []attribute.KeyValue{
+				telemetry.AttrService.String(w.svc),
+				telemetry.AttrTask.String(w.t.name),
+				telemetry.AttrWorker.Int(w.id),
+			},
+		}
+	}
+	return w.spans
 }
