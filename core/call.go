@@ -136,3 +136,20 @@ func (b *Base) healthcheck(ctx context.Context, name string, svc Service) error 
 	err, _ := b.callBounded(ctx, "requirement "+name+" Healthcheck", svc.Healthcheck)
 	return err
 }
+
+// timeoutExceeded is the cause of a context ended by a timeout option, such
+// as "context deadline exceeded: StartTimeout 1s exceeded": it matches
+// context.DeadlineExceeded. It is formatted only when read, so a start
+// that does not time out builds no message.
+type timeoutExceeded struct {
+	option string
+	d      time.Duration
+}
+
+// Error names the option and its value.
+func (e *timeoutExceeded) Error() string {
+	return fmt.Sprintf("%v: %s %v exceeded", context.DeadlineExceeded, e.option, e.d)
+}
+
+// Unwrap returns context.DeadlineExceeded.
+func (e *timeoutExceeded) Unwrap() error { return context.DeadlineExceeded }

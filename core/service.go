@@ -303,8 +303,7 @@ var errStopRequested = errors.New("stopped while starting")
 func (b *Base) startup(ctx context.Context) error {
 	defer b.startCancel(nil)
 	b.raise(ctx, StateNew, StateStarting, nil)
-	ctx, cancel := context.WithTimeoutCause(ctx, b.cfg.startTimeout,
-		fmt.Errorf("%w: StartTimeout %v exceeded", context.DeadlineExceeded, b.cfg.startTimeout))
+	ctx, cancel := context.WithTimeoutCause(ctx, b.cfg.startTimeout, &timeoutExceeded{"StartTimeout", b.cfg.startTimeout})
 	defer cancel()
 	ctx, span := b.span(withPath(ctx, b), telemetry.SpanStart, b.name)
 	b.mu.Lock()
