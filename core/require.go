@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"runtime"
 	"slices"
 	"sync"
 
@@ -100,6 +101,26 @@ func (st *reqState) markReleased() {
 	if st.released != nil {
 		close(st.released)
 	}
+}
+
+// inlineRun is how many requirements whose start runs no user code are
+// worth a goroutine of their own: fewer start on the parent's goroutine.
+const inlineRun = 64
+
+// inlineRuns splits the requirements whose start runs no user code into
+// runs of at least inlineRun each, one per processor at most: the caller
+// starts the first on its own goroutine and each other one in a goroutine
+// of its own.
+func inlineRuns(inline []*reqState) [][]*reqState {
+	n := min(runtime.GOMAXPROCS(0), len(inline)/inlineRun)
+	if n <= 1 {
+		return [][]*reqState{inline}
+	}
+	runs := make([][]*reqState, n)
+	for i := range runs {
+		runs[i] = inline[i*len(inline)/n : (i+1)*len(inline)/n]
+	}
+	return runs
 }
 
 // startsInline reports whether the start of requirement st runs no user
@@ -225,7 +246,8 @@ func (b *Base) startRequirements(ctx context.Context) (string, error) {
 	}
 	// Each requirement starts in a goroutine of its own, concurrently,
 	// except those whose whole start runs no user code: they start one
-	// after the other on this goroutine, once the others are under way.
+	// after the other, once the others are under way, in as many runs as
+	// there are processors to run them (this goroutine takes the last).
 	var inline []*reqState
 	for _, st := range states {
 		if startsInline(st) {
@@ -234,7 +256,15 @@ func (b *Base) startRequirements(ctx context.Context) (string, error) {
 		}
 		wg.Go(func() { start(st) })
 	}
-	for _, st := range inline {
+	runs := inlineRuns(inline)
+	for _, run := range runs[1:] {
+		wg.Go(func() {
+			for _, st := range run {
+				start(st)
+			}
+		})
+	}
+	for _, st := range runs[0] {
 		start(st)
 	}
 	wg.Wait()
