@@ -137,13 +137,25 @@ func (h *Host) Fail(err error) {
 // them under its lock rather than in a WaitGroup, so that the stop waits on
 // a channel closed by the last one to end, with no goroutine of its own.
 type workerSet struct {
-	mu      sync.Mutex
-	ctx     context.Context // the service's lifetime; nil until open
-	closed  bool
-	next    int
-	running map[int]string // what runs now, by id, named for a StopTimeoutError
-	idle    chan struct{}  // closed when running empties; nil while nobody waits
-	timer   *time.Timer    // the monitor's next tick, if it has one; stopped by close
+	mu     sync.Mutex
+	ctx    context.Context // the service's lifetime; nil until open
+	closed bool
+	next   int
+	// running is what runs now, named for a StopTimeoutError, in the order
+	// it began: ids only grow, so it is sorted by id. An entry that ended
+	// is marked (its name cleared) and dropped once ended ones are the
+	// majority, so that enter and exit take constant time on average.
+	running []workerEntry
+	live    int           // entries of running not ended
+	idle    chan struct{} // closed when live drops to 0; nil while nobody waits
+	timer   *time.Timer   // the monitor's next tick, if it has one; stopped by close
+}
+
+// workerEntry is one goroutine of a workerSet.
+type workerEntry struct {
+	id    int
+	name  string
+	ended bool
 }
 
 // unitKey marks the contexts of a service's own goroutines with the
@@ -194,12 +206,10 @@ func (w *workerSet) enter(name string) (id int, ctx context.Context, ok bool) {
 	if w.closed || w.ctx == nil {
 		return 0, nil, false
 	}
-	if w.running == nil {
-		w.running = make(map[int]string, 1)
-	}
 	id = w.next
 	w.next++
-	w.running[id] = name
+	w.running = append(w.running, workerEntry{id: id, name: name})
+	w.live++
 	return id, w.ctx, true
 }
 
@@ -208,8 +218,16 @@ func (w *workerSet) enter(name string) (id int, ctx context.Context, ok bool) {
 func (w *workerSet) exit(id int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	delete(w.running, id)
-	if len(w.running) == 0 && w.idle != nil {
+	i, _ := slices.BinarySearchFunc(w.running, id, func(e workerEntry, id int) int { return e.id - id })
+	w.running[i] = workerEntry{id: id, ended: true}
+	w.live--
+	switch {
+	case w.live == 0:
+		w.running = w.running[:0]
+	case 2*w.live < len(w.running):
+		w.running = slices.DeleteFunc(w.running, func(e workerEntry) bool { return e.ended })
+	}
+	if w.live == 0 && w.idle != nil {
 		close(w.idle)
 		w.idle = nil
 	}
@@ -241,12 +259,29 @@ func callRecover(ctx context.Context, name string, fn func(context.Context) erro
 	return fn(ctx)
 }
 
+// unitsIdle reports whether the stop has nothing left to wait for before
+// its OnStop hooks: no goroutine of the service and no Healthcheck call
+// begun while Running is under way. Once the stop has begun, neither can
+// begin again, so the answer stays true.
+func (b *Base) unitsIdle() bool {
+	w := &b.workers
+	w.mu.Lock()
+	idle := w.closed && w.live == 0
+	w.mu.Unlock()
+	if !idle {
+		return false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.checking == 0
+}
+
 // wait closes the set to new goroutines and waits for the running ones
 // until ctx ends; then it names those still running.
 func (w *workerSet) wait(ctx context.Context, service string, timeout time.Duration) error {
 	w.mu.Lock()
 	w.closeLocked()
-	if len(w.running) == 0 {
+	if w.live == 0 {
 		w.mu.Unlock()
 		return nil
 	}
@@ -262,17 +297,14 @@ func (w *workerSet) wait(ctx context.Context, service string, timeout time.Durat
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if len(w.running) == 0 {
+	if w.live == 0 {
 		return nil
 	}
-	ids := make([]int, 0, len(w.running))
-	for id := range w.running {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	units := make([]string, len(ids))
-	for i, id := range ids {
-		units[i] = w.running[id]
+	units := make([]string, 0, w.live)
+	for _, e := range w.running {
+		if !e.ended {
+			units = append(units, e.name)
+		}
 	}
 	return &StopTimeoutError{Service: service, Timeout: timeout, Units: units}
 }

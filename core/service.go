@@ -303,8 +303,11 @@ var errStopRequested = errors.New("stopped while starting")
 func (b *Base) startup(ctx context.Context) error {
 	defer b.startCancel(nil)
 	b.raise(ctx, StateNew, StateStarting, nil)
-	ctx, cancel := context.WithTimeoutCause(ctx, b.cfg.startTimeout, &timeoutExceeded{"StartTimeout", b.cfg.startTimeout})
-	defer cancel()
+	if !b.startsInline() { // a start that runs no user code has nothing for StartTimeout to bound
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, b.cfg.startTimeout, &timeoutExceeded{"StartTimeout", b.cfg.startTimeout})
+		defer cancel()
+	}
 	ctx, span := b.span(withPath(ctx, b), telemetry.SpanStart, b.name)
 	b.mu.Lock()
 	b.startSpan = span.SpanContext()
@@ -659,7 +662,10 @@ func (b *Base) shutdown(ctx context.Context) error {
 	}
 	// Each step has a StopTimeout of its own, so that no step, however
 	// stuck, takes the time of the next: first the units and the monitor.
-	unitsCtx, cancel := context.WithTimeout(ctx, b.cfg.stopTimeout)
+	unitsCtx, cancel := ctx, context.CancelFunc(func() {})
+	if !b.unitsIdle() { // else nothing to wait for: no timer
+		unitsCtx, cancel = context.WithTimeout(ctx, b.cfg.stopTimeout)
+	}
 	if err := b.workers.wait(unitsCtx, b.name, b.cfg.stopTimeout); err != nil {
 		errs = append(errs, err)
 	}
