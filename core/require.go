@@ -357,7 +357,7 @@ func (b *Base) startRequirement(ctx context.Context, st *reqState, states []*req
 				return nil // b is stopping: the release reports what svc met
 			}
 			if err := svc.Err(); err != nil {
-				return fmt.Errorf("requirement %s failed: %w", st.name, err)
+				return &requirementFailed{name: st.name, err: err}
 			}
 			return fmt.Errorf("requirement %s stopped", st.name)
 		case <-ctx.Done():
@@ -532,3 +532,20 @@ func (m serviceSet) claim(svc Service, st *reqState) (other *reqState) {
 	m[key] = st
 	return nil
 }
+
+// requirementFailed is the failure of a parent whose requirement failed:
+// "requirement <name> failed: <its cause>". Its message is built when read,
+// not when the failure goes up a chain of parents, each wrapping the one
+// below: going up is then constant time per parent.
+type requirementFailed struct {
+	name string // the requirement's name in the parent
+	err  error  // the requirement's cause
+}
+
+// Error names the requirement and its cause.
+func (e *requirementFailed) Error() string {
+	return "requirement " + e.name + " failed: " + e.err.Error()
+}
+
+// Unwrap returns the requirement's cause.
+func (e *requirementFailed) Unwrap() error { return e.err }

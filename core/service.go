@@ -634,7 +634,7 @@ func (b *Base) stopAsync(ctx context.Context, from State) {
 	// waits for b, so they wait no longer.
 	for parent, name := range dependents {
 		if cause != nil {
-			parent.fail(fmt.Errorf("requirement %s failed: %w", name, cause))
+			parent.fail(&requirementFailed{name: name, err: cause})
 		} else {
 			parent.requirementStopped(name)
 		}
