@@ -416,12 +416,21 @@ func (b *Base) releaseRequirements(ctx context.Context) []error {
 		errs []error
 	)
 	// waiters[i] are the requirements that came after requirement i: it is
-	// released once they are.
-	waiters := make([][]*reqState, len(states))
+	// released once they are. Without After edges there are none.
+	var waiters [][]*reqState
 	for _, later := range states {
 		for _, i := range later.after {
+			if waiters == nil {
+				waiters = make([][]*reqState, len(states))
+			}
 			waiters[i] = append(waiters[i], later)
 		}
+	}
+	waitersOf := func(i int) []*reqState {
+		if waiters == nil {
+			return nil
+		}
+		return waiters[i]
 	}
 	record := func(st *reqState, err error) {
 		if err == nil {
@@ -443,18 +452,18 @@ func (b *Base) releaseRequirements(ctx context.Context) []error {
 		child *Base
 		wait  bool
 	}
-	var inline []held
+	inline := make([]held, 0, len(states))
 	for i, st := range states {
 		b.mu.Lock()
 		svc, attempted := st.svc, st.attempted
 		b.mu.Unlock()
-		if bb, ok := svc.(baser); ok && attempted && len(waiters[i]) == 0 {
+		if bb, ok := svc.(baser); ok && attempted && len(waitersOf(i)) == 0 {
 			inline = append(inline, held{st: st, child: bb.coreBase()})
 			continue
 		}
 		wg.Go(func() {
 			defer st.markReleased()
-			for _, later := range waiters[i] {
+			for _, later := range waitersOf(i) {
 				<-later.released
 			}
 			if attempted {

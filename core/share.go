@@ -190,6 +190,14 @@ func (b *Base) waitStopped(child *Base) bool {
 		}
 		b.mu.Unlock()
 	}()
+	child.mu.Lock()
+	alone := len(child.stopWaits) == 0
+	child.mu.Unlock()
+	if alone {
+		// child's stop waits for nothing, so not for b's: no walk.
+		<-child.done
+		return true
+	}
 	seen := map[*Base]bool{}
 	next := []*Base{child}
 	for len(next) > 0 {
