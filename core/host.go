@@ -300,9 +300,13 @@ func (w *workerSet) wait(ctx context.Context, service string, timeout time.Durat
 	if w.live == 0 {
 		return nil
 	}
+	// Each name once, in the order the first of its goroutines began: a
+	// unit may run several goroutines of one name (the calls of a check).
 	units := make([]string, 0, w.live)
+	named := make(map[string]bool, w.live)
 	for _, e := range w.running {
-		if !e.ended {
+		if !e.ended && !named[e.name] {
+			named[e.name] = true
 			units = append(units, e.name)
 		}
 	}
