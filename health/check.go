@@ -91,7 +91,7 @@ func (s CheckSpec) ApplyTo(c *core.Config) {
 	if len(errs) > 0 {
 		return
 	}
-	chk := &check{name: s.name, fn: s.fn, cfg: cfg}
+	chk := &check{name: s.name, unit: "check " + s.name, fn: s.fn, cfg: cfg}
 	c.AddCheck(chk)
 	c.AddUnit(waiter{chk})
 }
@@ -116,6 +116,7 @@ func (s CheckSpec) String() string {
 // service runs, and the record of its results.
 type check struct {
 	name string
+	unit string // "check <name>": its waiter's name, and its calls' in the service
 	fn   func(context.Context) error
 	cfg  config
 
@@ -205,7 +206,7 @@ func (c *check) invoke(ctx context.Context) error {
 
 	cl := &call{result: make(chan error, 1)}
 	if h != nil {
-		h.Go("check "+c.name, func(context.Context) error { c.call(ctx, cl); return nil })
+		h.Go(c.unit, func(context.Context) error { c.call(ctx, cl); return nil })
 	} else {
 		go c.call(ctx, cl) // a Check called before its service launched it
 	}
@@ -313,7 +314,7 @@ func (c *check) lastResult() result {
 type waiter struct{ c *check }
 
 // Name implements core.Unit.
-func (w waiter) Name() string { return "check " + w.c.name }
+func (w waiter) Name() string { return w.c.unit }
 
 // Launch implements core.Unit.
 func (w waiter) Launch(_ context.Context, h *core.Host) error {
