@@ -311,17 +311,19 @@ func (b *Base) startRequirement(ctx context.Context, st *reqState, states []*req
 		return fmt.Errorf("%w: service %s is required twice by %s", ErrInvalidOption, svc.Name(), b.name)
 	}
 	st.svc = svc
+	_, static := st.r.(StaticRequirement)
+	st.attempted = static // its cycles were looked for before anything started
 	b.mu.Unlock()
-	if _, static := st.r.(StaticRequirement); !static {
+	if !static {
 		// Now that it is known, walk again: a cycle may go through it and
 		// the After edges of b's requirements.
 		if cycle, _ := staticCycle(b); cycle != nil {
 			return cycle
 		}
+		b.mu.Lock()
+		st.attempted = true
+		b.mu.Unlock()
 	}
-	b.mu.Lock()
-	st.attempted = true
-	b.mu.Unlock()
 
 	if st.r.Owned() {
 		err = b.require(ctx, svc)
