@@ -115,7 +115,11 @@ var errCheckTimeout = fmt.Errorf("%w: %w", ErrCheckTimeout, context.DeadlineExce
 // runCheck runs one check under its timeout. Callers name the check in
 // the error.
 // Each run's duration is recorded in MetricHealthcheckDuration.
-func (b *Base) runCheck(ctx context.Context, i int) error {
+//
+// With ends set, the run also ends when the service begins to stop: ctx is
+// then not the service's lifetime context (or derived from it), whose
+// children would be remembered by it.
+func (b *Base) runCheck(ctx context.Context, i int, ends *workerSet) error {
 	c := b.cfg.checks[i]
 	var start time.Time
 	metered := b.metrics.gate.On()
@@ -123,6 +127,9 @@ func (b *Base) runCheck(ctx context.Context, i int) error {
 		start = time.Now()
 	}
 	cctx, cancel := context.WithTimeoutCause(ctx, c.Timeout(b.cfg.monitorInterval), errCheckTimeout)
+	if ends != nil {
+		defer ends.dropCloser(ends.onClose(cancel))
+	}
 	err := protect(func() error { return c.Check(cctx) })
 	cancel()
 	if metered {
@@ -160,7 +167,7 @@ func (b *Base) Healthcheck(ctx context.Context) error {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithCancel(ctx)
 		defer cancel()
-		defer context.AfterFunc(b.workers.context(), cancel)()
+		defer b.workers.dropCloser(b.workers.onClose(cancel))
 	}
 	var errs []error
 	for _, r := range reqs {
@@ -173,7 +180,7 @@ func (b *Base) Healthcheck(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("%s is %s", b.name, st))
 			break // no check runs once the stop has begun
 		}
-		if err := b.runCheck(ctx, i); err != nil {
+		if err := b.runCheck(ctx, i, nil); err != nil {
 			errs = append(errs, fmt.Errorf("check %s: %w", c.Name(), err))
 		}
 	}

@@ -149,6 +149,17 @@ type workerSet struct {
 	live    int           // entries of running not ended
 	idle    chan struct{} // closed when live drops to 0; nil while nobody waits
 	timer   *time.Timer   // the monitor's next tick, if it has one; stopped by close
+	// closers are called by close: they end the contexts of check runs
+	// (Healthcheck calls, monitor ticks), which are not derived from the
+	// service's lifetime context so that they leave nothing behind in it.
+	closers  []closer
+	closerID int
+}
+
+// closer is a function close calls, by id.
+type closer struct {
+	id int
+	fn func()
 }
 
 // workerEntry is one goroutine of a workerSet.
@@ -169,17 +180,6 @@ func (w *workerSet) open(ctx context.Context, b *Base) {
 	w.mu.Unlock()
 }
 
-// context returns the service's lifetime context, cancelled when the stop
-// begins (or a context never cancelled before the start opened it).
-func (w *workerSet) context() context.Context {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.ctx == nil {
-		return context.Background()
-	}
-	return w.ctx
-}
-
 // close makes Go a no-op from now on, and disarms the monitor's next
 // tick: the service has begun to stop.
 func (w *workerSet) close() {
@@ -190,11 +190,51 @@ func (w *workerSet) close() {
 
 // closeLocked is close with w.mu held.
 func (w *workerSet) closeLocked() {
+	if w.closed {
+		return
+	}
 	w.closed = true
 	if w.timer != nil {
 		w.timer.Stop()
 		w.timer = nil
 	}
+	for _, c := range w.closers {
+		c.fn()
+	}
+	w.closers = nil
+}
+
+// onClose makes close call fn, or calls it now if the set is closed, and
+// returns the id that dropCloser takes once fn is no longer needed.
+func (w *workerSet) onClose(fn func()) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		fn()
+		return -1
+	}
+	w.closerID++
+	w.closers = append(w.closers, closer{id: w.closerID, fn: fn})
+	return w.closerID
+}
+
+// dropCloser forgets the function onClose numbered id.
+func (w *workerSet) dropCloser(id int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for i, c := range w.closers {
+		if c.id == id {
+			w.closers = slices.Delete(w.closers, i, i+1)
+			return
+		}
+	}
+}
+
+// isClosed reports whether the service has begun to stop.
+func (w *workerSet) isClosed() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.closed
 }
 
 // enter records work named name as running and returns its id and the

@@ -25,8 +25,9 @@ import (
 // stop, closing the set, disarms it: no tick begins once the stop has.
 type monitor struct {
 	b        *Base
-	failures []int      // consecutive failures of each check on ticks
-	link     trace.Link // to the start span
+	failures []int           // consecutive failures of each check on ticks
+	link     trace.Link      // to the start span
+	base     context.Context // the service's lifetime context, without its cancellation
 	timer    *time.Timer
 }
 
@@ -43,6 +44,10 @@ func (b *Base) startMonitor() {
 	if w.closed || w.ctx == nil {
 		return
 	}
+	// The checks' contexts come from base, and the stop ends them through
+	// the workerSet (runCheck): derived from the lifetime context, each
+	// tick's would leave a map of children behind in it.
+	m.base = context.WithoutCancel(w.ctx)
 	// Under w.mu: the tick reads m.timer only once it holds the lock too.
 	m.timer = time.AfterFunc(b.cfg.monitorInterval, m.tick)
 	w.timer = m.timer
@@ -78,9 +83,9 @@ func (m *monitor) tick() {
 // cancellation do not count.
 func (m *monitor) run(ctx context.Context) error {
 	b := m.b
-	cctx, span := ctx, noSpan
+	cctx, span := m.base, noSpan
 	if b.spans.On() {
-		cctx, span = b.tracer.Start(ctx, telemetry.SpanName(telemetry.SpanHealthcheck, b.name),
+		cctx, span = b.tracer.Start(m.base, telemetry.SpanName(telemetry.SpanHealthcheck, b.name),
 			trace.WithNewRoot(), trace.WithLinks(m.link),
 			trace.WithSpanKind(trace.SpanKindInternal),
 			trace.WithAttributes(telemetry.AttrService.String(b.name)))
@@ -91,7 +96,7 @@ func (m *monitor) run(ctx context.Context) error {
 	}
 	var failed, fatal []error
 	for i, c := range b.cfg.checks {
-		err := b.runCheck(cctx, i)
+		err := b.runCheck(cctx, i, &b.workers)
 		if err == nil {
 			m.failures[i] = 0
 			continue
@@ -107,7 +112,7 @@ func (m *monitor) run(ctx context.Context) error {
 		}
 	}
 	telemetry.End(span, errors.Join(failed...))
-	if ctx.Err() != nil {
+	if ctx.Err() != nil || b.workers.isClosed() {
 		return nil // stopping: failures caused by the cancellation don't count
 	}
 	if len(fatal) > 0 {

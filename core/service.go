@@ -454,7 +454,7 @@ func (b *Base) startSteps(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return fail("check "+c.Name(), err)
 		}
-		if err := b.runCheck(ctx, i); err != nil {
+		if err := b.runCheck(ctx, i, nil); err != nil {
 			return fail("check "+c.Name(), err)
 		}
 	}

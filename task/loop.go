@@ -219,14 +219,7 @@ func (w *worker[T]) runOnce(ctx context.Context) (next time.Duration, end bool, 
 	rctx := ctx // the run's context
 	var span trace.Span
 	if w.gate.On() {
-		sp := w.spanSettings()
-		rctx, span = w.tracer.Start(ctx, sp.name, sp.startOpts...)
-		if span.IsRecording() {
-			span.AddLink(w.link)
-			span.SetAttributes(sp.attrs...)
-			sp.kv[0] = telemetry.AttrRun.Int64(w.run)
-			span.SetAttributes(sp.kv[:1]...)
-		}
+		rctx, span = w.startSpan(ctx)
 	}
 	lctx := rctx // for logs: the run's span, without the timeout
 	var began time.Duration
@@ -256,9 +249,7 @@ func (w *worker[T]) runOnce(ctx context.Context) (next time.Duration, end bool, 
 		switch {
 		case w.cfg.once:
 			end = true
-			if l := w.logger(lctx, slog.LevelInfo); l != nil {
-				l.InfoContext(lctx, "task worker done: Once", "run", w.run)
-			}
+			w.logRun(lctx, slog.LevelInfo, "task worker done: Once", nil)
 		case w.cfg.cadence == cadenceEvery:
 			next = w.cfg.every
 		default: // cadenceSchedule
@@ -266,81 +257,29 @@ func (w *worker[T]) runOnce(ctx context.Context) (next time.Duration, end bool, 
 			if next, perr = nextBackOff(w.sched, false); perr != nil {
 				runErr = fmt.Errorf("task.Schedule policy: %w", perr)
 				end, result = true, &core.TaskError{Service: w.svc, Task: w.t.name, Worker: w.id, Err: runErr}
-				if l := w.logger(lctx, slog.LevelError); l != nil {
-					l.ErrorContext(lctx, "task schedule policy failed; the service fails", "run", w.run, "error", runErr)
-				}
+				w.logRun(lctx, slog.LevelError, "task schedule policy failed; the service fails", runErr)
 			} else if next == backoff.Stop {
 				end = true
-				if l := w.logger(lctx, slog.LevelInfo); l != nil {
-					l.InfoContext(lctx, "task worker done: the Schedule policy stopped", "run", w.run)
-				}
+				w.logRun(lctx, slog.LevelInfo, "task worker done: the Schedule policy stopped", nil)
 			}
 		}
 	case panicked == nil && errors.Is(err, ErrDone):
 		end = true
-		if l := w.logger(lctx, slog.LevelInfo); l != nil {
-			l.InfoContext(lctx, "task worker done: ErrDone", "run", w.run)
-		}
+		w.logRun(lctx, slog.LevelInfo, "task worker done: ErrDone", nil)
 	case panicked == nil && ctx.Err() != nil && interrupted(ctx, err):
 		// The service is stopping and the run returned its cancellation:
 		// not a failure.
 		end = true
 		if st == stageConsumer {
-			if l := w.logger(lctx, slog.LevelWarn); l != nil {
-				l.WarnContext(lctx, "task result not delivered to every consumer: the service is stopping",
-					"run", w.run, "error", err)
-			}
+			w.logRun(lctx, slog.LevelWarn, "task result not delivered to every consumer: the service is stopping", err)
 		}
 	default:
-		switch {
-		case timedOut && errors.Is(err, context.DeadlineExceeded):
-			err = fmt.Errorf("run timed out after %v: %w", w.cfg.timeout, err)
-		case timedOut:
-			err = fmt.Errorf("run timed out after %v: %w: %w", w.cfg.timeout, context.DeadlineExceeded, err)
-		}
-		end = w.retry == nil || errors.As(err, new(*backoff.PermanentError))
-		if !end {
-			var perr error
-			next, perr = nextBackOff(w.retry, !w.failing)
-			if perr != nil {
-				err = errors.Join(err, fmt.Errorf("task.Retry policy: %w", perr))
-			}
-			end = perr != nil || next == backoff.Stop
-		}
-		w.failing = true
-		runErr = err
-		switch {
-		case end:
-			// Also while the service stops: the failure is then the
-			// stop's error, returned by Stop.
-			result = &core.TaskError{Service: w.svc, Task: w.t.name, Worker: w.id, Err: err}
-			if ctx.Err() != nil {
-				if l := w.logger(lctx, slog.LevelError); l != nil {
-					l.ErrorContext(lctx, "task run failed while the service stops; Stop returns it", "run", w.run,
-						"error", err)
-				}
-			} else {
-				if l := w.logger(lctx, slog.LevelError); l != nil {
-					l.ErrorContext(lctx, "task run failed; the service fails", "run", w.run, "error", err)
-				}
-			}
-		case ctx.Err() != nil:
-			// A failure the policy would retry, but the service stops:
-			// it is no more the service's than it was a moment earlier.
-			end = true
-			if l := w.logger(lctx, slog.LevelWarn); l != nil {
-				l.WarnContext(lctx, "task run failed while the service stops; not retried", "run", w.run,
-					"error", err)
-			}
-		}
+		next, end, result, runErr = w.failed(ctx, lctx, err, timedOut)
 	}
 	if !end {
 		next = w.jitter(next)
 		if runErr != nil {
-			if l := w.logger(lctx, slog.LevelWarn); l != nil {
-				l.WarnContext(lctx, "task run failed; retrying", "run", w.run, "error", runErr,
-					"retry_in", next)
-			}
+			w.logRetry(lctx, runErr, next)
 		}
 	}
 	if runErr != nil {
@@ -353,18 +292,87 @@ func (w *worker[T]) runOnce(ctx context.Context) (next time.Duration, end bool, 
 	}
 
 	if span != nil {
-		if !end && span.IsRecording() {
-			w.spans.kv[0] = telemetry.AttrNextDelay.Float64(next.Seconds())
-			span.SetAttributes(w.spans.kv[:1]...)
-		}
-		if panicked != nil {
-			telemetry.RecordPanic(span, runErr, panicked.Stack)
-			span.End()
-		} else {
-			telemetry.End(span, runErr)
-		}
+		w.endSpan(span, end, next, runErr, panicked)
 	}
 	return next, end, result
+}
+
+// failed decides what follows a failed run (err, from fn or a consumer;
+// timedOut: its Timeout ended it): a retry after next, or the end of the
+// worker with result, the *core.TaskError the service fails with (nil once
+// the service stops and the failure would have been retried). runErr is
+// the run's failure as the span and the logs report it. ctx is the
+// service's, lctx the run's for logs. It is kept out of runOnce, which the
+// runs that do not fail go through.
+//
+//go:noinline
+func (w *worker[T]) failed(ctx, lctx context.Context, err error, timedOut bool) (next time.Duration, end bool, result, runErr error) {
+	switch {
+	case timedOut && errors.Is(err, context.DeadlineExceeded):
+		err = fmt.Errorf("run timed out after %v: %w", w.cfg.timeout, err)
+	case timedOut:
+		err = fmt.Errorf("run timed out after %v: %w: %w", w.cfg.timeout, context.DeadlineExceeded, err)
+	}
+	end = w.retry == nil || errors.As(err, new(*backoff.PermanentError))
+	if !end {
+		var perr error
+		next, perr = nextBackOff(w.retry, !w.failing)
+		if perr != nil {
+			err = errors.Join(err, fmt.Errorf("task.Retry policy: %w", perr))
+		}
+		end = perr != nil || next == backoff.Stop
+	}
+	w.failing = true
+	switch {
+	case end:
+		// Also while the service stops: the failure is then the
+		// stop's error, returned by Stop.
+		result = &core.TaskError{Service: w.svc, Task: w.t.name, Worker: w.id, Err: err}
+		if ctx.Err() != nil {
+			w.logRun(lctx, slog.LevelError, "task run failed while the service stops; Stop returns it", err)
+		} else {
+			w.logRun(lctx, slog.LevelError, "task run failed; the service fails", err)
+		}
+	case ctx.Err() != nil:
+		// A failure the policy would retry, but the service stops:
+		// it is no more the service's than it was a moment earlier.
+		end = true
+		w.logRun(lctx, slog.LevelWarn, "task run failed while the service stops; not retried", err)
+	}
+	return next, end, result, err
+}
+
+// startSpan starts the run's span, with its attributes and the link to the
+// start span once it is known to record.
+//
+//go:noinline
+func (w *worker[T]) startSpan(ctx context.Context) (context.Context, trace.Span) {
+	sp := w.spanSettings()
+	ctx, span := w.tracer.Start(ctx, sp.name, sp.startOpts...)
+	if span.IsRecording() {
+		span.AddLink(w.link)
+		span.SetAttributes(sp.attrs...)
+		sp.kv[0] = telemetry.AttrRun.Int64(w.run)
+		span.SetAttributes(sp.kv[:1]...)
+	}
+	return ctx, span
+}
+
+// endSpan ends the run's span: with the delay to the next run unless the
+// worker ends, and the run's failure or panic.
+//
+//go:noinline
+func (w *worker[T]) endSpan(span trace.Span, end bool, next time.Duration, runErr error, panicked *core.PanicError) {
+	if !end && span.IsRecording() {
+		w.spans.kv[0] = telemetry.AttrNextDelay.Float64(next.Seconds())
+		span.SetAttributes(w.spans.kv[:1]...)
+	}
+	if panicked != nil {
+		telemetry.RecordPanic(span, runErr, panicked.Stack)
+		span.End()
+	} else {
+		telemetry.End(span, runErr)
+	}
 }
 
 // record records a run that began at start (since the worker's epoch) in
@@ -517,4 +525,30 @@ func (w *worker[T]) spanSettings() *workerSpans {
 		}
 	}
 	return w.spans
+}
+
+// logRun logs msg about the current run at level, with the run's number and
+// err if not nil, if the service's logger records level. It is kept out of
+// runOnce, so that its arguments do not weigh on the frame of every run.
+//
+//go:noinline
+func (w *worker[T]) logRun(ctx context.Context, level slog.Level, msg string, err error) {
+	l := w.logger(ctx, level)
+	if l == nil {
+		return
+	}
+	if err == nil {
+		l.Log(ctx, level, msg, "run", w.run)
+		return
+	}
+	l.Log(ctx, level, msg, "run", w.run, "error", err)
+}
+
+// logRetry logs a failed run that is retried in next, as logRun does.
+//
+//go:noinline
+func (w *worker[T]) logRetry(ctx context.Context, err error, next time.Duration) {
+	if l := w.logger(ctx, slog.LevelWarn); l != nil {
+		l.WarnContext(ctx, "task run failed; retrying", "run", w.run, "error", err, "retry_in", next)
+	}
 }
