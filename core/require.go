@@ -153,8 +153,10 @@ func (b *Base) startRequirements(ctx context.Context) (string, error) {
 		return "", nil
 	}
 	states := make([]*reqState, len(reqs))
+	backing := make([]reqState, len(reqs)) // one allocation for all of them
 	for i, r := range reqs {
-		states[i] = &reqState{r: r, name: r.Name()}
+		backing[i] = reqState{r: r, name: r.Name()}
+		states[i] = &backing[i]
 	}
 	for i, st := range states {
 		for _, a := range st.r.After() {
