@@ -173,8 +173,11 @@ type workerEntry struct {
 // service, so that Stop knows not to wait for its caller.
 type unitKey struct{}
 
-// open sets the context the goroutines of b get.
+// open sets the context the goroutines of b get. Its Done channel is made
+// here, by the start, rather than by the first goroutine to wait on it,
+// whose stack would have to grow for the allocation.
 func (w *workerSet) open(ctx context.Context, b *Base) {
+	ctx.Done()
 	w.mu.Lock()
 	w.ctx = context.WithValue(ctx, unitKey{}, b)
 	w.mu.Unlock()
@@ -278,15 +281,33 @@ func (w *workerSet) start(b *Base, name string, fn func(context.Context) error) 
 	if !ok {
 		return
 	}
-	go func() {
-		defer w.exit(id)
-		if err := callRecover(ctx, name, fn); err != nil {
-			if ctx.Err() != nil && errors.Is(err, context.Canceled) {
-				return
-			}
-			b.fail(err)
+	go w.run(b, id, ctx, name, fn)
+}
+
+// run is the goroutine start launches: it calls fn, fails b with fn's error
+// or panic (as a *PanicError), and ends the work enter numbered id. A
+// context.Canceled error once ctx has ended is no failure. It is one frame
+// (recover is in its deferred function), so that a shallow fn runs within
+// the goroutine's first stack.
+func (w *workerSet) run(b *Base, id int, ctx context.Context, name string, fn func(context.Context) error) {
+	defer func() {
+		if v := recover(); v != nil {
+			failWorker(b, ctx, fmt.Errorf("%s: %w", name, &PanicError{Value: v, Stack: debug.Stack()}))
 		}
+		w.exit(id)
 	}()
+	if err := fn(ctx); err != nil {
+		failWorker(b, ctx, err)
+	}
+}
+
+// failWorker fails b with err, the error of one of its goroutines, unless
+// err is the cancellation of ctx, which has ended.
+func failWorker(b *Base, ctx context.Context, err error) {
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return
+	}
+	b.fail(err)
 }
 
 // callRecover calls fn, turning a panic into a *PanicError.
@@ -335,6 +356,15 @@ func (w *workerSet) wait(ctx context.Context, service string, timeout time.Durat
 		return nil
 	case <-ctx.Done():
 	}
+	return w.stuck(service, timeout)
+}
+
+// stuck is the *StopTimeoutError naming the goroutines still running once
+// wait gave up, or nil if none is. It is kept out of wait, whose frame is
+// on the stack of every stop.
+//
+//go:noinline
+func (w *workerSet) stuck(service string, timeout time.Duration) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.live == 0 {

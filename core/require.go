@@ -150,8 +150,15 @@ func startsInline(st *reqState) bool {
 func (b *Base) startRequirements(ctx context.Context) (string, error) {
 	reqs := b.cfg.requirements
 	if len(reqs) == 0 {
-		return "", nil
+		return "", nil // in a frame of its own: the start of a leaf does not grow its stack for requirements
 	}
+	return b.startAll(ctx, reqs)
+}
+
+// startAll is startRequirements with requirements to start.
+//
+//go:noinline
+func (b *Base) startAll(ctx context.Context, reqs []Requirement) (string, error) {
 	states := make([]*reqState, len(reqs))
 	backing := make([]reqState, len(reqs)) // one allocation for all of them
 	for i, r := range reqs {
@@ -412,8 +419,15 @@ func (b *Base) releaseRequirements(ctx context.Context) []error {
 	states := b.reqs
 	b.mu.Unlock()
 	if len(states) == 0 {
-		return nil
+		return nil // in a frame of its own: the stop of a leaf does not grow its stack for release
 	}
+	return b.releaseAll(ctx, states)
+}
+
+// releaseAll is releaseRequirements with requirements to release.
+//
+//go:noinline
+func (b *Base) releaseAll(ctx context.Context, states []*reqState) []error {
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex

@@ -191,20 +191,25 @@ func (b *Base) waitStopped(child *Base) bool {
 		b.mu.Unlock()
 	}()
 	child.mu.Lock()
-	alone := len(child.stopWaits) == 0
+	alone := len(child.stopWaits) == 0 // its stop waits for nothing, so not for b's
 	child.mu.Unlock()
-	if alone {
-		// child's stop waits for nothing, so not for b's: no walk.
-		<-child.done
-		return true
+	if !alone && stopWaitsFor(child, b) {
+		return false
 	}
+	<-child.done
+	return true
+}
+
+// stopWaitsFor reports whether the stop of child waits, directly or not,
+// for the stop of b.
+func stopWaitsFor(child, b *Base) bool {
 	seen := map[*Base]bool{}
 	next := []*Base{child}
 	for len(next) > 0 {
 		n := next[len(next)-1]
 		next = next[:len(next)-1]
 		if n == b {
-			return false
+			return true
 		}
 		if seen[n] {
 			continue
@@ -216,8 +221,7 @@ func (b *Base) waitStopped(child *Base) bool {
 		}
 		n.mu.Unlock()
 	}
-	<-child.done
-	return true
+	return false
 }
 
 // awaitPoll is how often await looks at the state of a service that is not

@@ -438,17 +438,27 @@ func (w *worker[T]) call(ctx context.Context) (st stage, panicked *core.PanicErr
 		return stageFn, nil, err
 	}
 	w.t.set(v)
-	st = stageConsumer
 	if cs := w.t.consumers.Load(); cs != nil {
-		w.watchDelivery()
-		defer w.delivering.Store(0)
-		for i, c := range *cs {
-			if err := c(ctx, v); err != nil {
-				return stageConsumer, nil, fmt.Errorf("result consumer %d: %w", i+1, err)
-			}
-		}
+		return stageConsumer, nil, w.deliver(ctx, *cs, v)
 	}
 	return stageConsumer, nil, nil
+}
+
+// deliver hands v to the result consumers cs, in order, under the watchdog
+// that warns about a slow delivery, and returns the first one's error. A
+// panic in a consumer goes up to call. It is kept out of call, whose frame
+// is on the stack of every run.
+//
+//go:noinline
+func (w *worker[T]) deliver(ctx context.Context, cs []func(context.Context, T) error, v T) error {
+	w.watchDelivery()
+	defer w.delivering.Store(0)
+	for i, c := range cs {
+		if err := c(ctx, v); err != nil {
+			return fmt.Errorf("result consumer %d: %w", i+1, err)
+		}
+	}
+	return nil
 }
 
 // SlowConsumerWarning is how long the result consumers of one run may take
