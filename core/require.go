@@ -105,7 +105,7 @@ func (st *reqState) markReleased() {
 
 // inlineRun is how many requirements whose start runs no user code are
 // worth a goroutine of their own: fewer start on the parent's goroutine.
-const inlineRun = 64
+const inlineRun = 16
 
 // inlineRuns splits the requirements whose start runs no user code into
 // runs of at least inlineRun each, one per processor at most: the caller
