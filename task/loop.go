@@ -46,14 +46,12 @@ type worker[T any] struct {
 	delivering atomic.Int64
 	watchdog   atomic.Pointer[time.Timer] // warns about slow consumers; made on the first delivery
 
-	gate   telemetry.SpanGate
-	tracer trace.Tracer
-	link   trace.Link   // to the service's start span
-	spans  *workerSpans // made on the first run the tracer may record
-	epoch  time.Time    // run durations are measured from it: one monotonic read each end
+	host  *core.Host // its tracer, meter and start span, read when a run is traced or metered
+	gate  telemetry.SpanGate
+	spans *workerSpans // made on the first run the tracer may record
+	epoch time.Time    // run durations are measured from it: one monotonic read each end
 
 	mgate   telemetry.MeterGate
-	meter   metric.Meter
 	metrics *workerMetrics // made on the first run the meter records
 }
 
@@ -62,6 +60,8 @@ type worker[T any] struct {
 // traced builds no span name or attribute.
 type workerSpans struct {
 	name      string
+	tracer    trace.Tracer
+	link      trace.Link // to the service's start span
 	startOpts []trace.SpanStartOption
 	attrs     []attribute.KeyValue  // service, task and worker
 	kv        [1]attribute.KeyValue // scratch for one attribute: a variadic call then allocates nothing
@@ -86,12 +86,10 @@ func newWorker[T any](t *Task[T], h *core.Host, id int, sched, retry backoff.Bac
 		goName:  "task " + t.name + "#" + strconv.Itoa(id),
 		svc:     h.Name(),
 		hostLog: h.Log(),
+		host:    h,
 		gate:    telemetry.NewSpanGate(h.Tracer(), telemetry.ScopeName),
-		tracer:  h.Tracer(),
-		link:    trace.Link{SpanContext: h.StartSpanContext()},
 		epoch:   time.Now(),
 		mgate:   telemetry.NewMeterGate(h.Meter(), telemetry.ScopeName),
-		meter:   h.Meter(),
 	}
 	w.sched, w.retry = sched, retry
 	var err error
@@ -348,9 +346,9 @@ func (w *worker[T]) failed(ctx, lctx context.Context, err error, timedOut bool) 
 //go:noinline
 func (w *worker[T]) startSpan(ctx context.Context) (context.Context, trace.Span) {
 	sp := w.spanSettings()
-	ctx, span := w.tracer.Start(ctx, sp.name, sp.startOpts...)
+	ctx, span := sp.tracer.Start(ctx, sp.name, sp.startOpts...)
 	if span.IsRecording() {
-		span.AddLink(w.link)
+		span.AddLink(sp.link)
 		span.SetAttributes(sp.attrs...)
 		sp.kv[0] = telemetry.AttrRun.Int64(w.run)
 		span.SetAttributes(sp.kv[:1]...)
@@ -403,10 +401,11 @@ func (w *worker[T]) record(ctx context.Context, start time.Duration, runErr erro
 func (w *worker[T]) instruments() *workerMetrics {
 	m := &workerMetrics{}
 	var err1, err2 error
-	m.runs, err1 = w.meter.Float64Histogram(telemetry.MetricTaskRunDuration,
+	meter := w.host.Meter()
+	m.runs, err1 = meter.Float64Histogram(telemetry.MetricTaskRunDuration,
 		metric.WithUnit("s"), metric.WithDescription("Duration of task runs"),
 		metric.WithExplicitBucketBoundaries(telemetry.DurationBuckets...))
-	m.retries, err2 = w.meter.Int64Counter(telemetry.MetricTaskRetries,
+	m.retries, err2 = meter.Int64Counter(telemetry.MetricTaskRetries,
 		metric.WithUnit("{retry}"), metric.WithDescription("Retries scheduled after failed task runs"))
 	for _, err := range []error{err1, err2} {
 		if err != nil {
@@ -521,7 +520,9 @@ func (w *worker[T]) taggedLog() *slog.Logger {
 func (w *worker[T]) spanSettings() *workerSpans {
 	if w.spans == nil {
 		w.spans = &workerSpans{
-			name: telemetry.SpanName(telemetry.SpanTask, w.svc+"/"+w.t.name),
+			name:   telemetry.SpanName(telemetry.SpanTask, w.svc+"/"+w.t.name),
+			tracer: w.host.Tracer(),
+			link:   trace.Link{SpanContext: w.host.StartSpanContext()},
 			// Only what a sampler decides on goes in the start options;
 			// the attributes and the link are added once the span is
 			// known to record, so that an unsampled run does not copy
