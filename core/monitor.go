@@ -26,18 +26,13 @@ import (
 type monitor struct {
 	b        *Base
 	failures []int           // consecutive failures of each check on ticks
-	link     trace.Link      // to the start span
 	base     context.Context // the service's lifetime context, without its cancellation
 	timer    *time.Timer
 }
 
 // startMonitor arms the monitor's first tick, unless the stop has begun.
 func (b *Base) startMonitor() {
-	m := &monitor{
-		b:        b,
-		failures: make([]int, len(b.cfg.checks)),
-		link:     trace.Link{SpanContext: b.host.StartSpanContext()},
-	}
+	m := &monitor{b: b, failures: make([]int, len(b.cfg.checks))}
 	w := &b.workers
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -85,8 +80,9 @@ func (m *monitor) run(ctx context.Context) error {
 	b := m.b
 	cctx, span := m.base, noSpan
 	if b.spans.On() {
+		link := trace.Link{SpanContext: b.host.StartSpanContext()}
 		cctx, span = b.tracer.Start(m.base, telemetry.SpanName(telemetry.SpanHealthcheck, b.name),
-			trace.WithNewRoot(), trace.WithLinks(m.link),
+			trace.WithNewRoot(), trace.WithLinks(link),
 			trace.WithSpanKind(trace.SpanKindInternal),
 			trace.WithAttributes(telemetry.AttrService.String(b.name)))
 	}
