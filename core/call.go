@@ -127,10 +127,11 @@ func (b *Base) resolve(ctx context.Context, name string, r Requirement) (svc Ser
 
 // healthcheck calls svc.Healthcheck, the one check of a requirement once it
 // is Running: on the caller's goroutine when svc is a *Base (not a type
-// embedding one, whose Healthcheck may be its own) with no checks, whose
+// embedding one, whose Healthcheck may be its own) with no checks and no
+// requirement of another type (whose State it would call), so that its
 // Healthcheck runs no user code; else bounded by callBounded.
 func (b *Base) healthcheck(ctx context.Context, name string, svc Service) error {
-	if child, ok := svc.(*Base); ok && len(child.cfg.checks) == 0 {
+	if child, ok := svc.(*Base); ok && !child.needsMonitor() {
 		return protect(func() error { return child.Healthcheck(ctx) })
 	}
 	err, _ := b.callBounded(ctx, "requirement "+name+" Healthcheck", svc.Healthcheck)
