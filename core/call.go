@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/coreservice/coreservice/internal/inline"
 )
 
 // AbandonGrace is how long the service still waits for user code (a hook,
@@ -86,3 +88,69 @@ type boundedCall struct {
 	err       error         // fn's result, once done is closed
 	done      chan struct{} // closed when fn returned in time
 }
+
+// launchUnit calls u.Launch with the start's context: on the caller's
+// goroutine when u is one of the module's units and says its Launch runs no
+// user code (package inline), else bounded by callBounded. A panic is a
+// *PanicError either way.
+func (b *Base) launchUnit(ctx context.Context, u Unit) error {
+	if il, ok := u.(inline.Launcher); ok && il.LaunchInline() {
+		return protect(func() error { return u.Launch(ctx, b.host) })
+	}
+	err, _ := b.callBounded(ctx, u.Name(), func(ctx context.Context) error { return u.Launch(ctx, b.host) })
+	return err
+}
+
+// resolve calls r.Resolve: on the caller's goroutine when r is one of the
+// module's requirements and says its Resolve runs no user code (package
+// inline), else bounded by callBounded. A panic is a *PanicError either way.
+func (b *Base) resolve(ctx context.Context, name string, r Requirement) (svc Service, err error) {
+	if ir, ok := r.(inline.Resolver); ok && ir.ResolveInline() {
+		err = protect(func() (err error) {
+			svc, err = r.Resolve(ctx)
+			return err
+		})
+		return svc, err
+	}
+	// svc is read only when the call returned in time: an abandoned
+	// Resolve writes it for nobody.
+	var got Service
+	err, returned := b.callBounded(ctx, "requirement "+name+" Resolve", func(ctx context.Context) (err error) {
+		got, err = r.Resolve(ctx)
+		return err
+	})
+	if !returned {
+		return nil, err
+	}
+	return got, err
+}
+
+// healthcheck calls svc.Healthcheck, the one check of a requirement once it
+// is Running: on the caller's goroutine when svc is a *Base (not a type
+// embedding one, whose Healthcheck may be its own) with no checks and no
+// requirement of another type (whose State it would call), so that its
+// Healthcheck runs no user code; else bounded by callBounded.
+func (b *Base) healthcheck(ctx context.Context, name string, svc Service) error {
+	if child, ok := svc.(*Base); ok && !child.needsMonitor() {
+		return protect(func() error { return child.Healthcheck(ctx) })
+	}
+	err, _ := b.callBounded(ctx, "requirement "+name+" Healthcheck", svc.Healthcheck)
+	return err
+}
+
+// timeoutExceeded is the cause of a context ended by a timeout option, such
+// as "context deadline exceeded: StartTimeout 1s exceeded": it matches
+// context.DeadlineExceeded. It is formatted only when read, so a start
+// that does not time out builds no message.
+type timeoutExceeded struct {
+	option string
+	d      time.Duration
+}
+
+// Error names the option and its value.
+func (e *timeoutExceeded) Error() string {
+	return fmt.Sprintf("%v: %s %v exceeded", context.DeadlineExceeded, e.option, e.d)
+}
+
+// Unwrap returns context.DeadlineExceeded.
+func (e *timeoutExceeded) Unwrap() error { return context.DeadlineExceeded }

@@ -72,10 +72,11 @@
 // Every method of Base is safe for concurrent use. Start is meant to be
 // called once; Stop any number of times, from any goroutine: all callers
 // wait for the same stop and get the same result. Every goroutine the
-// service starts (units, monitor, requirement watchers, the stop sequence of
-// a self-stop, the delivery of events to the OnEvent hooks) ends before Done
-// is closed, except user code that ignores its context past the timeout
-// that bounds it (and an OnEvent hook still running at StopTimeout).
+// service starts (units, monitor ticks, requirement watchers, the stop
+// sequence of a self-stop, the delivery of events to the OnEvent hooks) ends
+// before Done is closed, except user code that ignores its context past the
+// timeout that bounds it (and an OnEvent hook still running at StopTimeout).
+// Between its ticks the monitor is a timer, not a goroutine.
 //
 // # Bounds
 //

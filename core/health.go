@@ -7,10 +7,7 @@ import (
 	"slices"
 	"time"
 
-	"go.opentelemetry.io/otel/trace"
-
 	"github.com/coreservice/coreservice/internal/names"
-	"github.com/coreservice/coreservice/internal/telemetry"
 )
 
 // Check is a named health check hosted by a service. Package health builds
@@ -118,7 +115,11 @@ var errCheckTimeout = fmt.Errorf("%w: %w", ErrCheckTimeout, context.DeadlineExce
 // runCheck runs one check under its timeout. Callers name the check in
 // the error.
 // Each run's duration is recorded in MetricHealthcheckDuration.
-func (b *Base) runCheck(ctx context.Context, i int) error {
+//
+// With ends set, the run also ends when the service begins to stop: ctx is
+// then not the service's lifetime context (or derived from it), whose
+// children would be remembered by it.
+func (b *Base) runCheck(ctx context.Context, i int, ends *workerSet) error {
 	c := b.cfg.checks[i]
 	var start time.Time
 	metered := b.metrics.gate.On()
@@ -126,6 +127,9 @@ func (b *Base) runCheck(ctx context.Context, i int) error {
 		start = time.Now()
 	}
 	cctx, cancel := context.WithTimeoutCause(ctx, c.Timeout(b.cfg.monitorInterval), errCheckTimeout)
+	if ends != nil {
+		defer ends.dropCloser(ends.onClose(cancel))
+	}
 	err := protect(func() error { return c.Check(cctx) })
 	cancel()
 	if metered {
@@ -163,7 +167,7 @@ func (b *Base) Healthcheck(ctx context.Context) error {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithCancel(ctx)
 		defer cancel()
-		defer context.AfterFunc(b.workers.context(), cancel)()
+		defer b.workers.dropCloser(b.workers.onClose(cancel))
 	}
 	var errs []error
 	for _, r := range reqs {
@@ -176,7 +180,7 @@ func (b *Base) Healthcheck(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("%s is %s", b.name, st))
 			break // no check runs once the stop has begun
 		}
-		if err := b.runCheck(ctx, i); err != nil {
+		if err := b.runCheck(ctx, i, nil); err != nil {
 			errs = append(errs, fmt.Errorf("check %s: %w", c.Name(), err))
 		}
 	}
@@ -186,66 +190,9 @@ func (b *Base) Healthcheck(ctx context.Context) error {
 	return nil
 }
 
-// monitor runs the checks every MonitorInterval, each run a new trace
-// "healthcheck <name>" linked to the start span, and fails the service once
-// a check has failed Threshold times in a row.
-func (b *Base) monitor(ctx context.Context) error {
-	checks := b.cfg.checks
-	failures := make([]int, len(checks))
-	link := trace.Link{SpanContext: b.host.StartSpanContext()}
-	gate := telemetry.NewSpanGate(b.tracer, telemetry.ScopeName)
-	t := time.NewTimer(b.cfg.monitorInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-		cctx, span := ctx, trace.SpanFromContext(ctx) // a no-op span while no tracer is installed
-		if gate.On() {
-			cctx, span = b.tracer.Start(ctx, telemetry.SpanName(telemetry.SpanHealthcheck, b.name),
-				trace.WithNewRoot(), trace.WithLinks(link),
-				trace.WithSpanKind(trace.SpanKindInternal),
-				trace.WithAttributes(telemetry.AttrService.String(b.name)))
-		}
-		if err := b.foreignRequirementsRunning(); err != nil {
-			telemetry.End(span, err)
-			return err
-		}
-		var failed, fatal []error
-		for i, c := range checks {
-			err := b.runCheck(cctx, i)
-			if err == nil {
-				failures[i] = 0
-				continue
-			}
-			failures[i]++
-			if ctx.Err() == nil { // stopping: failures caused by the cancellation don't count
-				emit(b, cctx, CheckFailed{Service: b.name, Check: c.Name(), Failures: failures[i],
-					Threshold: c.Threshold(), Err: err})
-			}
-			err = fmt.Errorf("check %s: %w", c.Name(), err)
-			failed = append(failed, err)
-			if failures[i] >= c.Threshold() {
-				fatal = append(fatal, err)
-			}
-		}
-		telemetry.End(span, errors.Join(failed...))
-		if ctx.Err() != nil {
-			return nil // stopping: failures caused by the cancellation don't count
-		}
-		if len(fatal) > 0 {
-			return fmt.Errorf("%w: %s: %w", ErrUnhealthy, b.name, errors.Join(fatal...))
-		}
-		t.Reset(b.cfg.monitorInterval)
-	}
-}
-
 // needsMonitor reports whether the monitor has anything to watch: checks,
 // or requirements of a type other than *Base (a *Base tells its parents
-// itself when it stops). A service with neither runs no monitor goroutine
-// and no timer.
+// itself when it stops). A service with neither has no monitor timer.
 func (b *Base) needsMonitor() bool {
 	if len(b.cfg.checks) > 0 {
 		return true

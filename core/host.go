@@ -190,75 +190,182 @@ func (h *Host) Emit(ctx context.Context, e Event) {
 	emit(h.b, ctx, e)
 }
 
-// workerSet is the goroutines a service owns: launched by units and the
-// monitor, waited for by the stop sequence.
+// workerSet is the goroutines a service owns: launched by units, and the
+// monitor's ticks while one runs, waited for by the stop sequence. It counts
+// them under its lock rather than in a WaitGroup, so that the stop waits on
+// a channel closed by the last one to end, with no goroutine of its own.
 type workerSet struct {
-	mu      sync.Mutex
-	ctx     context.Context // the service's lifetime; nil until open
-	closed  bool
-	next    int
-	running map[int]string
-	wg      sync.WaitGroup
+	mu     sync.Mutex
+	ctx    context.Context // the service's lifetime; nil until open
+	closed bool
+	next   int
+	// running is what runs now, named for a StopTimeoutError, in the order
+	// it began: ids only grow, so it is sorted by id. An entry that ended
+	// is marked (its name cleared) and dropped once ended ones are the
+	// majority, so that enter and exit take constant time on average.
+	running []workerEntry
+	live    int           // entries of running not ended
+	idle    chan struct{} // closed when live drops to 0; nil while nobody waits
+	timer   *time.Timer   // the monitor's next tick, if it has one; stopped by close
+	// closers are called by close: they end the contexts of check runs
+	// (Healthcheck calls, monitor ticks), which are not derived from the
+	// service's lifetime context so that they leave nothing behind in it.
+	closers  []closer
+	closerID int
+}
+
+// closer is a function close calls, by id.
+type closer struct {
+	id int
+	fn func()
+}
+
+// workerEntry is one goroutine of a workerSet.
+type workerEntry struct {
+	id    int
+	name  string
+	ended bool
 }
 
 // unitKey marks the contexts of a service's own goroutines with the
 // service, so that Stop knows not to wait for its caller.
 type unitKey struct{}
 
-// open sets the context the goroutines of b get.
+// open sets the context the goroutines of b get. Its Done channel is made
+// here, by the start, rather than by the first goroutine to wait on it,
+// whose stack would have to grow for the allocation.
 func (w *workerSet) open(ctx context.Context, b *Base) {
+	ctx.Done()
 	w.mu.Lock()
 	w.ctx = context.WithValue(ctx, unitKey{}, b)
 	w.mu.Unlock()
 }
 
-// context returns the service's lifetime context, cancelled when the stop
-// begins (or a context never cancelled before the start opened it).
-func (w *workerSet) context() context.Context {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.ctx == nil {
-		return context.Background()
-	}
-	return w.ctx
-}
-
-// close makes Go a no-op from now on: the service has begun to stop.
+// close makes Go a no-op from now on, and disarms the monitor's next
+// tick: the service has begun to stop.
 func (w *workerSet) close() {
 	w.mu.Lock()
-	w.closed = true
+	w.closeLocked()
 	w.mu.Unlock()
+}
+
+// closeLocked is close with w.mu held.
+func (w *workerSet) closeLocked() {
+	if w.closed {
+		return
+	}
+	w.closed = true
+	if w.timer != nil {
+		w.timer.Stop()
+		w.timer = nil
+	}
+	for _, c := range w.closers {
+		c.fn()
+	}
+	w.closers = nil
+}
+
+// onClose makes close call fn, or calls it now if the set is closed, and
+// returns the id that dropCloser takes once fn is no longer needed.
+func (w *workerSet) onClose(fn func()) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed {
+		fn()
+		return -1
+	}
+	w.closerID++
+	w.closers = append(w.closers, closer{id: w.closerID, fn: fn})
+	return w.closerID
+}
+
+// dropCloser forgets the function onClose numbered id.
+func (w *workerSet) dropCloser(id int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for i, c := range w.closers {
+		if c.id == id {
+			w.closers = slices.Delete(w.closers, i, i+1)
+			return
+		}
+	}
+}
+
+// isClosed reports whether the service has begun to stop.
+func (w *workerSet) isClosed() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.closed
+}
+
+// enter records work named name as running and returns its id and the
+// service's lifetime context, unless the set is closed (or not open yet):
+// then ok is false and the work must not run.
+func (w *workerSet) enter(name string) (id int, ctx context.Context, ok bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed || w.ctx == nil {
+		return 0, nil, false
+	}
+	id = w.next
+	w.next++
+	w.running = append(w.running, workerEntry{id: id, name: name})
+	w.live++
+	return id, w.ctx, true
+}
+
+// exit records that the work enter numbered id has ended, and wakes the
+// stop waiting for the set once nothing runs.
+func (w *workerSet) exit(id int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	i, _ := slices.BinarySearchFunc(w.running, id, func(e workerEntry, id int) int { return e.id - id })
+	w.running[i] = workerEntry{id: id, ended: true}
+	w.live--
+	switch {
+	case w.live == 0:
+		w.running = w.running[:0]
+	case 2*w.live < len(w.running):
+		w.running = slices.DeleteFunc(w.running, func(e workerEntry) bool { return e.ended })
+	}
+	if w.live == 0 && w.idle != nil {
+		close(w.idle)
+		w.idle = nil
+	}
 }
 
 func (w *workerSet) start(b *Base, name string, fn func(context.Context) error) {
-	w.mu.Lock()
-	if w.closed || w.ctx == nil {
-		w.mu.Unlock()
+	id, ctx, ok := w.enter(name)
+	if !ok {
 		return
 	}
-	if w.running == nil {
-		w.running = make(map[int]string)
-	}
-	id := w.next
-	w.next++
-	w.running[id] = name
-	w.wg.Add(1)
-	ctx := w.ctx
-	w.mu.Unlock()
-	go func() {
-		defer w.wg.Done()
-		defer func() {
-			w.mu.Lock()
-			delete(w.running, id)
-			w.mu.Unlock()
-		}()
-		if err := callRecover(ctx, name, fn); err != nil {
-			if ctx.Err() != nil && errors.Is(err, context.Canceled) {
-				return
-			}
-			b.fail(err)
+	go w.run(b, id, ctx, name, fn)
+}
+
+// run is the goroutine start launches: it calls fn, fails b with fn's error
+// or panic (as a *PanicError), and ends the work enter numbered id. A
+// context.Canceled error once ctx has ended is no failure. It is one frame
+// (recover is in its deferred function), so that a shallow fn runs within
+// the goroutine's first stack.
+func (w *workerSet) run(b *Base, id int, ctx context.Context, name string, fn func(context.Context) error) {
+	defer func() {
+		if v := recover(); v != nil {
+			failWorker(b, ctx, fmt.Errorf("%s: %w", name, &PanicError{Value: v, Stack: debug.Stack()}))
 		}
+		w.exit(id)
 	}()
+	if err := fn(ctx); err != nil {
+		failWorker(b, ctx, err)
+	}
+}
+
+// failWorker fails b with err, the error of one of its goroutines, unless
+// err is the cancellation of ctx, which has ended.
+func failWorker(b *Base, ctx context.Context, err error) {
+	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
+		return
+	}
+	b.fail(err)
 }
 
 // callRecover calls fn, turning a panic into a *PanicError.
@@ -271,41 +378,65 @@ func callRecover(ctx context.Context, name string, fn func(context.Context) erro
 	return fn(ctx)
 }
 
+// unitsIdle reports whether the stop has nothing left to wait for before
+// its OnStop hooks: no goroutine of the service and no Healthcheck call
+// begun while Running is under way. Once the stop has begun, neither can
+// begin again, so the answer stays true.
+func (b *Base) unitsIdle() bool {
+	w := &b.workers
+	w.mu.Lock()
+	idle := w.closed && w.live == 0
+	w.mu.Unlock()
+	if !idle {
+		return false
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.checking == 0
+}
+
 // wait closes the set to new goroutines and waits for the running ones
 // until ctx ends; then it names those still running.
 func (w *workerSet) wait(ctx context.Context, service string, timeout time.Duration) error {
-	w.close()
-	if waitGroup(ctx, &w.wg) {
-		return nil
-	}
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	if len(w.running) == 0 {
+	w.closeLocked()
+	if w.live == 0 {
+		w.mu.Unlock()
 		return nil
 	}
-	ids := make([]int, 0, len(w.running))
-	for id := range w.running {
-		ids = append(ids, id)
+	if w.idle == nil {
+		w.idle = make(chan struct{})
 	}
-	slices.Sort(ids)
-	units := make([]string, len(ids))
-	for i, id := range ids {
-		units[i] = w.running[id]
-	}
-	return &StopTimeoutError{Service: service, Timeout: timeout, Units: units}
-}
-
-// waitGroup waits for wg until ctx ends, and reports whether wg is done.
-func waitGroup(ctx context.Context, wg *sync.WaitGroup) bool {
-	idle := make(chan struct{})
-	go func() {
-		wg.Wait()
-		close(idle)
-	}()
+	idle := w.idle
+	w.mu.Unlock()
 	select {
 	case <-idle:
-		return true
+		return nil
 	case <-ctx.Done():
-		return false
 	}
+	return w.stuck(service, timeout)
+}
+
+// stuck is the *StopTimeoutError naming the goroutines still running once
+// wait gave up, or nil if none is. It is kept out of wait, whose frame is
+// on the stack of every stop.
+//
+//go:noinline
+func (w *workerSet) stuck(service string, timeout time.Duration) error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.live == 0 {
+		return nil
+	}
+	// Each name once, in the order the first of its goroutines began: a
+	// unit may run several goroutines of one name (the calls of a check).
+	units := make([]string, 0, w.live)
+	named := make(map[string]bool, w.live)
+	for _, e := range w.running {
+		if !e.ended && !named[e.name] {
+			named[e.name] = true
+			units = append(units, e.name)
+		}
+	}
+	return &StopTimeoutError{Service: service, Timeout: timeout, Units: units}
 }

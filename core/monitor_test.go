@@ -223,3 +223,46 @@ func TestHealthcheckWhileStopping(t *testing.T) {
 		<-s.Done()
 	})
 }
+
+// Between ticks the monitor is a timer, not a goroutine: a started service
+// with a check and nothing else runs no goroutine while idle, and the
+// checks still run on every tick.
+func TestMonitorRunsNoGoroutineBetweenTicks(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sc := &scripted{}
+		s := core.NewService(core.Logger(coretest.Quiet()), core.MonitorInterval(100*time.Millisecond),
+			&check{name: "count", fn: sc.fn})
+		before := runtime.NumGoroutine()
+		coretest.MustStart(t, s)
+		for tick := 1; tick <= 3; tick++ {
+			<-time.After(100 * time.Millisecond)
+			synctest.Wait()
+			if extra := runtime.NumGoroutine() - before; extra != 0 {
+				t.Fatalf("goroutines after tick %d: got %d more than before Start, want 0", tick, extra)
+			}
+		}
+		if got := sc.runs.Load(); got != 4 {
+			t.Fatalf("check runs: got %d, want 4 (start + 3 ticks)", got)
+		}
+		coretest.MustStop(t, s)
+	})
+}
+
+// The stop disarms the monitor's next tick: no check runs once Stop has
+// returned, however long the service stays around.
+func TestMonitorTicksNoMoreAfterStop(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sc := &scripted{}
+		s := core.NewService(core.Logger(coretest.Quiet()), core.MonitorInterval(100*time.Millisecond),
+			&check{name: "count", fn: sc.fn})
+		coretest.MustStart(t, s)
+		<-time.After(250 * time.Millisecond)
+		coretest.MustStop(t, s)
+		runs := sc.runs.Load()
+		<-time.After(time.Second)
+		synctest.Wait()
+		if got := sc.runs.Load(); got != runs || runs != 3 {
+			t.Fatalf("check runs: got %d at Stop (want 3: start + 2 ticks) and %d a second later, want no more", runs, got)
+		}
+	})
+}

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"runtime"
 	"slices"
 	"sync"
 
+	"github.com/coreservice/coreservice/internal/inline"
 	"github.com/coreservice/coreservice/internal/values"
 )
 
@@ -79,11 +81,67 @@ type reqState struct {
 	r         Requirement
 	name      string
 	after     []int         // indexes of the requirements it waits for
-	started   chan struct{} // closed when it is Running and checked
-	released  chan struct{} // closed once released (or never acquired)
+	started   chan struct{} // closed when it is Running and checked; nil if no requirement comes after it
+	released  chan struct{} // closed once released (or never acquired); nil if it comes after none
 	svc       Service       // set once resolved
 	attempted bool          // acquire was called: release must follow
 	ok        bool          // Running and checked
+}
+
+// markStarted tells the requirements that come after st that it is Running
+// and checked.
+func (st *reqState) markStarted() {
+	if st.started != nil {
+		close(st.started)
+	}
+}
+
+// markReleased tells the requirements st comes after that it is released.
+func (st *reqState) markReleased() {
+	if st.released != nil {
+		close(st.released)
+	}
+}
+
+// inlineRun is how many requirements whose start runs no user code are
+// worth a goroutine of their own: fewer start on the parent's goroutine.
+const inlineRun = 16
+
+// inlineRuns splits the requirements whose start runs no user code into
+// runs of at least inlineRun each, one per processor at most: the caller
+// starts the first on its own goroutine and each other one in a goroutine
+// of its own.
+func inlineRuns(inline []*reqState) [][]*reqState {
+	n := min(runtime.GOMAXPROCS(0), len(inline)/inlineRun)
+	if n <= 1 {
+		return [][]*reqState{inline}
+	}
+	runs := make([][]*reqState, n)
+	for i := range runs {
+		runs[i] = inline[i*len(inline)/n : (i+1)*len(inline)/n]
+	}
+	return runs
+}
+
+// startsInline reports whether the start of requirement st runs no user
+// code and waits for nothing but that start: it is one of the module's
+// requirements with a known service (deps.Requires), owned, after no other
+// requirement, and the service is a *Base whose own start runs no user
+// code (Base.startsInline). Such a requirement's start is run on the
+// parent's goroutine; every other one in a goroutine of its own.
+func startsInline(st *reqState) bool {
+	if len(st.after) > 0 || !st.r.Owned() {
+		return false
+	}
+	if ir, ok := st.r.(inline.Resolver); !ok || !ir.ResolveInline() {
+		return false
+	}
+	sr, ok := st.r.(StaticRequirement)
+	if !ok {
+		return false
+	}
+	child, ok := sr.Known().(*Base)
+	return ok && child.invalid() == nil && child.startsInline()
 }
 
 // startRequirements starts b's requirements. On failure it returns the part
@@ -92,11 +150,20 @@ type reqState struct {
 func (b *Base) startRequirements(ctx context.Context) (string, error) {
 	reqs := b.cfg.requirements
 	if len(reqs) == 0 {
-		return "", nil
+		return "", nil // in a frame of its own: the start of a leaf does not grow its stack for requirements
 	}
+	return b.startAll(ctx, reqs)
+}
+
+// startAll is startRequirements with requirements to start.
+//
+//go:noinline
+func (b *Base) startAll(ctx context.Context, reqs []Requirement) (string, error) {
 	states := make([]*reqState, len(reqs))
+	backing := make([]reqState, len(reqs)) // one allocation for all of them
 	for i, r := range reqs {
-		states[i] = &reqState{r: r, name: r.Name(), started: make(chan struct{}), released: make(chan struct{})}
+		backing[i] = reqState{r: r, name: r.Name()}
+		states[i] = &backing[i]
 	}
 	for i, st := range states {
 		for _, a := range st.r.After() {
@@ -109,6 +176,19 @@ func (b *Base) startRequirements(ctx context.Context) (string, error) {
 				return "requirement " + st.name, fmt.Errorf("%w: After(%s): not a requirement of %s", ErrInvalidOption, name, b.name)
 			}
 			states[i].after = append(states[i].after, j)
+		}
+	}
+	// The channels along After edges, only where someone waits on them: a
+	// requirement's start for those it comes after, and their release for
+	// it.
+	for _, st := range states {
+		if len(st.after) > 0 {
+			st.released = make(chan struct{})
+		}
+		for _, j := range st.after {
+			if states[j].started == nil {
+				states[j].started = make(chan struct{})
+			}
 		}
 	}
 	for _, st := range states {
@@ -153,27 +233,48 @@ func (b *Base) startRequirements(ctx context.Context) (string, error) {
 		firstErr error
 		others   []error // failures of their own met once the first cancelled the rest
 	)
+	start := func(st *reqState) {
+		err := b.startRequirement(ctx, st, states)
+		if err == nil {
+			return
+		}
+		if errors.Is(err, errSkipped) {
+			err = context.Cause(ctx)
+		}
+		mu.Lock()
+		switch {
+		case failed == nil:
+			failed, firstErr = st, err
+			cancel(err)
+		case !errors.Is(err, context.Canceled) && !errors.Is(err, context.Cause(ctx)):
+			// Not the cancellation the first failure caused: a
+			// failure of its own, which must not be lost.
+			others = append(others, fmt.Errorf("requirement %s: %w", st.name, err))
+		}
+		mu.Unlock()
+	}
+	// Each requirement starts in a goroutine of its own, concurrently,
+	// except those whose whole start runs no user code: they start one
+	// after the other, once the others are under way, in as many runs as
+	// there are processors to run them (this goroutine takes the last).
+	var inline []*reqState
 	for _, st := range states {
+		if startsInline(st) {
+			inline = append(inline, st)
+			continue
+		}
+		wg.Go(func() { start(st) })
+	}
+	runs := inlineRuns(inline)
+	for _, run := range runs[1:] {
 		wg.Go(func() {
-			err := b.startRequirement(ctx, st, states)
-			if err == nil {
-				return
+			for _, st := range run {
+				start(st)
 			}
-			if errors.Is(err, errSkipped) {
-				err = context.Cause(ctx)
-			}
-			mu.Lock()
-			switch {
-			case failed == nil:
-				failed, firstErr = st, err
-				cancel(err)
-			case !errors.Is(err, context.Canceled) && !errors.Is(err, context.Cause(ctx)):
-				// Not the cancellation the first failure caused: a
-				// failure of its own, which must not be lost.
-				others = append(others, fmt.Errorf("requirement %s: %w", st.name, err))
-			}
-			mu.Unlock()
 		})
+	}
+	for _, st := range runs[0] {
+		start(st)
 	}
 	wg.Wait()
 	if failed != nil {
@@ -196,13 +297,7 @@ func (b *Base) startRequirement(ctx context.Context, st *reqState, states []*req
 	if ctx.Err() != nil {
 		return errSkipped
 	}
-	var svc Service
-	// svc is read only when the call returned in time: an abandoned Resolve
-	// writes it for nobody.
-	err, _ := b.callBounded(ctx, "requirement "+st.name+" Resolve", func(ctx context.Context) (err error) {
-		svc, err = st.r.Resolve(ctx)
-		return err
-	})
+	svc, err := b.resolve(ctx, st.name, st.r)
 	if err != nil {
 		return err
 	}
@@ -225,17 +320,19 @@ func (b *Base) startRequirement(ctx context.Context, st *reqState, states []*req
 		return fmt.Errorf("%w: service %s is required twice by %s", ErrInvalidOption, svc.Name(), b.name)
 	}
 	st.svc = svc
+	_, static := st.r.(StaticRequirement)
+	st.attempted = static // its cycles were looked for before anything started
 	b.mu.Unlock()
-	if _, static := st.r.(StaticRequirement); !static {
+	if !static {
 		// Now that it is known, walk again: a cycle may go through it and
 		// the After edges of b's requirements.
 		if cycle, _ := staticCycle(b); cycle != nil {
 			return cycle
 		}
+		b.mu.Lock()
+		st.attempted = true
+		b.mu.Unlock()
 	}
-	b.mu.Lock()
-	st.attempted = true
-	b.mu.Unlock()
 
 	if st.r.Owned() {
 		err = b.require(ctx, svc)
@@ -245,7 +342,7 @@ func (b *Base) startRequirement(ctx context.Context, st *reqState, states []*req
 	if err != nil {
 		return err
 	}
-	if err, _ := b.callBounded(ctx, "requirement "+st.name+" Healthcheck", svc.Healthcheck); err != nil {
+	if err := b.healthcheck(ctx, st.name, svc); err != nil {
 		if bb, ok := svc.(baser); ok {
 			if why := bb.coreBase().notRunning(); why != nil {
 				return why // it failed meanwhile: its cause, not only "is stopping"
@@ -259,11 +356,11 @@ func (b *Base) startRequirement(ctx context.Context, st *reqState, states []*req
 			return err
 		}
 		st.ok = true
-		close(st.started)
+		st.markStarted()
 		return nil
 	}
 	st.ok = true
-	close(st.started)
+	st.markStarted()
 	b.workers.start(b, "requirement "+st.name, func(ctx context.Context) error {
 		select {
 		case <-svc.Done():
@@ -271,7 +368,7 @@ func (b *Base) startRequirement(ctx context.Context, st *reqState, states []*req
 				return nil // b is stopping: the release reports what svc met
 			}
 			err := svc.Err()
-			failure := fmt.Errorf("requirement %s failed: %w", st.name, err)
+			var failure error = &requirementError{name: st.name, err: err}
 			if err == nil {
 				err = fmt.Errorf("requirement %s stopped", st.name)
 				failure = err
@@ -326,42 +423,85 @@ func (b *Base) releaseRequirements(ctx context.Context) []error {
 	states := b.reqs
 	b.mu.Unlock()
 	if len(states) == 0 {
-		return nil
+		return nil // in a frame of its own: the stop of a leaf does not grow its stack for release
 	}
+	return b.releaseAll(ctx, states)
+}
+
+// releaseAll is releaseRequirements with requirements to release.
+//
+//go:noinline
+func (b *Base) releaseAll(ctx context.Context, states []*reqState) []error {
 	var (
 		wg   sync.WaitGroup
 		mu   sync.Mutex
 		errs []error
 	)
 	// waiters[i] are the requirements that came after requirement i: it is
-	// released once they are.
-	waiters := make([][]*reqState, len(states))
+	// released once they are. Without After edges there are none.
+	var waiters [][]*reqState
 	for _, later := range states {
 		for _, i := range later.after {
+			if waiters == nil {
+				waiters = make([][]*reqState, len(states))
+			}
 			waiters[i] = append(waiters[i], later)
 		}
 	}
+	waitersOf := func(i int) []*reqState {
+		if waiters == nil {
+			return nil
+		}
+		return waiters[i]
+	}
+	record := func(st *reqState, err error) {
+		if err == nil {
+			return
+		}
+		if ste := (*StopTimeoutError)(nil); !errors.As(err, &ste) || ste.Service != b.name {
+			err = fmt.Errorf("requirement %s: %w", st.name, err)
+		}
+		mu.Lock()
+		errs = append(errs, err)
+		mu.Unlock()
+	}
+	// A *Base that nothing came after is released on this goroutine: its
+	// stop runs in a goroutine of its own, so every such stop begins first
+	// and then each is waited for. The others are released in goroutines
+	// of their own, each once those that came after it are.
+	type held struct {
+		st    *reqState
+		child *Base
+		wait  bool
+	}
+	inline := make([]held, 0, len(states))
 	for i, st := range states {
+		b.mu.Lock()
+		svc, attempted := st.svc, st.attempted
+		b.mu.Unlock()
+		if bb, ok := svc.(baser); ok && attempted && len(waitersOf(i)) == 0 {
+			inline = append(inline, held{st: st, child: bb.coreBase()})
+			continue
+		}
 		wg.Go(func() {
-			defer close(st.released)
-			for _, later := range waiters[i] {
+			defer st.markReleased()
+			for _, later := range waitersOf(i) {
 				<-later.released
 			}
-			b.mu.Lock()
-			svc, attempted := st.svc, st.attempted
-			b.mu.Unlock()
-			if !attempted {
-				return
-			}
-			if err := b.release(ctx, st.name, st.r.Owned(), svc); err != nil {
-				if ste := (*StopTimeoutError)(nil); !errors.As(err, &ste) || ste.Service != b.name {
-					err = fmt.Errorf("requirement %s: %w", st.name, err)
-				}
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
+			if attempted {
+				record(st, b.release(ctx, st.name, st.r.Owned(), svc))
 			}
 		})
+	}
+	for i := range inline {
+		h := &inline[i]
+		h.wait = b.dropHold(ctx, h.child, h.st.r.Owned())
+	}
+	for _, h := range inline {
+		if h.wait {
+			record(h.st, b.awaitRelease(h.child))
+		}
+		h.st.markReleased()
 	}
 	wg.Wait()
 	return errs
@@ -423,3 +563,20 @@ func (m serviceSet) claim(svc Service, st *reqState) (other *reqState) {
 	m[key] = st
 	return nil
 }
+
+// requirementError is the failure of a parent whose requirement failed:
+// "requirement <name> failed: <its cause>". Its message is built when read,
+// not when the failure goes up a chain of parents, each wrapping the one
+// below: going up is then constant time per parent.
+type requirementError struct {
+	name string // the requirement's name in the parent
+	err  error  // the requirement's cause
+}
+
+// Error names the requirement and its cause.
+func (e *requirementError) Error() string {
+	return "requirement " + e.name + " failed: " + e.err.Error()
+}
+
+// Unwrap returns the requirement's cause.
+func (e *requirementError) Unwrap() error { return e.err }

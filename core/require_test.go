@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/coreservice/coreservice/core"
+	"github.com/coreservice/coreservice/deps"
 	"github.com/coreservice/coreservice/internal/coretest"
+	"github.com/coreservice/coreservice/task"
 )
 
 func TestNestedOrder(t *testing.T) {
@@ -978,6 +980,83 @@ func TestTwoRollbacksReleasingEachOtherDoNotDeadlock(t *testing.T) {
 		wg.Wait()
 		if !errors.Is(err1, core.ErrCycle) || !errors.Is(err2, core.ErrCycle) {
 			t.Fatalf("roots: got %v and %v, want ErrCycle", err1, err2)
+		}
+	})
+}
+
+// leaf is a service whose start runs no user code (one task, nothing else),
+// as deps.Requires starts them on the parent's goroutine: its task blocks
+// until the stop and counts itself in and out.
+func leaf(name string, in, out *atomic.Int32, opts ...task.Option) *core.Base {
+	return core.NewService(core.Name(name), core.Logger(coretest.Quiet()),
+		task.Func("work", func(ctx context.Context) error {
+			in.Add(1)
+			<-ctx.Done()
+			out.Add(1)
+			return nil
+		}, append([]task.Option{task.Once()}, opts...)...))
+}
+
+// Requirements whose start runs no user code start and stop as any other:
+// every one Running once the parent's Start returns, with its task begun,
+// and stopped with its task returned once the parent's Stop has; also next
+// to a requirement that comes After one of them, which starts in a
+// goroutine of its own once that one is Running.
+func TestRequirementsWithoutUserCodeStartAndStopWithTheirParent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var in, out atomic.Int32
+		a, b, c := leaf("a", &in, &out), leaf("b", &in, &out), leaf("c", &in, &out)
+		ra := deps.Requires(a)
+		p := core.NewService(core.Name("p"), core.Logger(coretest.Quiet()),
+			ra, deps.Requires(b), deps.Requires(c, deps.After(ra)))
+		coretest.MustStart(t, p)
+		synctest.Wait()
+		for _, s := range []*core.Base{a, b, c} {
+			if got := s.State(); got != core.StateRunning {
+				t.Fatalf("%s after the parent's Start: got %v, want running", s.Name(), got)
+			}
+		}
+		if got := in.Load(); got != 3 {
+			t.Fatalf("tasks begun: got %d, want 3", got)
+		}
+		coretest.MustStop(t, p)
+		for _, s := range []*core.Base{a, b, c} {
+			if got := s.State(); got != core.StateTerminated {
+				t.Fatalf("%s after the parent's Stop: got %v, want terminated", s.Name(), got)
+			}
+		}
+		if got := out.Load(); got != 3 {
+			t.Fatalf("tasks returned once Stop returned: got %d, want 3", got)
+		}
+	})
+}
+
+// A requirement without user code whose task fails at once fails its
+// parent with that failure, whether the parent's start sees it or the
+// parent is Running by then, and nothing of either is left running.
+func TestRequirementWithoutUserCodeWhoseTaskFailsFailsItsParent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		boom := errors.New("boom")
+		var in, out atomic.Int32
+		failing := core.NewService(core.Name("failing"), core.Logger(coretest.Quiet()),
+			task.Func("work", func(context.Context) error { return boom }, task.Once()))
+		other := leaf("other", &in, &out)
+		p := core.NewService(core.Name("p"), core.Logger(coretest.Quiet()), deps.Requires(failing), deps.Requires(other))
+		if err := p.Start(context.Background()); err != nil && !errors.Is(err, boom) {
+			t.Fatalf("Start: got %v, want nil or an error wrapping boom", err)
+		}
+		<-p.Done()
+		if err := p.Err(); !errors.Is(err, boom) {
+			t.Fatalf("parent's Err: got %v, want one wrapping boom", err)
+		}
+		for s, want := range map[*core.Base]core.State{failing: core.StateFailed, other: core.StateTerminated} {
+			<-s.Done()
+			if got := s.State(); got != want {
+				t.Fatalf("%s: got %v, want %v", s.Name(), got, want)
+			}
+		}
+		if in.Load() != out.Load() {
+			t.Fatalf("tasks: %d begun, %d returned, want every one returned", in.Load(), out.Load())
 		}
 	})
 }

@@ -288,10 +288,12 @@ var errStopRequested = errors.New("stopped while starting")
 // startup runs the start sequence and, if it fails, the rollback.
 func (b *Base) startup(ctx context.Context) error {
 	defer b.startCancel(nil)
-	b.flushLog() // the move to Starting
-	ctx, cancel := context.WithTimeoutCause(ctx, b.cfg.startTimeout,
-		fmt.Errorf("%w: StartTimeout %v exceeded", context.DeadlineExceeded, b.cfg.startTimeout))
-	defer cancel()
+	b.flushLog()           // the move to Starting
+	if !b.startsInline() { // a start that runs no user code has nothing for StartTimeout to bound
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, b.cfg.startTimeout, &timeoutExceeded{"StartTimeout", b.cfg.startTimeout})
+		defer cancel()
+	}
 	ctx, span := b.span(withPath(ctx, b), telemetry.SpanStart, b.name)
 	b.mu.Lock()
 	b.startSpan = span.SpanContext()
@@ -428,8 +430,7 @@ func (b *Base) startSteps(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return fail(u.Name(), err)
 		}
-		launch := func(ctx context.Context) error { return u.Launch(ctx, b.host) }
-		if err, _ := b.callBounded(ctx, u.Name(), launch); err != nil {
+		if err := b.launchUnit(ctx, u); err != nil {
 			return fail(u.Name(), err)
 		}
 	}
@@ -437,7 +438,7 @@ func (b *Base) startSteps(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return fail("check "+c.Name(), err)
 		}
-		if err := b.runCheck(ctx, i); err != nil {
+		if err := b.runCheck(ctx, i, nil); err != nil {
 			return fail("check "+c.Name(), err)
 		}
 	}
@@ -445,7 +446,7 @@ func (b *Base) startSteps(ctx context.Context) error {
 		return fail("", err)
 	}
 	if b.needsMonitor() {
-		b.workers.start(b, "monitor", b.monitor)
+		b.startMonitor()
 	}
 	return nil
 }
@@ -578,7 +579,7 @@ func (b *Base) requirementFailed(name string, cause error) {
 	if !b.state.final() {
 		raise(b, context.Background(), RequirementFailed{Service: b.name, Requirement: name, Err: cause}, false)
 	}
-	b.failLocked(fmt.Errorf("requirement %s failed: %w", name, cause))
+	b.failLocked(&requirementError{name: name, err: cause})
 	b.mu.Unlock()
 	b.flushLog()
 }
@@ -670,7 +671,10 @@ func (b *Base) shutdown(ctx context.Context) error {
 	}
 	// Each step has a StopTimeout of its own, so that no step, however
 	// stuck, takes the time of the next: first the units and the monitor.
-	unitsCtx, cancel := context.WithTimeout(ctx, b.cfg.stopTimeout)
+	unitsCtx, cancel := ctx, context.CancelFunc(func() {})
+	if !b.unitsIdle() { // else nothing to wait for: no timer
+		unitsCtx, cancel = context.WithTimeout(ctx, b.cfg.stopTimeout)
+	}
 	if err := b.workers.wait(unitsCtx, b.name, b.cfg.stopTimeout); err != nil {
 		b.stopTimedOut(ctx, err)
 		errs = append(errs, err)

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/coreservice/coreservice/internal/inline"
 	"github.com/coreservice/coreservice/internal/telemetry"
 )
 
@@ -32,16 +33,45 @@ func (b *Base) require(ctx context.Context, svc Service) error {
 //
 // The caller, startRequirement, has checked that b is not in ctx's start
 // chain.
+//
+// A start that runs no user code (startsInline) runs on the caller's
+// goroutine, which it would only wait for: it ends at once, or, if a unit
+// fails during it or Stop aborts it, once its rollback has waited for the
+// units, for at most StopTimeout, as the caller's rollback would have.
 func (b *Base) acquire(ctx context.Context) error {
+	var startCtx context.Context
 	b.mu.Lock()
 	b.holders++
 	if b.state == StateNew {
 		b.byParent = true
-		startCtx := b.begin(context.WithoutCancel(ctx))
-		go func() { _ = b.startup(startCtx) }() // the result is b's state and Err
+		startCtx = b.begin(context.WithoutCancel(ctx))
 	}
 	b.mu.Unlock()
+	if startCtx != nil {
+		// The result is b's state and Err.
+		if b.startsInline() {
+			_ = b.startup(startCtx)
+		} else {
+			go func() { _ = b.startup(startCtx) }()
+		}
+	}
 	return b.awaitRunning(ctx)
+}
+
+// startsInline reports whether b's start sequence runs no user code: no
+// OnStart hook, requirement or check, and only units that say their
+// Validate and Launch run none (package inline).
+func (b *Base) startsInline() bool {
+	c := b.cfg
+	if len(c.onStart) > 0 || len(c.requirements) > 0 || len(c.checks) > 0 {
+		return false
+	}
+	for _, u := range c.units {
+		if il, ok := u.(inline.Launcher); !ok || !il.LaunchInline() || !il.ValidateInline() {
+			return false
+		}
+	}
+	return true
 }
 
 // awaitRunning waits until b's start has finished and reports whether b is
@@ -93,25 +123,10 @@ func (b *Base) awaitRunning(ctx context.Context) error {
 func (b *Base) release(ctx context.Context, name string, owned bool, svc Service) error {
 	if bb, ok := svc.(baser); ok {
 		child := bb.coreBase()
-		child.mu.Lock()
-		delete(child.dependents, b) // b no longer needs to hear of child's stop
-		if !owned {
-			child.mu.Unlock()
+		if !b.dropHold(ctx, child, owned) {
 			return nil
 		}
-		child.holders = max(child.holders-1, 0)
-		last := child.holders == 0
-		if last {
-			child.stopLocked(ctx)
-		}
-		wait := last || child.state == StateStopping
-		child.mu.Unlock()
-		if !wait || !b.waitStopped(child) {
-			return nil
-		}
-		child.mu.Lock()
-		defer child.mu.Unlock()
-		return child.stopErr
+		return b.awaitRelease(child)
 	}
 	if !owned {
 		return nil
@@ -125,6 +140,37 @@ func (b *Base) release(ctx context.Context, name string, owned bool, svc Service
 		return &StopTimeoutError{Service: b.name, Timeout: b.cfg.stopTimeout, Units: []string{what}}
 	}
 	return err
+}
+
+// dropHold is the first step of release for a *Base child, which does not
+// wait: it drops b's hold on child and stops child when no parent holds it
+// any more. It reports whether release must wait for child (awaitRelease):
+// child is stopping.
+func (b *Base) dropHold(ctx context.Context, child *Base, owned bool) (wait bool) {
+	child.mu.Lock()
+	defer child.mu.Unlock()
+	delete(child.dependents, b) // b no longer needs to hear of child's stop
+	if !owned {
+		return false
+	}
+	child.holders = max(child.holders-1, 0)
+	last := child.holders == 0
+	if last {
+		child.stopLocked(ctx)
+	}
+	return last || child.state == StateStopping
+}
+
+// awaitRelease is the second step of release for a *Base child that
+// dropHold said is stopping: it waits for child's stop (waitStopped) and
+// returns its stop errors.
+func (b *Base) awaitRelease(child *Base) error {
+	if !b.waitStopped(child) {
+		return nil
+	}
+	child.mu.Lock()
+	defer child.mu.Unlock()
+	return child.stopErr
 }
 
 // waitStopped waits for child's Done while b's stop is recorded as waiting
@@ -144,13 +190,26 @@ func (b *Base) waitStopped(child *Base) bool {
 		}
 		b.mu.Unlock()
 	}()
+	child.mu.Lock()
+	alone := len(child.stopWaits) == 0 // its stop waits for nothing, so not for b's
+	child.mu.Unlock()
+	if !alone && stopWaitsFor(child, b) {
+		return false
+	}
+	<-child.done
+	return true
+}
+
+// stopWaitsFor reports whether the stop of child waits, directly or not,
+// for the stop of b.
+func stopWaitsFor(child, b *Base) bool {
 	seen := map[*Base]bool{}
 	next := []*Base{child}
 	for len(next) > 0 {
 		n := next[len(next)-1]
 		next = next[:len(next)-1]
 		if n == b {
-			return false
+			return true
 		}
 		if seen[n] {
 			continue
@@ -162,8 +221,7 @@ func (b *Base) waitStopped(child *Base) bool {
 		}
 		n.mu.Unlock()
 	}
-	<-child.done
-	return true
+	return false
 }
 
 // awaitPoll is how often await looks at the state of a service that is not

@@ -186,3 +186,8 @@ var errNilBuilt = errors.New("function returned a nil service")
 type staticAdapter[S core.Service] struct{ *adapter[S] }
 
 func (a staticAdapter[S]) Known() core.Service { return a.r.svc }
+
+// ResolveInline implements inline.Resolver: the Resolve of Requires and
+// Await returns the service given, calling no user code, so the parent
+// calls it on its own goroutine. Lazy's runs its builder, bounded.
+func (a staticAdapter[S]) ResolveInline() bool { return true }

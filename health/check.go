@@ -91,7 +91,7 @@ func (s CheckSpec) ApplyTo(c *core.Config) {
 	if len(errs) > 0 {
 		return
 	}
-	chk := &check{name: s.name, fn: s.fn, cfg: cfg}
+	chk := &check{name: s.name, unit: "check " + s.name, fn: s.fn, cfg: cfg}
 	c.AddCheck(chk)
 	c.AddUnit(waiter{chk})
 }
@@ -116,14 +116,14 @@ func (s CheckSpec) String() string {
 // service runs, and the record of its results.
 type check struct {
 	name string
+	unit string // "check <name>": its waiter's name, and its calls' in the service
 	fn   func(context.Context) error
 	cfg  config
 
-	mu      sync.Mutex
-	last    result
-	running int           // calls of fn that have not returned
-	cutOff  int           // of those, calls whose run was cut off at its deadline
-	idle    chan struct{} // closed when running drops to 0; nil if nobody waits
+	mu     sync.Mutex
+	last   result
+	host   *core.Host // the service's, once it launched the check's waiter
+	cutOff int        // calls of fn cut off at their deadline that have not returned
 	// watchers are told (without blocking) of every recorded result.
 	watchers map[chan<- struct{}]struct{}
 }
@@ -154,8 +154,15 @@ func (c *check) Threshold() int { return c.cfg.threshold }
 // Check implements core.Check: one run of the check under ctx's deadline,
 // as a child span "check <name>" of the span in ctx, recorded for the
 // probes.
+//
+// With no span in ctx (the caller traces nothing), the child span could
+// record nothing either: no span, name or attribute is built.
 func (c *check) Check(ctx context.Context) error {
-	tracer := trace.SpanFromContext(ctx).TracerProvider().Tracer(telemetry.ScopeName)
+	parent := trace.SpanFromContext(ctx)
+	if !parent.IsRecording() && !parent.SpanContext().IsValid() {
+		return c.run(ctx)
+	}
+	tracer := parent.TracerProvider().Tracer(telemetry.ScopeName)
 	ctx, span := tracer.Start(ctx, telemetry.SpanName(telemetry.SpanCheck, c.name),
 		trace.WithSpanKind(trace.SpanKindInternal),
 		trace.WithAttributes(telemetry.AttrCheck.String(c.name)))
@@ -178,9 +185,12 @@ func (c *check) run(ctx context.Context) error {
 	return err
 }
 
-// invoke calls fn in a goroutine and waits for it until ctx ends. It does
-// not call fn when ctx has already ended, or while an earlier call cut off
-// at its deadline has not returned.
+// invoke calls fn in a goroutine of the service (Host.Go, named "check
+// <name>": its Stop waits for the call, for at most StopTimeout, and names
+// it if it outlasts that) and waits for it until ctx ends. It does not call
+// fn when ctx has already ended, or while an earlier call cut off at its
+// deadline has not returned. Once the stop has begun, Host.Go runs nothing;
+// ctx then ends with the stop, so the call is abandoned, not cut off.
 func (c *check) invoke(ctx context.Context) error {
 	begin := time.Now()
 	if ctx.Err() != nil {
@@ -191,11 +201,15 @@ func (c *check) invoke(ctx context.Context) error {
 		c.mu.Unlock()
 		return ErrStillRunning
 	}
-	c.running++
+	h := c.host
 	c.mu.Unlock()
 
 	cl := &call{result: make(chan error, 1)}
-	go c.call(ctx, cl)
+	if h != nil {
+		h.Go(c.unit, func(context.Context) error { c.call(ctx, cl); return nil })
+	} else {
+		go c.call(ctx, cl) // a Check called before its service launched it
+	}
 	select {
 	case err := <-cl.result:
 		return err
@@ -233,11 +247,6 @@ func (c *check) call(ctx context.Context, cl *call) {
 	cl.returned = true
 	if cl.cutOff {
 		c.cutOff--
-	}
-	c.running--
-	if c.running == 0 && c.idle != nil {
-		close(c.idle)
-		c.idle = nil
 	}
 	c.mu.Unlock()
 	cl.result <- err
@@ -295,37 +304,28 @@ func (c *check) lastResult() result {
 	return c.last
 }
 
-// wait returns once no call of fn is under way.
-func (c *check) wait() {
-	c.mu.Lock()
-	if c.running == 0 {
-		c.mu.Unlock()
-		return
-	}
-	if c.idle == nil {
-		c.idle = make(chan struct{})
-	}
-	idle := c.idle
-	c.mu.Unlock()
-	<-idle
-}
-
 // waiter is the core.Unit that makes the service own the calls of a
-// check's fn: its Stop waits for calls still under way (a call cut off at
-// its deadline included) before the OnStop hooks run, for at most
-// StopTimeout, and names the check in its *core.StopTimeoutError if they do
-// not return by then.
+// check's fn: Launch gives the check the service's Host, whose goroutines
+// the calls run in (invoke), so that its Stop waits for calls still under
+// way (a call cut off at its deadline included) before the OnStop hooks
+// run, for at most StopTimeout, and names the check in its
+// *core.StopTimeoutError if they do not return by then. Between calls it
+// runs nothing.
 type waiter struct{ c *check }
 
 // Name implements core.Unit.
-func (w waiter) Name() string { return "check " + w.c.name }
+func (w waiter) Name() string { return w.c.unit }
 
 // Launch implements core.Unit.
 func (w waiter) Launch(_ context.Context, h *core.Host) error {
-	h.Go(w.Name(), func(ctx context.Context) error {
-		<-ctx.Done()
-		w.c.wait()
-		return nil
-	})
+	w.c.mu.Lock()
+	w.c.host = h
+	w.c.mu.Unlock()
 	return nil
 }
+
+// LaunchInline implements inline.Launcher: Launch runs no user code.
+func (w waiter) LaunchInline() bool { return true }
+
+// ValidateInline implements inline.Launcher: there is no Validate.
+func (w waiter) ValidateInline() bool { return true }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -631,5 +632,30 @@ func TestReusedSpecIsolatesHangs(t *testing.T) {
 		close(hang.release)
 		coretest.MustStop(t, a)
 		coretest.MustStop(t, b)
+	})
+}
+
+// A check owns no goroutine between its runs: a started service whose
+// only work is a check runs none while idle, and each monitor tick still
+// calls the check's function.
+func TestCheckRunsNoGoroutineBetweenRuns(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var calls atomic.Int32
+		s := core.NewService(core.Name("api"), core.Logger(coretest.Quiet()), core.MonitorInterval(100*time.Millisecond),
+			health.Check("db", func(context.Context) error { calls.Add(1); return nil }))
+		before := runtime.NumGoroutine()
+		coretest.MustStart(t, s)
+		synctest.Wait()
+		for tick := 0; tick <= 2; tick++ {
+			if extra := runtime.NumGoroutine() - before; extra != 0 {
+				t.Fatalf("goroutines after %d ticks: got %d more than before Start, want 0", tick, extra)
+			}
+			<-time.After(100 * time.Millisecond)
+			synctest.Wait()
+		}
+		if got := calls.Load(); got != 4 {
+			t.Fatalf("calls: got %d, want 4 (start + 3 ticks)", got)
+		}
+		coretest.MustStop(t, s)
 	})
 }

@@ -30,12 +30,14 @@ type worker[T any] struct {
 	id     int    // from 1
 	goName string // "task <name>#<id>", for Host.Go and StopTimeoutError
 	svc    string
-	host   *core.Host // raises the worker's events
-	log    *slog.Logger
-	sched  backoff.BackOff // cadenceSchedule without Once only
-	retry  backoff.BackOff // nil: no retries
-	timer  *time.Timer     // made on the first wait longer than zero
-	run    int64           // number of the current run, from 1
+	// hostLog is the service's logger; log is it with the task and the
+	// worker, made on the first record the logger takes (logger).
+	hostLog *slog.Logger
+	log     *slog.Logger
+	sched   backoff.BackOff // cadenceSchedule without Once only
+	retry   backoff.BackOff // nil: no retries
+	timer   *time.Timer     // made on the first wait longer than zero
+	run     int64           // number of the current run, from 1
 	// failing is set by a failed run and cleared by a successful one: the
 	// retry policy is Reset at the start of each streak of failures.
 	failing bool
@@ -44,18 +46,25 @@ type worker[T any] struct {
 	delivering atomic.Int64
 	watchdog   atomic.Pointer[time.Timer] // warns about slow consumers; made on the first delivery
 
-	gate      telemetry.SpanGate
-	tracer    trace.Tracer
-	spanName  string
-	startOpts []trace.SpanStartOption
-	link      trace.Link            // to the service's start span
-	attrs     []attribute.KeyValue  // service, task and worker
-	kv        [1]attribute.KeyValue // scratch for one attribute: a variadic call then allocates nothing
-	epoch     time.Time             // run durations are measured from it: one monotonic read each end
+	host  *core.Host // its tracer, meter and start span, read when a run is traced or metered
+	gate  telemetry.SpanGate
+	spans *workerSpans // made on the first run the tracer may record
+	epoch time.Time    // run durations are measured from it: one monotonic read each end
 
 	mgate   telemetry.MeterGate
-	meter   metric.Meter
 	metrics *workerMetrics // made on the first run the meter records
+}
+
+// workerSpans is what a worker's spans are started with, made on the first
+// run while the tracer may record, so that a worker whose runs are never
+// traced builds no span name or attribute.
+type workerSpans struct {
+	name      string
+	tracer    trace.Tracer
+	link      trace.Link // to the service's start span
+	startOpts []trace.SpanStartOption
+	attrs     []attribute.KeyValue  // service, task and worker
+	kv        [1]attribute.KeyValue // scratch for one attribute: a variadic call then allocates nothing
 }
 
 // workerMetrics are a worker's instruments and its precomputed attribute
@@ -71,29 +80,16 @@ type workerMetrics struct {
 // already made (by Validate), or nil for newWorker to call the factories.
 func newWorker[T any](t *Task[T], h *core.Host, id int, sched, retry backoff.BackOff) (*worker[T], error) {
 	w := &worker[T]{
-		t:        t,
-		cfg:      &t.cfg,
-		id:       id,
-		goName:   "task " + t.name + "#" + strconv.Itoa(id),
-		svc:      h.Name(),
-		host:     h,
-		log:      h.Log().With("task", t.name, "worker", id),
-		gate:     telemetry.NewSpanGate(h.Tracer(), telemetry.ScopeName),
-		tracer:   h.Tracer(),
-		spanName: telemetry.SpanName(telemetry.SpanTask, h.Name()+"/"+t.name),
-		// Only what a sampler decides on goes in the start options; the
-		// attributes and the link are added once the span is known to
-		// record, so that an unsampled run does not copy them.
-		startOpts: []trace.SpanStartOption{trace.WithNewRoot(), trace.WithSpanKind(trace.SpanKindInternal)},
-		link:      trace.Link{SpanContext: h.StartSpanContext()},
-		attrs: []attribute.KeyValue{
-			telemetry.AttrService.String(h.Name()),
-			telemetry.AttrTask.String(t.name),
-			telemetry.AttrWorker.Int(id),
-		},
-		epoch: time.Now(),
-		mgate: telemetry.NewMeterGate(h.Meter(), telemetry.ScopeName),
-		meter: h.Meter(),
+		t:       t,
+		cfg:     &t.cfg,
+		id:      id,
+		goName:  "task " + t.name + "#" + strconv.Itoa(id),
+		svc:     h.Name(),
+		hostLog: h.Log(),
+		host:    h,
+		gate:    telemetry.NewSpanGate(h.Tracer(), telemetry.ScopeName),
+		epoch:   time.Now(),
+		mgate:   telemetry.NewMeterGate(h.Meter(), telemetry.ScopeName),
 	}
 	w.sched, w.retry = sched, retry
 	var err error
@@ -221,13 +217,7 @@ func (w *worker[T]) runOnce(ctx context.Context) (next time.Duration, end bool, 
 	rctx := ctx // the run's context
 	var span trace.Span
 	if w.gate.On() {
-		rctx, span = w.tracer.Start(ctx, w.spanName, w.startOpts...)
-		if span.IsRecording() {
-			span.AddLink(w.link)
-			span.SetAttributes(w.attrs...)
-			w.kv[0] = telemetry.AttrRun.Int64(w.run)
-			span.SetAttributes(w.kv[:1]...)
-		}
+		rctx, span = w.startSpan(ctx)
 	}
 	lctx := rctx // for logs: the run's span, without the timeout
 	var began time.Duration
@@ -257,7 +247,7 @@ func (w *worker[T]) runOnce(ctx context.Context) (next time.Duration, end bool, 
 		switch {
 		case w.cfg.once:
 			end = true
-			w.log.InfoContext(lctx, "task worker done: Once", "run", w.run)
+			w.logRun(lctx, slog.LevelInfo, "task worker done: Once", nil)
 		case w.cfg.cadence == cadenceEvery:
 			next = w.cfg.every
 		default: // cadenceSchedule
@@ -265,62 +255,29 @@ func (w *worker[T]) runOnce(ctx context.Context) (next time.Duration, end bool, 
 			if next, perr = nextBackOff(w.sched, false); perr != nil {
 				runErr = fmt.Errorf("task.Schedule policy: %w", perr)
 				end, result = true, &core.TaskError{Service: w.svc, Task: w.t.name, Worker: w.id, Err: runErr}
-				w.host.Emit(lctx, core.TaskRunFailed{Task: w.t.name, Worker: w.id, Run: w.run, Err: runErr,
-					Fails: true, Stopping: ctx.Err() != nil})
+				w.emitFailed(lctx, runErr, true, ctx.Err() != nil)
 			} else if next == backoff.Stop {
 				end = true
-				w.log.InfoContext(lctx, "task worker done: the Schedule policy stopped", "run", w.run)
+				w.logRun(lctx, slog.LevelInfo, "task worker done: the Schedule policy stopped", nil)
 			}
 		}
 	case panicked == nil && errors.Is(err, ErrDone):
 		end = true
-		w.log.InfoContext(lctx, "task worker done: ErrDone", "run", w.run)
+		w.logRun(lctx, slog.LevelInfo, "task worker done: ErrDone", nil)
 	case panicked == nil && ctx.Err() != nil && interrupted(ctx, err):
 		// The service is stopping and the run returned its cancellation:
 		// not a failure.
 		end = true
 		if st == stageConsumer {
-			w.log.WarnContext(lctx, "task result not delivered to every consumer: the service is stopping",
-				"run", w.run, "error", err)
+			w.logRun(lctx, slog.LevelWarn, "task result not delivered to every consumer: the service is stopping", err)
 		}
 	default:
-		switch {
-		case timedOut && errors.Is(err, context.DeadlineExceeded):
-			err = fmt.Errorf("run timed out after %v: %w", w.cfg.timeout, err)
-		case timedOut:
-			err = fmt.Errorf("run timed out after %v: %w: %w", w.cfg.timeout, context.DeadlineExceeded, err)
-		}
-		end = w.retry == nil || errors.As(err, new(*backoff.PermanentError))
-		if !end {
-			var perr error
-			next, perr = nextBackOff(w.retry, !w.failing)
-			if perr != nil {
-				err = errors.Join(err, fmt.Errorf("task.Retry policy: %w", perr))
-			}
-			end = perr != nil || next == backoff.Stop
-		}
-		w.failing = true
-		runErr = err
-		switch {
-		case end:
-			// Also while the service stops: the failure is then the
-			// stop's error, returned by Stop.
-			result = &core.TaskError{Service: w.svc, Task: w.t.name, Worker: w.id, Err: err}
-			w.host.Emit(lctx, core.TaskRunFailed{Task: w.t.name, Worker: w.id, Run: w.run, Err: err,
-				Fails: true, Stopping: ctx.Err() != nil})
-		case ctx.Err() != nil:
-			// A failure the policy would retry, but the service stops:
-			// it is no more the service's than it was a moment earlier.
-			end = true
-			w.host.Emit(lctx, core.TaskRunFailed{Task: w.t.name, Worker: w.id, Run: w.run, Err: err,
-				Stopping: true})
-		}
+		next, end, result, runErr = w.failed(ctx, lctx, err, timedOut)
 	}
 	if !end {
 		next = w.jitter(next)
 		if runErr != nil {
-			w.host.Emit(lctx, core.TaskRetryScheduled{Task: w.t.name, Worker: w.id, Run: w.run, Err: runErr,
-				Delay: next})
+			w.emitRetry(lctx, runErr, next)
 		}
 	}
 	if runErr != nil {
@@ -333,18 +290,83 @@ func (w *worker[T]) runOnce(ctx context.Context) (next time.Duration, end bool, 
 	}
 
 	if span != nil {
-		if !end && span.IsRecording() {
-			w.kv[0] = telemetry.AttrNextDelay.Float64(next.Seconds())
-			span.SetAttributes(w.kv[:1]...)
-		}
-		if panicked != nil {
-			telemetry.RecordPanic(span, runErr, panicked.Stack)
-			span.End()
-		} else {
-			telemetry.End(span, runErr)
-		}
+		w.endSpan(span, end, next, runErr, panicked)
 	}
 	return next, end, result
+}
+
+// failed decides what follows a failed run (err, from fn or a consumer;
+// timedOut: its Timeout ended it): a retry after next, or the end of the
+// worker with result, the *core.TaskError the service fails with (nil once
+// the service stops and the failure would have been retried). runErr is
+// the run's failure as the span and the logs report it. ctx is the
+// service's, lctx the run's for logs. It is kept out of runOnce, which the
+// runs that do not fail go through.
+//
+//go:noinline
+func (w *worker[T]) failed(ctx, lctx context.Context, err error, timedOut bool) (next time.Duration, end bool, result, runErr error) {
+	switch {
+	case timedOut && errors.Is(err, context.DeadlineExceeded):
+		err = fmt.Errorf("run timed out after %v: %w", w.cfg.timeout, err)
+	case timedOut:
+		err = fmt.Errorf("run timed out after %v: %w: %w", w.cfg.timeout, context.DeadlineExceeded, err)
+	}
+	end = w.retry == nil || errors.As(err, new(*backoff.PermanentError))
+	if !end {
+		var perr error
+		next, perr = nextBackOff(w.retry, !w.failing)
+		if perr != nil {
+			err = errors.Join(err, fmt.Errorf("task.Retry policy: %w", perr))
+		}
+		end = perr != nil || next == backoff.Stop
+	}
+	w.failing = true
+	switch {
+	case end:
+		// Also while the service stops: the failure is then the
+		// stop's error, returned by Stop.
+		result = &core.TaskError{Service: w.svc, Task: w.t.name, Worker: w.id, Err: err}
+		w.emitFailed(lctx, err, true, ctx.Err() != nil)
+	case ctx.Err() != nil:
+		// A failure the policy would retry, but the service stops:
+		// it is no more the service's than it was a moment earlier.
+		end = true
+		w.emitFailed(lctx, err, false, true)
+	}
+	return next, end, result, err
+}
+
+// startSpan starts the run's span, with its attributes and the link to the
+// start span once it is known to record.
+//
+//go:noinline
+func (w *worker[T]) startSpan(ctx context.Context) (context.Context, trace.Span) {
+	sp := w.spanSettings()
+	ctx, span := sp.tracer.Start(ctx, sp.name, sp.startOpts...)
+	if span.IsRecording() {
+		span.AddLink(sp.link)
+		span.SetAttributes(sp.attrs...)
+		sp.kv[0] = telemetry.AttrRun.Int64(w.run)
+		span.SetAttributes(sp.kv[:1]...)
+	}
+	return ctx, span
+}
+
+// endSpan ends the run's span: with the delay to the next run unless the
+// worker ends, and the run's failure or panic.
+//
+//go:noinline
+func (w *worker[T]) endSpan(span trace.Span, end bool, next time.Duration, runErr error, panicked *core.PanicError) {
+	if !end && span.IsRecording() {
+		w.spans.kv[0] = telemetry.AttrNextDelay.Float64(next.Seconds())
+		span.SetAttributes(w.spans.kv[:1]...)
+	}
+	if panicked != nil {
+		telemetry.RecordPanic(span, runErr, panicked.Stack)
+		span.End()
+	} else {
+		telemetry.End(span, runErr)
+	}
 }
 
 // record records a run that began at start (since the worker's epoch) in
@@ -375,14 +397,17 @@ func (w *worker[T]) record(ctx context.Context, start time.Duration, runErr erro
 func (w *worker[T]) instruments() *workerMetrics {
 	m := &workerMetrics{}
 	var err1, err2 error
-	m.runs, err1 = w.meter.Float64Histogram(telemetry.MetricTaskRunDuration,
+	meter := w.host.Meter()
+	m.runs, err1 = meter.Float64Histogram(telemetry.MetricTaskRunDuration,
 		metric.WithUnit("s"), metric.WithDescription("Duration of task runs"),
 		metric.WithExplicitBucketBoundaries(telemetry.DurationBuckets...))
-	m.retries, err2 = w.meter.Int64Counter(telemetry.MetricTaskRetries,
+	m.retries, err2 = meter.Int64Counter(telemetry.MetricTaskRetries,
 		metric.WithUnit("{retry}"), metric.WithDescription("Retries scheduled after failed task runs"))
 	for _, err := range []error{err1, err2} {
 		if err != nil {
-			w.log.Warn("cannot make a metric instrument", "error", err)
+			if l := w.logger(context.Background(), slog.LevelWarn); l != nil {
+				l.Warn("cannot make a metric instrument", "error", err)
+			}
 		}
 	}
 	set := attribute.NewSet(telemetry.AttrService.String(w.svc), telemetry.AttrTask.String(w.t.name))
@@ -408,17 +433,27 @@ func (w *worker[T]) call(ctx context.Context) (st stage, panicked *core.PanicErr
 		return stageFn, nil, err
 	}
 	w.t.set(v)
-	st = stageConsumer
 	if cs := w.t.consumers.Load(); cs != nil {
-		w.watchDelivery()
-		defer w.delivering.Store(0)
-		for i, c := range *cs {
-			if err := c(ctx, v); err != nil {
-				return stageConsumer, nil, fmt.Errorf("result consumer %d: %w", i+1, err)
-			}
-		}
+		return stageConsumer, nil, w.deliver(ctx, *cs, v)
 	}
 	return stageConsumer, nil, nil
+}
+
+// deliver hands v to the result consumers cs, in order, under the watchdog
+// that warns about a slow delivery, and returns the first one's error. A
+// panic in a consumer goes up to call. It is kept out of call, whose frame
+// is on the stack of every run.
+//
+//go:noinline
+func (w *worker[T]) deliver(ctx context.Context, cs []func(context.Context, T) error, v T) error {
+	w.watchDelivery()
+	defer w.delivering.Store(0)
+	for i, c := range cs {
+		if err := c(ctx, v); err != nil {
+			return fmt.Errorf("result consumer %d: %w", i+1, err)
+		}
+	}
+	return nil
 }
 
 // SlowConsumerWarning is how long the result consumers of one run may take
@@ -430,6 +465,10 @@ const SlowConsumerWarning = 10 * time.Second
 // watchDelivery marks the start of a delivery to the consumers and arms the
 // watchdog that warns about a slow one. It allocates only the first time.
 func (w *worker[T]) watchDelivery() {
+	if w.log == nil {
+		// Before the watchdog exists: its function reads w.log.
+		w.log = w.taggedLog()
+	}
 	w.delivering.Store(time.Now().UnixNano())
 	if t := w.watchdog.Load(); t != nil {
 		t.Reset(SlowConsumerWarning)
@@ -452,4 +491,80 @@ func (w *worker[T]) warnSlowDelivery() {
 	if t := w.watchdog.Load(); t != nil {
 		t.Reset(SlowConsumerWarning - blocked%SlowConsumerWarning)
 	}
+}
+
+// logger returns the worker's logger (with the task and the worker) if the
+// service's logger records level, else nil: a record that nothing takes
+// costs no logger and no attributes. Only the worker's goroutine calls it.
+func (w *worker[T]) logger(ctx context.Context, level slog.Level) *slog.Logger {
+	if !w.hostLog.Enabled(ctx, level) {
+		return nil
+	}
+	if w.log == nil {
+		w.log = w.taggedLog()
+	}
+	return w.log
+}
+
+// taggedLog is the service's logger with the task and the worker.
+func (w *worker[T]) taggedLog() *slog.Logger {
+	return w.hostLog.With("task", w.t.name, "worker", w.id)
+}
+
+// spanSettings returns what the worker's spans are started with, making it
+// on the first call. Only the worker's goroutine calls it.
+func (w *worker[T]) spanSettings() *workerSpans {
+	if w.spans == nil {
+		w.spans = &workerSpans{
+			name:   telemetry.SpanName(telemetry.SpanTask, w.svc+"/"+w.t.name),
+			tracer: w.host.Tracer(),
+			link:   trace.Link{SpanContext: w.host.StartSpanContext()},
+			// Only what a sampler decides on goes in the start options;
+			// the attributes and the link are added once the span is
+			// known to record, so that an unsampled run does not copy
+			// them.
+			startOpts: []trace.SpanStartOption{trace.WithNewRoot(), trace.WithSpanKind(trace.SpanKindInternal)},
+			attrs: []attribute.KeyValue{
+				telemetry.AttrService.String(w.svc),
+				telemetry.AttrTask.String(w.t.name),
+				telemetry.AttrWorker.Int(w.id),
+			},
+		}
+	}
+	return w.spans
+}
+
+// logRun logs msg about the current run at level, with the run's number and
+// err if not nil, if the service's logger records level. It is kept out of
+// runOnce, so that its arguments do not weigh on the frame of every run.
+//
+//go:noinline
+func (w *worker[T]) logRun(ctx context.Context, level slog.Level, msg string, err error) {
+	l := w.logger(ctx, level)
+	if l == nil {
+		return
+	}
+	if err == nil {
+		l.Log(ctx, level, msg, "run", w.run)
+		return
+	}
+	l.Log(ctx, level, msg, "run", w.run, "error", err)
+}
+
+// emitFailed raises the TaskRunFailed of the current run (the service logs
+// it, and hands it to its OnEvent hooks). It is kept out of runOnce, so that
+// the event does not weigh on the frame of every run.
+//
+//go:noinline
+func (w *worker[T]) emitFailed(ctx context.Context, err error, fails, stopping bool) {
+	w.host.Emit(ctx, core.TaskRunFailed{Task: w.t.name, Worker: w.id, Run: w.run, Err: err,
+		Fails: fails, Stopping: stopping})
+}
+
+// emitRetry raises the TaskRetryScheduled of the current run, retried in
+// next, as emitFailed does.
+//
+//go:noinline
+func (w *worker[T]) emitRetry(ctx context.Context, err error, next time.Duration) {
+	w.host.Emit(ctx, core.TaskRetryScheduled{Task: w.t.name, Worker: w.id, Run: w.run, Err: err, Delay: next})
 }

@@ -34,6 +34,7 @@ var ErrDone = errors.New("task done")
 // run.
 type Task[T any] struct {
 	name string
+	unit string // "task <name>", its unit's name
 	fn   func(context.Context) (T, error)
 	opts []Option
 	cfg  config
@@ -83,7 +84,7 @@ func New[T any](name string, fn func(ctx context.Context) (T, error), opts ...Op
 	if err != nil {
 		errs = append(errs, err)
 	}
-	return &Task[T]{name: name, fn: fn, opts: slices.Clone(opts), cfg: cfg, err: errors.Join(errs...)}
+	return &Task[T]{name: name, unit: "task " + name, fn: fn, opts: slices.Clone(opts), cfg: cfg, err: errors.Join(errs...)}
 }
 
 // Func returns a task with no result: New with a function whose result is
@@ -264,7 +265,7 @@ func (t *Task[T]) ApplyTo(c *core.Config) {
 // anything.
 type unit[T any] struct{ t *Task[T] }
 
-func (u unit[T]) Name() string { return "task " + u.t.name }
+func (u unit[T]) Name() string { return u.t.unit }
 
 // Validate reports what could not be checked when the task was given to
 // NewService: a nil OnResult consumer added since, and the Schedule and
@@ -274,8 +275,12 @@ func (u unit[T]) Name() string { return "task " + u.t.name }
 func (u unit[T]) Validate() error {
 	t := u.t
 	t.mu.Lock()
-	errs := []error{t.lateErr}
+	lateErr := t.lateErr
 	t.mu.Unlock()
+	var errs []error
+	if lateErr != nil {
+		errs = append(errs, lateErr)
+	}
 	var sched, retry backoff.BackOff
 	for i, pf := range t.cfg.policies {
 		p, err := policy(pf.option, pf.factory)
@@ -308,6 +313,16 @@ func (u unit[T]) Launch(_ context.Context, h *core.Host) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", core.ErrInvalidOption, err)
 	}
+	if t.cfg.workers == 1 {
+		w, err := newWorker(t, h, 1, first.sched, first.retry)
+		if err != nil {
+			return fmt.Errorf("%w: %w", core.ErrInvalidOption, err)
+		}
+		h.Go(w.goName, w.loop)
+		return nil
+	}
+	// Every worker is made before any runs: a factory that fails launches
+	// none.
 	ws := make([]*worker[T], t.cfg.workers)
 	for i := range ws {
 		var w *worker[T]
@@ -333,3 +348,12 @@ func (t *Task[T]) set(v T) {
 	t.last, t.hasLast = v, true
 	t.mu.Unlock()
 }
+
+// LaunchInline implements inline.Launcher: with one worker, Launch uses the
+// policies Validate made and calls no user code, so the service calls it on
+// its own goroutine. More workers call the policy factories in Launch.
+func (u unit[T]) LaunchInline() bool { return u.t.cfg.workers == 1 }
+
+// ValidateInline implements inline.Launcher: Validate calls the policy
+// factories, user code, when the task has policy options.
+func (u unit[T]) ValidateInline() bool { return len(u.t.cfg.policies) == 0 }
