@@ -104,6 +104,12 @@ for mod in "${modules[@]}"; do
 		step "go run ./examples/graph" go run ./examples/graph >/dev/null
 	fi
 	step "go test -race -count=1 ./..." gotest
+	if [[ $mod == . ]]; then
+		# The lifecycle suites again, with an illegal state transition a panic
+		# instead of a logged error (build tag coreassert).
+		step "go test -race -tags coreassert ./core ./internal/chaos ./internal/eventstream" \
+			go test -race -count=1 -tags coreassert ./core ./internal/chaos ./internal/eventstream
+	fi
 	popd >/dev/null
 done
 mod=bench step "bench/run -quick (every benchmark scenario compiles and runs)" bench/run -quick

@@ -63,8 +63,8 @@
 // as the service goes, has every event). The move to the final state is the
 // last event delivered; Done is closed, and Stop returns, once the hooks
 // have had it, or after StopTimeout, when the events still queued are
-// dropped and their number logged. A hook that panics is recovered and
-// logged. With no hook and a logger that records nothing, raising an event
+// dropped and their number logged. A hook that panics or calls
+// runtime.Goexit is recovered and logged. With no hook and a logger that records nothing, raising an event
 // costs no allocation and builds no record.
 //
 // # Concurrency

@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"runtime/debug"
 	"sync"
@@ -161,7 +162,8 @@ var stateMessages = [...]string{"service new", "service starting", "service runn
 	"service terminated", "service failed"}
 
 func (e StateChanged) level() slog.Level {
-	if e.Cause != nil && (e.To == StateFailed || e.To == StateStopping) {
+	// A start aborted by Stop is no failure: its cause says why it stopped.
+	if e.Cause != nil && (e.To == StateFailed || e.To == StateStopping) && !errors.Is(e.Cause, errStopRequested) {
 		return slog.LevelError
 	}
 	return slog.LevelInfo
@@ -448,7 +450,17 @@ func (b *Base) awaitLog() {
 // order, each event to every hook in the order of the OnEvent options. It
 // ends when the queue is empty; the next event starts another. When it
 // makes room in a queue that overflowed, it queues an EventsDropped.
-func (b *Base) deliver() {
+func (b *Base) deliver() { b.deliverFrom(nil, 0) }
+
+// deliverFrom is deliver that first gives e to the hooks from the one at
+// index next on: where a hook that called runtime.Goexit left it (see
+// callHook).
+func (b *Base) deliverFrom(e Event, next int) {
+	if e != nil {
+		for i := next; i < len(b.cfg.onEvent); i++ {
+			b.callHook(i, e)
+		}
+	}
 	s := &b.eventsOutbox
 	for {
 		s.mu.Lock()
@@ -475,8 +487,8 @@ func (b *Base) deliver() {
 		if dropped != nil {
 			b.emitLogOnly(*dropped)
 		}
-		for i, h := range b.cfg.onEvent {
-			b.callHook(i+1, h, e)
+		for i := range b.cfg.onEvent {
+			b.callHook(i, e)
 		}
 	}
 }
@@ -495,15 +507,28 @@ func (b *Base) emitLogOnly(e Event) {
 	b.flushLog()
 }
 
-// callHook calls hook number n with e, recovering and logging a panic.
-func (b *Base) callHook(n int, hook func(Event), e Event) {
+// callHook calls hook number i (from 0) with e, recovering and logging a
+// panic; a hook that calls runtime.Goexit is logged and the delivery goes on
+// in a new goroutine.
+func (b *Base) callHook(i int, e Event) {
+	returned := false
 	defer func() {
 		if v := recover(); v != nil {
-			b.log.Error("OnEvent hook panicked", "hook", n, "event", e,
+			b.log.Error("OnEvent hook panicked", "hook", i+1, "event", e,
 				"error", &PanicError{Value: v, Stack: debug.Stack()})
+			return
+		}
+		if !returned {
+			// The hook called runtime.Goexit (t.FailNow in a test, say):
+			// this goroutine ends, the delivery goes on in another one,
+			// which still owns the queue (delivering stays set).
+			b.log.Error("OnEvent hook called runtime.Goexit: the delivery goes on in a new goroutine",
+				"hook", i+1, "event", e)
+			go b.deliverFrom(e, i+1)
 		}
 	}()
-	hook(e)
+	b.cfg.onEvent[i](e)
+	returned = true
 }
 
 // awaitHooks waits until the hooks have had every queued event, for at most

@@ -206,8 +206,9 @@ func (o *hookOption) String() string {
 // queue is full is dropped, and the hooks get an EventsDropped counting the
 // dropped events once there is room again (the service's log has every
 // event, dropped or not: the log is written by the service as it goes, the
-// queue feeds the hooks only). A hook that panics is recovered and logged;
-// the next hooks and events are delivered as usual.
+// queue feeds the hooks only). A hook that panics, or calls runtime.Goexit
+// (t.FailNow in a test), is recovered and logged; the next hooks and events
+// are delivered as usual.
 //
 // The move to the final state is the last event delivered (but for an
 // EventsDropped counting events dropped just before it), and Done is

@@ -59,9 +59,12 @@ func (r *Events) Wait(ctx context.Context, match func(core.Event) bool) core.Eve
 }
 
 // OfType returns the events of type E kept in r so far, in order.
-func OfType[E core.Event](r *Events) []E {
+func OfType[E core.Event](r *Events) []E { return Only[E](r.All()) }
+
+// Only returns the events of evs of type E, in their order.
+func Only[E core.Event](evs []core.Event) []E {
 	var out []E
-	for _, e := range r.All() {
+	for _, e := range evs {
 		if v, ok := e.(E); ok {
 			out = append(out, v)
 		}
