@@ -3,7 +3,6 @@ package core_test
 import (
 	"context"
 	"errors"
-	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -157,10 +156,10 @@ func TestNoMonitorWithoutSomethingToWatch(t *testing.T) {
 		idle := core.NewService(core.Name("idle"), core.Logger(coretest.Quiet()), core.TracerProvider(tp))
 		checked := core.NewService(core.Name("checked"), core.Logger(coretest.Quiet()), core.TracerProvider(tp),
 			&check{name: "ping", fn: func(context.Context) error { return nil }})
-		before := runtime.NumGoroutine()
+		before := coretest.BubbleGoroutines()
 		coretest.MustStart(t, idle)
 		synctest.Wait()
-		extra := runtime.NumGoroutine() - before
+		extra := coretest.BubbleGoroutines() - before
 		coretest.MustStart(t, checked)
 		<-time.After(time.Second)
 		synctest.Wait()
@@ -232,12 +231,12 @@ func TestMonitorRunsNoGoroutineBetweenTicks(t *testing.T) {
 		sc := &scripted{}
 		s := core.NewService(core.Logger(coretest.Quiet()), core.MonitorInterval(100*time.Millisecond),
 			&check{name: "count", fn: sc.fn})
-		before := runtime.NumGoroutine()
+		before := coretest.BubbleGoroutines()
 		coretest.MustStart(t, s)
 		for tick := 1; tick <= 3; tick++ {
 			<-time.After(100 * time.Millisecond)
 			synctest.Wait()
-			if extra := runtime.NumGoroutine() - before; extra != 0 {
+			if extra := coretest.BubbleGoroutines() - before; extra != 0 {
 				t.Fatalf("goroutines after tick %d: got %d more than before Start, want 0", tick, extra)
 			}
 		}

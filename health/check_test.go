@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -643,11 +642,11 @@ func TestCheckRunsNoGoroutineBetweenRuns(t *testing.T) {
 		var calls atomic.Int32
 		s := core.NewService(core.Name("api"), core.Logger(coretest.Quiet()), core.MonitorInterval(100*time.Millisecond),
 			health.Check("db", func(context.Context) error { calls.Add(1); return nil }))
-		before := runtime.NumGoroutine()
+		before := coretest.BubbleGoroutines()
 		coretest.MustStart(t, s)
 		synctest.Wait()
 		for tick := 0; tick <= 2; tick++ {
-			if extra := runtime.NumGoroutine() - before; extra != 0 {
+			if extra := coretest.BubbleGoroutines() - before; extra != 0 {
 				t.Fatalf("goroutines after %d ticks: got %d more than before Start, want 0", tick, extra)
 			}
 			<-time.After(100 * time.Millisecond)
