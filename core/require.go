@@ -390,10 +390,7 @@ func (b *Base) addDependent(parent *Base, name string) error {
 	if err := b.notRunningLocked(); err != nil {
 		return err
 	}
-	if b.dependents == nil {
-		b.dependents = make(map[*Base]string)
-	}
-	b.dependents[parent] = name
+	b.dependents.add(parent, name)
 	return nil
 }
 

@@ -75,14 +75,14 @@ type Base struct {
 	startCancel  context.CancelCauseFunc
 	startSpan    trace.SpanContext
 	reqs         []*reqState
-	reqKeys      serviceSet       // the services reqs resolved to, while they resolve
-	changed      chan struct{}    // closed at the next state change; nil until Changed asks
-	dependents   map[*Base]string // parents to tell when b begins to stop, with b's name there
-	waits        map[*Base]int    // services this one's start is waiting for
-	stopWaits    map[*Base]int    // services this one's stop is waiting for
-	settled      chan struct{}    // closed when Start has finished, either way
-	hooksDone    chan struct{}    // closed when the stop is past its units and OnStop hooks
-	done         chan struct{}    // closed on reaching a final state
+	reqKeys      serviceSet    // the services reqs resolved to, while they resolve
+	changed      chan struct{} // closed at the next state change; nil until Changed asks
+	dependents   dependents    // parents to tell when b begins to stop, with b's name there
+	waits        map[*Base]int // services this one's start is waiting for
+	stopWaits    map[*Base]int // services this one's stop is waiting for
+	settled      latch         // when Start has finished, either way
+	hooksDone    latch         // when the stop is past its units and OnStop hooks
+	done         chan struct{} // closed on reaching a final state
 
 	metrics serviceMetrics
 	spans   telemetry.SpanGate // off while the tracer records nothing
@@ -119,14 +119,12 @@ func NewService(opts ...Option) *Base {
 		mp = otel.GetMeterProvider()
 	}
 	b := &Base{
-		name:      name,
-		cfg:       cfg,
-		log:       logger.With("service", name),
-		tracer:    tp.Tracer(telemetry.ScopeName),
-		meter:     mp.Meter(telemetry.ScopeName),
-		settled:   make(chan struct{}),
-		hooksDone: make(chan struct{}),
-		done:      make(chan struct{}),
+		name:   name,
+		cfg:    cfg,
+		log:    logger.With("service", name),
+		tracer: tp.Tracer(telemetry.ScopeName),
+		meter:  mp.Meter(telemetry.ScopeName),
+		done:   make(chan struct{}),
 	}
 	b.metrics.gate = telemetry.NewMeterGate(b.meter, telemetry.ScopeName)
 	b.spans = telemetry.NewSpanGate(b.tracer, telemetry.ScopeName)
@@ -311,7 +309,9 @@ func (b *Base) startup(ctx context.Context) error {
 		b.mu.Unlock()
 		telemetry.End(span, nil)
 		b.flushLog()
-		close(b.settled) // last: parents waiting for b see its whole start
+		b.mu.Lock()
+		b.settled.open() // last: parents waiting for b see its whole start
+		b.mu.Unlock()
 		return nil
 	}
 	if se := (*StartupError)(nil); errors.As(err, &se) && b.cause != nil && !errors.Is(se.Err, b.cause) {
@@ -324,7 +324,7 @@ func (b *Base) startup(ctx context.Context) error {
 	failure := !b.stopReq || !errors.Is(err, errStopRequested)
 	b.transition(ctx, StateStopping, err, failure)
 	b.workers.close()
-	close(b.settled)
+	b.settled.open()
 	b.mu.Unlock()
 	telemetry.End(span, err)
 	b.flushLog()
@@ -635,22 +635,25 @@ func (b *Base) stopAsync(ctx context.Context) {
 	b.flushLog()
 	b.mu.Lock()
 	cause := b.cause
-	dependents := b.dependents
-	b.dependents = nil
+	parents := b.dependents.list
+	b.dependents = dependents{}
 	b.mu.Unlock()
 	// Parents learn of it first, before anything of b stops, and b's stop
 	// waits until their work has ended and their OnStop hooks have run (the
 	// order of any stop: dependents first). Their next step, releasing b,
 	// waits for b, so they wait no longer.
-	for parent, name := range dependents {
+	for _, d := range parents {
 		if cause != nil {
-			parent.requirementFailed(name, cause)
+			d.parent.requirementFailed(d.name, cause)
 		} else {
-			parent.requirementStopped(name)
+			d.parent.requirementStopped(d.name)
 		}
 	}
-	for parent := range dependents {
-		<-parent.hooksDone
+	for _, d := range parents {
+		d.parent.mu.Lock()
+		hooksDone := d.parent.hooksDone.wait()
+		d.parent.mu.Unlock()
+		<-hooksDone
 	}
 	b.finish(b.shutdown(context.WithoutCancel(ctx)))
 }
@@ -705,7 +708,9 @@ func (b *Base) shutdown(ctx context.Context) error {
 			}
 		}
 	}
-	close(b.hooksDone) // requirements that failed may stop now
+	b.mu.Lock()
+	b.hooksDone.open() // requirements that failed may stop now
+	b.mu.Unlock()
 	for _, err := range b.releaseRequirements(ctx) {
 		b.stopTimedOut(ctx, err) // the Stop of a service of another type
 		errs = append(errs, err)

@@ -79,10 +79,10 @@ func (b *Base) startsInline() bool {
 // recorded as waiting for b, so that two chains waiting for each other are
 // a cycle, not a deadlock.
 func (b *Base) awaitRunning(ctx context.Context) error {
-	select {
-	case <-b.settled:
-	case <-b.done:
-	default:
+	b.mu.Lock()
+	if !b.settled.opened {
+		settled := b.settled.wait()
+		b.mu.Unlock()
 		if parent := lastInPath(ctx); parent != nil {
 			parent.addWait(b, 1)
 			defer parent.addWait(b, -1)
@@ -91,13 +91,13 @@ func (b *Base) awaitRunning(ctx context.Context) error {
 			}
 		}
 		select {
-		case <-b.settled:
+		case <-settled:
 		case <-b.done:
 		case <-ctx.Done():
 			return fmt.Errorf("waiting for %s to start: %w", b.name, context.Cause(ctx))
 		}
+		b.mu.Lock()
 	}
-	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.state == StateRunning {
 		return nil
@@ -149,7 +149,7 @@ func (b *Base) release(ctx context.Context, name string, owned bool, svc Service
 func (b *Base) dropHold(ctx context.Context, child *Base, owned bool) (wait bool) {
 	child.mu.Lock()
 	defer child.mu.Unlock()
-	delete(child.dependents, b) // b no longer needs to hear of child's stop
+	child.dependents.remove(b) // b no longer needs to hear of child's stop
 	if !owned {
 		return false
 	}
