@@ -286,13 +286,16 @@ var errStopRequested = errors.New("stopped while starting")
 // startup runs the start sequence and, if it fails, the rollback.
 func (b *Base) startup(ctx context.Context) error {
 	defer b.startCancel(nil)
-	b.flushLog()           // the move to Starting
-	if !b.startsInline() { // a start that runs no user code has nothing for StartTimeout to bound
+	b.flushLog() // the move to Starting
+	// A start that runs no user code has nothing for StartTimeout to bound,
+	// and leads to no other start, which would read the start chain.
+	if !b.startsInline() {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeoutCause(ctx, b.cfg.startTimeout, &timeoutExceeded{"StartTimeout", b.cfg.startTimeout})
 		defer cancel()
+		ctx = withPath(ctx, b)
 	}
-	ctx, span := b.span(withPath(ctx, b), telemetry.SpanStart, b.name)
+	ctx, span := b.span(ctx, telemetry.SpanStart, b.name)
 	b.mu.Lock()
 	b.startSpan = span.SpanContext()
 	b.mu.Unlock()
@@ -330,7 +333,7 @@ func (b *Base) startup(ctx context.Context) error {
 	b.flushLog()
 
 	// Roll back under the stop's bounds, whatever is left of the start's.
-	rollback := b.shutdown(context.WithoutCancel(ctx))
+	rollback := b.shutdown(detach(ctx))
 	// What the start left running is named by the rollback too, and the
 	// part the start's error names is named by Stop when nothing else
 	// would: a start that Stop aborted is no failure (Err is nil), and when
@@ -655,7 +658,7 @@ func (b *Base) stopAsync(ctx context.Context) {
 		d.parent.mu.Unlock()
 		<-hooksDone
 	}
-	b.finish(b.shutdown(context.WithoutCancel(ctx)))
+	b.finish(b.shutdown(detach(ctx)))
 }
 
 // shutdown is the stop sequence, shared by Stop, self-failure and the
@@ -663,7 +666,9 @@ func (b *Base) stopAsync(ctx context.Context) {
 func (b *Base) shutdown(ctx context.Context) error {
 	// A stop begun by one of b's units must still wait for the services it
 	// releases: the unit's mark means "do not wait for me" to b alone.
-	ctx = context.WithValue(ctx, unitKey{}, nil)
+	if ctx.Value(unitKey{}) != nil {
+		ctx = context.WithValue(ctx, unitKey{}, nil)
+	}
 	ctx, span := b.span(ctx, telemetry.SpanStop, b.name)
 	var errs []error
 	b.mu.Lock()
@@ -725,6 +730,16 @@ func (b *Base) shutdown(ctx context.Context) error {
 	}
 	telemetry.End(span, err)
 	return err
+}
+
+// detach returns ctx without its cancellation (context.WithoutCancel), or
+// ctx itself when it has none to drop: a stop begun by another stop, whose
+// context is already detached, builds no context for it.
+func detach(ctx context.Context) context.Context {
+	if ctx.Done() == nil {
+		return ctx
+	}
+	return context.WithoutCancel(ctx)
 }
 
 // stopTimedOut raises StopTimedOut if err is a *StopTimeoutError of b's own
