@@ -396,8 +396,8 @@ func (b *Base) unitsIdle() bool {
 }
 
 // wait closes the set to new goroutines and waits for the running ones
-// until ctx ends; then it names those still running.
-func (w *workerSet) wait(ctx context.Context, service string, timeout time.Duration) error {
+// until ctx ends or bound expires; then it names those still running.
+func (w *workerSet) wait(ctx context.Context, bound *stopBound, service string, timeout time.Duration) error {
 	w.mu.Lock()
 	w.closeLocked()
 	if w.live == 0 {
@@ -409,10 +409,14 @@ func (w *workerSet) wait(ctx context.Context, service string, timeout time.Durat
 	}
 	idle := w.idle
 	w.mu.Unlock()
-	select {
-	case <-idle:
-		return nil
-	case <-ctx.Done():
+	if !bound.expired {
+		select {
+		case <-idle:
+			return nil
+		case <-bound.expire():
+			bound.expired = true
+		case <-ctx.Done():
+		}
 	}
 	return w.stuck(service, timeout)
 }

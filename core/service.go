@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
@@ -679,18 +680,19 @@ func (b *Base) shutdown(ctx context.Context) error {
 	}
 	// Each step has a StopTimeout of its own, so that no step, however
 	// stuck, takes the time of the next: first the units and the monitor.
-	unitsCtx, cancel := ctx, context.CancelFunc(func() {})
+	// The bound is a timer, not a context: nothing below derives from it.
+	var bound stopBound
 	if !b.unitsIdle() { // else nothing to wait for: no timer
-		unitsCtx, cancel = context.WithTimeout(ctx, b.cfg.stopTimeout)
+		bound.timer = time.NewTimer(b.cfg.stopTimeout)
 	}
-	if err := b.workers.wait(unitsCtx, b.name, b.cfg.stopTimeout); err != nil {
+	if err := b.workers.wait(ctx, &bound, b.name, b.cfg.stopTimeout); err != nil {
 		b.stopTimedOut(ctx, err)
 		errs = append(errs, err)
 	}
-	if !b.waitChecking(unitsCtx) { // Healthcheck calls begun while Running
+	if !b.waitChecking(ctx, &bound) { // Healthcheck calls begun while Running
 		errs = append(errs, fmt.Errorf("Healthcheck calls still running after StopTimeout %v", b.cfg.stopTimeout))
 	}
-	cancel()
+	bound.stop()
 	b.mu.Lock()
 	hooks := b.pastRequirements
 	b.mu.Unlock()
@@ -777,9 +779,34 @@ func (b *Base) finish(stopErr error) {
 	b.mu.Unlock()
 }
 
+// stopBound is the StopTimeout of the stop's first step (units, monitor and
+// Healthcheck calls): a timer, nil when there was nothing to wait for, and
+// whether it has fired (its channel delivers once).
+type stopBound struct {
+	timer   *time.Timer
+	expired bool
+}
+
+// expire returns the channel the timer fires on, or nil (never ready) if
+// there is no timer or it has fired already (expired, which the caller
+// checks first).
+func (s *stopBound) expire() <-chan time.Time {
+	if s.timer == nil || s.expired {
+		return nil
+	}
+	return s.timer.C
+}
+
+// stop releases the timer.
+func (s *stopBound) stop() {
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+}
+
 // waitChecking waits until no Healthcheck call begun while Running is under
-// way, or until ctx ends, and reports whether none is.
-func (b *Base) waitChecking(ctx context.Context) bool {
+// way, or until ctx ends or bound expires, and reports whether none is.
+func (b *Base) waitChecking(ctx context.Context, bound *stopBound) bool {
 	b.mu.Lock()
 	if b.checking == 0 {
 		b.mu.Unlock()
@@ -790,9 +817,17 @@ func (b *Base) waitChecking(ctx context.Context) bool {
 	}
 	idle := b.checkIdle
 	b.mu.Unlock()
+	if bound.expired {
+		return false
+	}
 	select {
 	case <-idle:
 		return true
+	case <-bound.expire():
+		bound.expired = true
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return b.checking == 0
 	case <-ctx.Done():
 		b.mu.Lock()
 		defer b.mu.Unlock()
