@@ -2,19 +2,18 @@ package core
 
 // latch is a one-way gate that goroutines wait on, opened once: its channel
 // is made only when someone waits before it opens, so that a service nobody
-// waits on allocates none. It is read and changed under the owning Base's
-// mu.
+// waits on allocates none. Open, it holds closedDone. It is read and
+// changed under the owning Base's mu.
 type latch struct {
-	ch     chan struct{} // nil until someone waits while it is shut
-	opened bool
+	ch chan struct{} // nil while shut and nobody waits; closedDone once open
 }
+
+// isOpen reports whether the latch has opened. The owner's mu is held.
+func (l *latch) isOpen() bool { return l.ch == closedDone }
 
 // wait returns a channel closed once the latch is open (already closed if
 // it is). The owner's mu is held.
 func (l *latch) wait() <-chan struct{} {
-	if l.opened {
-		return closedDone
-	}
 	if l.ch == nil {
 		l.ch = make(chan struct{})
 	}
@@ -24,10 +23,10 @@ func (l *latch) wait() <-chan struct{} {
 // open opens the latch, releasing its waiters; it must be called once. The
 // owner's mu is held.
 func (l *latch) open() {
-	l.opened = true
 	if l.ch != nil {
 		close(l.ch)
 	}
+	l.ch = closedDone
 }
 
 // dependent is a parent holding a *Base, and the name of the requirement

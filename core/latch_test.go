@@ -40,8 +40,8 @@ func TestDependentsRemoveKeepsTheOthers(t *testing.T) {
 func TestLatchMakesAChannelOnlyForAWaiter(t *testing.T) {
 	var early latch
 	early.open()
-	if early.ch != nil {
-		t.Fatalf("got a channel for a latch nobody waited on, want none")
+	if !early.isOpen() || early.ch != closedDone {
+		t.Fatalf("got an opened latch with a channel of its own (open %v), want the shared closed one", early.isOpen())
 	}
 	select {
 	case <-early.wait():
@@ -56,6 +56,9 @@ func TestLatchMakesAChannelOnlyForAWaiter(t *testing.T) {
 	default:
 	}
 	late.open()
+	if !late.isOpen() {
+		t.Fatalf("got a shut latch after open, want it open")
+	}
 	select {
 	case <-ch:
 	default:

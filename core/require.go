@@ -216,13 +216,8 @@ func (b *Base) startAll(ctx context.Context, reqs []Requirement) (string, error)
 	// Only a valid graph is kept for the release: it waits along After edges.
 	b.mu.Lock()
 	b.reqs = states
-	b.reqKeys = make(serviceSet, len(states))
 	b.mu.Unlock()
-	defer func() {
-		b.mu.Lock()
-		b.reqKeys = nil // needed only while the requirements resolve
-		b.mu.Unlock()
-	}()
+	keys := make(serviceSet, len(states)) // under b.mu, while the requirements resolve
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -234,7 +229,7 @@ func (b *Base) startAll(ctx context.Context, reqs []Requirement) (string, error)
 		others   []error // failures of their own met once the first cancelled the rest
 	)
 	start := func(st *reqState) {
-		err := b.startRequirement(ctx, st, states)
+		err := b.startRequirement(ctx, st, states, keys)
 		if err == nil {
 			return
 		}
@@ -285,8 +280,9 @@ func (b *Base) startAll(ctx context.Context, reqs []Requirement) (string, error)
 
 var errSkipped = errors.New("skipped")
 
-// startRequirement starts one requirement once those it comes after are up.
-func (b *Base) startRequirement(ctx context.Context, st *reqState, states []*reqState) error {
+// startRequirement starts one requirement once those it comes after are up;
+// keys, under b.mu, are the services b's requirements resolved to so far.
+func (b *Base) startRequirement(ctx context.Context, st *reqState, states []*reqState, keys serviceSet) error {
 	for _, j := range st.after {
 		select {
 		case <-states[j].started:
@@ -315,7 +311,7 @@ func (b *Base) startRequirement(ctx context.Context, st *reqState, states []*req
 		}
 	}
 	b.mu.Lock()
-	if other := b.reqKeys.claim(svc, st); other != nil {
+	if other := keys.claim(svc, st); other != nil {
 		b.mu.Unlock()
 		return fmt.Errorf("%w: service %s is required twice by %s", ErrInvalidOption, svc.Name(), b.name)
 	}

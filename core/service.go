@@ -76,7 +76,6 @@ type Base struct {
 	startCancel  context.CancelCauseFunc
 	startSpan    trace.SpanContext
 	reqs         []*reqState
-	reqKeys      serviceSet    // the services reqs resolved to, while they resolve
 	changed      chan struct{} // closed at the next state change; nil until Changed asks
 	dependents   dependents    // parents to tell when b begins to stop, with b's name there
 	waits        map[*Base]int // services this one's start is waiting for

@@ -80,7 +80,7 @@ func (b *Base) startsInline() bool {
 // a cycle, not a deadlock.
 func (b *Base) awaitRunning(ctx context.Context) error {
 	b.mu.Lock()
-	if !b.settled.opened {
+	if !b.settled.isOpen() {
 		settled := b.settled.wait()
 		b.mu.Unlock()
 		if parent := lastInPath(ctx); parent != nil {
