@@ -458,14 +458,18 @@ func (b *Base) releaseAll(ctx context.Context, states []*reqState) []error {
 		errs = append(errs, err)
 		mu.Unlock()
 	}
-	// A *Base that nothing came after is released on this goroutine: its
-	// stop runs in a goroutine of its own, so every such stop begins first
-	// and then each is waited for. The others are released in goroutines
-	// of their own, each once those that came after it are.
+	// A *Base that nothing came after is released on this goroutine: every
+	// such stop begins first (its units' context is cancelled), then each
+	// stop sequence that would wait for user code is launched in a
+	// goroutine of its own, then the others run here, one after the other
+	// (stopsInline: their units have ended by then), and then each is
+	// waited for. The others are released in goroutines of their own, each
+	// once those that came after it are.
 	type held struct {
-		st    *reqState
-		child *Base
-		wait  bool
+		st     *reqState
+		child  *Base
+		wait   bool
+		launch bool // its stop sequence is still to be run
 	}
 	inline := make([]held, 0, len(states))
 	for i, st := range states {
@@ -488,7 +492,18 @@ func (b *Base) releaseAll(ctx context.Context, states []*reqState) []error {
 	}
 	for i := range inline {
 		h := &inline[i]
-		h.wait = b.dropHold(ctx, h.child, h.st.r.Owned())
+		h.wait, h.launch = b.dropHold(ctx, h.child, h.st.r.Owned())
+	}
+	for i := range inline {
+		if h := &inline[i]; h.launch && !h.child.stopsInline() {
+			go h.child.stopAsync(ctx)
+			h.launch = false
+		}
+	}
+	for _, h := range inline {
+		if h.launch {
+			h.child.stopAsync(ctx)
+		}
 	}
 	for _, h := range inline {
 		if h.wait {

@@ -540,14 +540,24 @@ func (b *Base) awaitStop(ctx context.Context) error {
 // parent acquiring b either comes before it (and then holds b, which is not
 // stopped) or sees b stopping. b.mu is held.
 func (b *Base) stopLocked(ctx context.Context) {
+	if b.stopHoldsLocked(ctx) {
+		go b.stopAsync(ctx)
+	}
+}
+
+// stopHoldsLocked is stopLocked, except that a stop sequence it begins is
+// not launched: it reports true, and the caller must run b.stopAsync(ctx),
+// on a goroutine of its choice (see releaseAll). b.mu is held.
+func (b *Base) stopHoldsLocked(ctx context.Context) (launch bool) {
 	switch b.state {
 	case StateStarting:
 		b.stopReq = true
 		b.startCancel(errStopRequested)
 	case StateRunning:
-		b.beginStopLocked(ctx, nil)
+		launch = b.enterStopLocked(ctx, nil)
 	}
 	b.holders = 0
+	return launch
 }
 
 // beginStopLocked moves a Running service to Stopping, failing with cause
@@ -555,14 +565,35 @@ func (b *Base) stopLocked(ctx context.Context) {
 // event's log record: no unit starts from now on, and the units' context is
 // cancelled at once. b.mu is held.
 func (b *Base) beginStopLocked(ctx context.Context, cause error) {
+	if b.enterStopLocked(ctx, cause) {
+		go b.stopAsync(ctx)
+	}
+}
+
+// enterStopLocked is beginStopLocked without launching the stop sequence:
+// it reports whether the service moved to Stopping, and then the caller
+// must run b.stopAsync(ctx). b.mu is held.
+func (b *Base) enterStopLocked(ctx context.Context, cause error) bool {
 	if !b.transition(ctx, StateStopping, cause, cause != nil) {
-		return
+		return false
 	}
 	b.workers.close()
 	if b.cancel != nil {
 		b.cancel()
 	}
-	go b.stopAsync(ctx)
+	return true
+}
+
+// stopsInline reports whether b's stop sequence, begun and not launched
+// (stopHoldsLocked), runs no user code and waits for nothing that could
+// take long: no OnStop hook, OnEvent hook, requirement or dependent, and
+// no unit or Healthcheck call still running. Such a stop is run on the
+// goroutine of the parent releasing b, which would only wait for it.
+func (b *Base) stopsInline() bool {
+	b.mu.Lock()
+	static := len(b.cfg.onStop) == 0 && len(b.cfg.onEvent) == 0 && len(b.reqs) == 0 && len(b.dependents.list) == 0
+	b.mu.Unlock()
+	return static && b.unitsIdle()
 }
 
 // fail makes the service stop itself with cause: at once when Running; by
