@@ -280,10 +280,10 @@ func eventValue(service string, attrs []slog.Attr) slog.Value {
 // disagree.
 func (b *Base) logEvent(ctx context.Context, e Event) {
 	lvl := e.level()
-	if !b.log.Enabled(ctx, lvl) {
+	if !b.logger().Enabled(ctx, lvl) {
 		return
 	}
-	b.log.LogAttrs(ctx, lvl, e.message(), e.attrs()...)
+	b.logger().LogAttrs(ctx, lvl, e.message(), e.attrs()...)
 }
 
 // eventStream is a service's events on their way to the log and to the
@@ -335,7 +335,7 @@ type pendingLog struct {
 // It may be called with b.mu held; the caller then calls flushLog, once it
 // holds no lock of b's.
 func raise[E Event](b *Base, ctx context.Context, e E, final bool) {
-	logged := b.log.Enabled(ctx, e.level())
+	logged := b.logger().Enabled(ctx, e.level())
 	if !logged && len(b.cfg.onEvent) == 0 {
 		return
 	}
@@ -484,7 +484,7 @@ func (b *Base) deliver() {
 // emitLogOnly logs an event that is already on its way to the hooks.
 func (b *Base) emitLogOnly(e Event) {
 	ctx := context.Background()
-	if !b.log.Enabled(ctx, e.level()) {
+	if !b.logger().Enabled(ctx, e.level()) {
 		return
 	}
 	s := &b.eventsOutbox
@@ -499,7 +499,7 @@ func (b *Base) emitLogOnly(e Event) {
 func (b *Base) callHook(n int, hook func(Event), e Event) {
 	defer func() {
 		if v := recover(); v != nil {
-			b.log.Error("OnEvent hook panicked", "hook", n, "event", e,
+			b.logger().Error("OnEvent hook panicked", "hook", n, "event", e,
 				"error", &PanicError{Value: v, Stack: debug.Stack()})
 		}
 	}()
@@ -539,6 +539,6 @@ func (b *Base) awaitHooks(timeout time.Duration) {
 	n := len(s.queue) + s.dropped
 	s.queue, s.dropped = nil, 0
 	s.mu.Unlock()
-	b.log.Warn("OnEvent hooks still busy after StopTimeout: the events still queued are dropped",
+	b.logger().Warn("OnEvent hooks still busy after StopTimeout: the events still queued are dropped",
 		"dropped", n, "timeout", timeout)
 }

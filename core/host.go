@@ -90,7 +90,7 @@ type Host struct {
 func (h *Host) Name() string { return h.b.name }
 
 // Log returns the service's logger (with service=<name>).
-func (h *Host) Log() *slog.Logger { return h.b.log }
+func (h *Host) Log() *slog.Logger { return h.b.logger() }
 
 // Tracer returns the service's tracer, from its TracerProvider, with the
 // module path as instrumentation scope.
@@ -181,10 +181,10 @@ func (h *Host) Emit(ctx context.Context, e Event) {
 		v.Service = h.b.name
 		e = v
 	case nil:
-		h.b.log.ErrorContext(ctx, "Host.Emit: nil event: dropped")
+		h.b.logger().ErrorContext(ctx, "Host.Emit: nil event: dropped")
 		return
 	default:
-		h.b.log.ErrorContext(ctx, fmt.Sprintf("Host.Emit: %T is raised by the service, not by its units: dropped", e))
+		h.b.logger().ErrorContext(ctx, fmt.Sprintf("Host.Emit: %T is raised by the service, not by its units: dropped", e))
 		return
 	}
 	emit(h.b, ctx, e)

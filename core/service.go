@@ -60,7 +60,7 @@ type Service interface {
 type Base struct {
 	name   string
 	cfg    *Config
-	log    *slog.Logger
+	log    atomic.Pointer[slog.Logger] // cfg.logger with service=<name>; nil until logger needs it
 	tracer trace.Tracer
 	meter  metric.Meter
 	host   *Host
@@ -106,9 +106,8 @@ func NewService(opts ...Option) *Base {
 	if name == "" {
 		name = callerName(2) + "#" + fmt.Sprint(serviceSeq.Add(1))
 	}
-	logger := cfg.logger
-	if logger == nil {
-		logger = slog.Default()
+	if cfg.logger == nil {
+		cfg.logger = slog.Default() // the default when the service is built
 	}
 	tp := cfg.tracerProvider
 	if tp == nil {
@@ -121,7 +120,6 @@ func NewService(opts ...Option) *Base {
 	b := &Base{
 		name:   name,
 		cfg:    cfg,
-		log:    logger.With("service", name),
 		tracer: tp.Tracer(telemetry.ScopeName),
 		meter:  mp.Meter(telemetry.ScopeName),
 		done:   make(chan struct{}),
@@ -163,7 +161,20 @@ func (b *Base) Log() *slog.Logger {
 	if b.invalid() != nil {
 		return slog.Default()
 	}
-	return b.log
+	return b.logger()
+}
+
+// logger is Log for a valid b: the logger is built on its first use, so
+// that a service that logs nothing builds none.
+func (b *Base) logger() *slog.Logger {
+	if l := b.log.Load(); l != nil {
+		return l
+	}
+	l := b.cfg.logger.With("service", b.name)
+	if !b.log.CompareAndSwap(nil, l) {
+		return b.log.Load()
+	}
+	return l
 }
 
 // State returns the current state.
@@ -653,12 +664,12 @@ func (b *Base) failLocked(cause error) {
 		switch {
 		case errors.Is(cause, context.Canceled):
 		case b.sealed:
-			b.log.Error("failure during the last step of the stop", "error", cause)
+			b.logger().Error("failure during the last step of the stop", "error", cause)
 		default:
 			b.lateErrs = append(b.lateErrs, cause)
 		}
 	default:
-		b.log.Error("failure after the service stopped", "error", cause)
+		b.logger().Error("failure after the service stopped", "error", cause)
 	}
 }
 
@@ -789,7 +800,7 @@ func (b *Base) stopTimedOut(ctx context.Context, err error) {
 // closed Done and its Err.
 func (b *Base) finish(stopErr error) {
 	if stopErr != nil {
-		b.log.Error("stop met errors", "error", stopErr)
+		b.logger().Error("stop met errors", "error", stopErr)
 	}
 	b.mu.Lock()
 	final := StateTerminated
