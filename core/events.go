@@ -280,7 +280,7 @@ func eventValue(service string, attrs []slog.Attr) slog.Value {
 // disagree.
 func (b *Base) logEvent(ctx context.Context, e Event) {
 	lvl := e.level()
-	if !b.logger().Enabled(ctx, lvl) {
+	if !b.logEnabled(ctx, lvl) {
 		return
 	}
 	b.logger().LogAttrs(ctx, lvl, e.message(), e.attrs()...)
@@ -335,7 +335,7 @@ type pendingLog struct {
 // It may be called with b.mu held; the caller then calls flushLog, once it
 // holds no lock of b's.
 func raise[E Event](b *Base, ctx context.Context, e E, final bool) {
-	logged := b.logger().Enabled(ctx, e.level())
+	logged := b.logEnabled(ctx, e.level())
 	if !logged && len(b.cfg.onEvent) == 0 {
 		return
 	}
@@ -484,7 +484,7 @@ func (b *Base) deliver() {
 // emitLogOnly logs an event that is already on its way to the hooks.
 func (b *Base) emitLogOnly(e Event) {
 	ctx := context.Background()
-	if !b.logger().Enabled(ctx, e.level()) {
+	if !b.logEnabled(ctx, e.level()) {
 		return
 	}
 	s := &b.eventsOutbox

@@ -164,6 +164,17 @@ func (b *Base) Log() *slog.Logger {
 	return b.logger()
 }
 
+// logEnabled reports whether the service's logger takes records at lvl:
+// asked of the tagged logger once it is built, and until then of the
+// logger the service was given, whose handler the tagged one only adds an
+// attribute to, so that a check for a record nobody takes builds nothing.
+func (b *Base) logEnabled(ctx context.Context, lvl slog.Level) bool {
+	if l := b.log.Load(); l != nil {
+		return l.Enabled(ctx, lvl)
+	}
+	return b.cfg.logger.Enabled(ctx, lvl)
+}
+
 // logger is Log for a valid b: the logger is built on its first use, so
 // that a service that logs nothing builds none.
 func (b *Base) logger() *slog.Logger {
