@@ -441,7 +441,10 @@ func (b *Base) startSteps(ctx context.Context) error {
 	b.mu.Unlock()
 	// A hook's context is marked as the service's own, so that Stop called
 	// from a hook with it does not wait for the hook.
-	hookCtx := context.WithValue(ctx, unitKey{}, b)
+	hookCtx := ctx
+	if len(b.cfg.onStart) > 0 {
+		hookCtx = context.WithValue(ctx, unitKey{}, b)
+	}
 	for _, h := range b.cfg.onStart {
 		part := fmt.Sprintf("OnStart hook %d", h.index)
 		if err := ctx.Err(); err != nil {
