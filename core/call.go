@@ -36,7 +36,7 @@ func (b *Base) callBounded(ctx context.Context, what string, fn func(context.Con
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		if c.abandoned {
-			b.log.Warn("abandoned call returned", "call", what,
+			b.logger().Warn("abandoned call returned", "call", what,
 				"after", time.Since(begin).Round(time.Millisecond), "error", err)
 			return
 		}

@@ -282,10 +282,10 @@ func eventValue(service string, attrs []slog.Attr) slog.Value {
 // disagree.
 func (b *Base) logEvent(ctx context.Context, e Event) {
 	lvl := e.level()
-	if !b.log.Enabled(ctx, lvl) {
+	if !b.logEnabled(ctx, lvl) {
 		return
 	}
-	b.log.LogAttrs(ctx, lvl, e.message(), e.attrs()...)
+	b.logger().LogAttrs(ctx, lvl, e.message(), e.attrs()...)
 }
 
 // eventStream is a service's events on their way to the log and to the
@@ -337,7 +337,7 @@ type pendingLog struct {
 // It may be called with b.mu held; the caller then calls flushLog, once it
 // holds no lock of b's.
 func raise[E Event](b *Base, ctx context.Context, e E, final bool) {
-	logged := b.log.Enabled(ctx, e.level())
+	logged := b.logEnabled(ctx, e.level())
 	if !logged && len(b.cfg.onEvent) == 0 {
 		return
 	}
@@ -496,7 +496,7 @@ func (b *Base) deliverFrom(e Event, next int) {
 // emitLogOnly logs an event that is already on its way to the hooks.
 func (b *Base) emitLogOnly(e Event) {
 	ctx := context.Background()
-	if !b.log.Enabled(ctx, e.level()) {
+	if !b.logEnabled(ctx, e.level()) {
 		return
 	}
 	s := &b.eventsOutbox
@@ -514,7 +514,7 @@ func (b *Base) callHook(i int, e Event) {
 	returned := false
 	defer func() {
 		if v := recover(); v != nil {
-			b.log.Error("OnEvent hook panicked", "hook", i+1, "event", e,
+			b.logger().Error("OnEvent hook panicked", "hook", i+1, "event", e,
 				"error", &PanicError{Value: v, Stack: debug.Stack()})
 			return
 		}
@@ -522,7 +522,7 @@ func (b *Base) callHook(i int, e Event) {
 			// The hook called runtime.Goexit (t.FailNow in a test, say):
 			// this goroutine ends, the delivery goes on in another one,
 			// which still owns the queue (delivering stays set).
-			b.log.Error("OnEvent hook called runtime.Goexit: the delivery goes on in a new goroutine",
+			b.logger().Error("OnEvent hook called runtime.Goexit: the delivery goes on in a new goroutine",
 				"hook", i+1, "event", e)
 			go b.deliverFrom(e, i+1)
 		}
@@ -564,6 +564,6 @@ func (b *Base) awaitHooks(timeout time.Duration) {
 	n := len(s.queue) + s.dropped
 	s.queue, s.dropped = nil, 0
 	s.mu.Unlock()
-	b.log.Warn("OnEvent hooks still busy after StopTimeout: the events still queued are dropped",
+	b.logger().Warn("OnEvent hooks still busy after StopTimeout: the events still queued are dropped",
 		"dropped", n, "timeout", timeout)
 }

@@ -90,7 +90,7 @@ type Host struct {
 func (h *Host) Name() string { return h.b.name }
 
 // Log returns the service's logger (with service=<name>).
-func (h *Host) Log() *slog.Logger { return h.b.log }
+func (h *Host) Log() *slog.Logger { return h.b.logger() }
 
 // Tracer returns the service's tracer, from its TracerProvider, with the
 // module path as instrumentation scope.
@@ -181,10 +181,10 @@ func (h *Host) Emit(ctx context.Context, e Event) {
 		v.Service = h.b.name
 		e = v
 	case nil:
-		h.b.log.ErrorContext(ctx, "Host.Emit: nil event: dropped")
+		h.b.logger().ErrorContext(ctx, "Host.Emit: nil event: dropped")
 		return
 	default:
-		h.b.log.ErrorContext(ctx, fmt.Sprintf("Host.Emit: %T is raised by the service, not by its units: dropped", e))
+		h.b.logger().ErrorContext(ctx, fmt.Sprintf("Host.Emit: %T is raised by the service, not by its units: dropped", e))
 		return
 	}
 	emit(h.b, ctx, e)
@@ -396,8 +396,8 @@ func (b *Base) unitsIdle() bool {
 }
 
 // wait closes the set to new goroutines and waits for the running ones
-// until ctx ends; then it names those still running.
-func (w *workerSet) wait(ctx context.Context, service string, timeout time.Duration) error {
+// until ctx ends or bound expires; then it names those still running.
+func (w *workerSet) wait(ctx context.Context, bound *stopBound, service string, timeout time.Duration) error {
 	w.mu.Lock()
 	w.closeLocked()
 	if w.live == 0 {
@@ -409,10 +409,14 @@ func (w *workerSet) wait(ctx context.Context, service string, timeout time.Durat
 	}
 	idle := w.idle
 	w.mu.Unlock()
-	select {
-	case <-idle:
-		return nil
-	case <-ctx.Done():
+	if !bound.expired {
+		select {
+		case <-idle:
+			return nil
+		case <-bound.expire():
+			bound.expired = true
+		case <-ctx.Done():
+		}
 	}
 	return w.stuck(service, timeout)
 }

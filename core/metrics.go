@@ -41,7 +41,7 @@ func (b *Base) instruments() *serviceMetrics {
 			metric.WithExplicitBucketBoundaries(telemetry.DurationBuckets...))
 		for _, err := range []error{err1, err2} {
 			if err != nil {
-				b.log.Warn("cannot make a metric instrument", "error", err)
+				b.logger().Warn("cannot make a metric instrument", "error", err)
 			}
 		}
 		m.checkOpts = make([][]metric.RecordOption, len(b.cfg.checks))

@@ -216,13 +216,8 @@ func (b *Base) startAll(ctx context.Context, reqs []Requirement) (string, error)
 	// Only a valid graph is kept for the release: it waits along After edges.
 	b.mu.Lock()
 	b.reqs = states
-	b.reqKeys = make(serviceSet, len(states))
 	b.mu.Unlock()
-	defer func() {
-		b.mu.Lock()
-		b.reqKeys = nil // needed only while the requirements resolve
-		b.mu.Unlock()
-	}()
+	keys := make(serviceSet, len(states)) // under b.mu, while the requirements resolve
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -234,7 +229,7 @@ func (b *Base) startAll(ctx context.Context, reqs []Requirement) (string, error)
 		others   []error // failures of their own met once the first cancelled the rest
 	)
 	start := func(st *reqState) {
-		err := b.startRequirement(ctx, st, states)
+		err := b.startRequirement(ctx, st, states, keys)
 		if err == nil {
 			return
 		}
@@ -285,8 +280,9 @@ func (b *Base) startAll(ctx context.Context, reqs []Requirement) (string, error)
 
 var errSkipped = errors.New("skipped")
 
-// startRequirement starts one requirement once those it comes after are up.
-func (b *Base) startRequirement(ctx context.Context, st *reqState, states []*reqState) error {
+// startRequirement starts one requirement once those it comes after are up;
+// keys, under b.mu, are the services b's requirements resolved to so far.
+func (b *Base) startRequirement(ctx context.Context, st *reqState, states []*reqState, keys serviceSet) error {
 	for _, j := range st.after {
 		select {
 		case <-states[j].started:
@@ -315,7 +311,7 @@ func (b *Base) startRequirement(ctx context.Context, st *reqState, states []*req
 		}
 	}
 	b.mu.Lock()
-	if other := b.reqKeys.claim(svc, st); other != nil {
+	if other := keys.claim(svc, st); other != nil {
 		b.mu.Unlock()
 		return fmt.Errorf("%w: service %s is required twice by %s", ErrInvalidOption, svc.Name(), b.name)
 	}
@@ -390,10 +386,7 @@ func (b *Base) addDependent(parent *Base, name string) error {
 	if err := b.notRunningLocked(); err != nil {
 		return err
 	}
-	if b.dependents == nil {
-		b.dependents = make(map[*Base]string)
-	}
-	b.dependents[parent] = name
+	b.dependents.add(parent, name)
 	return nil
 }
 
@@ -465,14 +458,18 @@ func (b *Base) releaseAll(ctx context.Context, states []*reqState) []error {
 		errs = append(errs, err)
 		mu.Unlock()
 	}
-	// A *Base that nothing came after is released on this goroutine: its
-	// stop runs in a goroutine of its own, so every such stop begins first
-	// and then each is waited for. The others are released in goroutines
-	// of their own, each once those that came after it are.
+	// A *Base that nothing came after is released on this goroutine: every
+	// such stop begins first (its units' context is cancelled), then each
+	// stop sequence that would wait for user code is launched in a
+	// goroutine of its own, then the others run here, one after the other
+	// (stopsInline: their units have ended by then), and then each is
+	// waited for. The others are released in goroutines of their own, each
+	// once those that came after it are.
 	type held struct {
-		st    *reqState
-		child *Base
-		wait  bool
+		st     *reqState
+		child  *Base
+		wait   bool
+		launch bool // its stop sequence is still to be run
 	}
 	inline := make([]held, 0, len(states))
 	for i, st := range states {
@@ -495,7 +492,18 @@ func (b *Base) releaseAll(ctx context.Context, states []*reqState) []error {
 	}
 	for i := range inline {
 		h := &inline[i]
-		h.wait = b.dropHold(ctx, h.child, h.st.r.Owned())
+		h.wait, h.launch = b.dropHold(ctx, h.child, h.st.r.Owned())
+	}
+	for i := range inline {
+		if h := &inline[i]; h.launch && !h.child.stopsInline() {
+			go h.child.stopAsync(ctx)
+			h.launch = false
+		}
+	}
+	for _, h := range inline {
+		if h.launch {
+			h.child.stopAsync(ctx)
+		}
 	}
 	for _, h := range inline {
 		if h.wait {

@@ -3,6 +3,7 @@ package core_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -1064,6 +1065,51 @@ func TestRequirementWithoutUserCodeWhoseTaskFailsFailsItsParent(t *testing.T) {
 		}
 		if in.Load() != out.Load() {
 			t.Fatalf("tasks: %d begun, %d returned, want every one returned", in.Load(), out.Load())
+		}
+	})
+}
+
+// The leaves a parent releases stop concurrently: leaves whose units are
+// stuck each take their own StopTimeout at the same time, not one after the
+// other, and the leaves whose units end are stopped meanwhile.
+func TestReleasedLeavesStopConcurrently(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		defer close(release)
+		var opts []core.Option
+		var leaves []*core.Base
+		for i := range 6 {
+			fn := func(ctx context.Context) error { <-ctx.Done(); return nil }
+			if i%2 == 0 {
+				fn = func(context.Context) error { <-release; return nil }
+			}
+			leaf := core.NewService(core.Name(fmt.Sprintf("leaf%d", i)), core.Logger(coretest.Quiet()),
+				core.StopTimeout(2*time.Second), &unit{name: "work", fn: fn})
+			leaves = append(leaves, leaf)
+			opts = append(opts, requires(leaf))
+		}
+		parent := core.NewService(append(opts, core.Name("parent"), core.Logger(coretest.Quiet()))...)
+		coretest.MustStart(t, parent)
+		begin := time.Now()
+		err := parent.Stop(context.Background())
+		if d := time.Since(begin); d != 2*time.Second {
+			t.Errorf("Stop took %v, want one 2s StopTimeout of the leaves, run concurrently", d)
+		}
+		if !errors.Is(err, core.ErrStopTimeout) {
+			t.Errorf("Stop: got %v, want it to match ErrStopTimeout", err)
+		}
+		for i, leaf := range leaves {
+			select {
+			case <-leaf.Done():
+			default:
+				t.Fatalf("%s: got Done open after the parent's Stop, want closed", leaf.Name())
+			}
+			if got := leaf.State(); got != core.StateTerminated {
+				t.Errorf("%s: got state %v, want terminated", leaf.Name(), got)
+			}
+			if stuck := i%2 == 0; stuck != strings.Contains(fmt.Sprint(err), leaf.Name()+":") {
+				t.Errorf("Stop: got %v, want a stop timeout named for %s: %v", err, leaf.Name(), stuck)
+			}
 		}
 	})
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
@@ -59,7 +60,7 @@ type Service interface {
 type Base struct {
 	name   string
 	cfg    *Config
-	log    *slog.Logger
+	log    atomic.Pointer[slog.Logger] // cfg.logger with service=<name>; nil until logger needs it
 	tracer trace.Tracer
 	meter  metric.Meter
 	host   *Host
@@ -75,14 +76,13 @@ type Base struct {
 	startCancel  context.CancelCauseFunc
 	startSpan    trace.SpanContext
 	reqs         []*reqState
-	reqKeys      serviceSet       // the services reqs resolved to, while they resolve
-	changed      chan struct{}    // closed at the next state change; nil until Changed asks
-	dependents   map[*Base]string // parents to tell when b begins to stop, with b's name there
-	waits        map[*Base]int    // services this one's start is waiting for
-	stopWaits    map[*Base]int    // services this one's stop is waiting for
-	settled      chan struct{}    // closed when Start has finished, either way
-	hooksDone    chan struct{}    // closed when the stop is past its units and OnStop hooks
-	done         chan struct{}    // closed on reaching a final state
+	changed      chan struct{} // closed at the next state change; nil until Changed asks
+	dependents   dependents    // parents to tell when b begins to stop, with b's name there
+	waits        map[*Base]int // services this one's start is waiting for
+	stopWaits    map[*Base]int // services this one's stop is waiting for
+	settled      latch         // when Start has finished, either way
+	hooksDone    latch         // when the stop is past its units and OnStop hooks
+	done         chan struct{} // closed on reaching a final state
 
 	metrics serviceMetrics
 	spans   telemetry.SpanGate // off while the tracer records nothing
@@ -106,9 +106,8 @@ func NewService(opts ...Option) *Base {
 	if name == "" {
 		name = callerName(2) + "#" + fmt.Sprint(serviceSeq.Add(1))
 	}
-	logger := cfg.logger
-	if logger == nil {
-		logger = slog.Default()
+	if cfg.logger == nil {
+		cfg.logger = slog.Default() // the default when the service is built
 	}
 	tp := cfg.tracerProvider
 	if tp == nil {
@@ -119,14 +118,11 @@ func NewService(opts ...Option) *Base {
 		mp = otel.GetMeterProvider()
 	}
 	b := &Base{
-		name:      name,
-		cfg:       cfg,
-		log:       logger.With("service", name),
-		tracer:    tp.Tracer(telemetry.ScopeName),
-		meter:     mp.Meter(telemetry.ScopeName),
-		settled:   make(chan struct{}),
-		hooksDone: make(chan struct{}),
-		done:      make(chan struct{}),
+		name:   name,
+		cfg:    cfg,
+		tracer: tp.Tracer(telemetry.ScopeName),
+		meter:  mp.Meter(telemetry.ScopeName),
+		done:   make(chan struct{}),
 	}
 	b.metrics.gate = telemetry.NewMeterGate(b.meter, telemetry.ScopeName)
 	b.spans = telemetry.NewSpanGate(b.tracer, telemetry.ScopeName)
@@ -165,7 +161,31 @@ func (b *Base) Log() *slog.Logger {
 	if b.invalid() != nil {
 		return slog.Default()
 	}
-	return b.log
+	return b.logger()
+}
+
+// logEnabled reports whether the service's logger takes records at lvl:
+// asked of the tagged logger once it is built, and until then of the
+// logger the service was given, whose handler the tagged one only adds an
+// attribute to, so that a check for a record nobody takes builds nothing.
+func (b *Base) logEnabled(ctx context.Context, lvl slog.Level) bool {
+	if l := b.log.Load(); l != nil {
+		return l.Enabled(ctx, lvl)
+	}
+	return b.cfg.logger.Enabled(ctx, lvl)
+}
+
+// logger is Log for a valid b: the logger is built on its first use, so
+// that a service that logs nothing builds none.
+func (b *Base) logger() *slog.Logger {
+	if l := b.log.Load(); l != nil {
+		return l
+	}
+	l := b.cfg.logger.With("service", b.name)
+	if !b.log.CompareAndSwap(nil, l) {
+		return b.log.Load()
+	}
+	return l
 }
 
 // State returns the current state.
@@ -288,13 +308,16 @@ var errStopRequested = errors.New("stopped while starting")
 // startup runs the start sequence and, if it fails, the rollback.
 func (b *Base) startup(ctx context.Context) error {
 	defer b.startCancel(nil)
-	b.flushLog()           // the move to Starting
-	if !b.startsInline() { // a start that runs no user code has nothing for StartTimeout to bound
+	b.flushLog() // the move to Starting
+	// A start that runs no user code has nothing for StartTimeout to bound,
+	// and leads to no other start, which would read the start chain.
+	if !b.startsInline() {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeoutCause(ctx, b.cfg.startTimeout, &timeoutExceeded{"StartTimeout", b.cfg.startTimeout})
 		defer cancel()
+		ctx = withPath(ctx, b)
 	}
-	ctx, span := b.span(withPath(ctx, b), telemetry.SpanStart, b.name)
+	ctx, span := b.span(ctx, telemetry.SpanStart, b.name)
 	b.mu.Lock()
 	b.startSpan = span.SpanContext()
 	b.mu.Unlock()
@@ -311,7 +334,9 @@ func (b *Base) startup(ctx context.Context) error {
 		b.mu.Unlock()
 		telemetry.End(span, nil)
 		b.flushLog()
-		close(b.settled) // last: parents waiting for b see its whole start
+		b.mu.Lock()
+		b.settled.open() // last: parents waiting for b see its whole start
+		b.mu.Unlock()
 		return nil
 	}
 	if se := (*StartupError)(nil); errors.As(err, &se) && b.cause != nil && !errors.Is(se.Err, b.cause) {
@@ -324,13 +349,13 @@ func (b *Base) startup(ctx context.Context) error {
 	failure := !b.stopReq || !errors.Is(err, errStopRequested)
 	b.transition(ctx, StateStopping, err, failure)
 	b.workers.close()
-	close(b.settled)
+	b.settled.open()
 	b.mu.Unlock()
 	telemetry.End(span, err)
 	b.flushLog()
 
 	// Roll back under the stop's bounds, whatever is left of the start's.
-	rollback := b.shutdown(context.WithoutCancel(ctx))
+	rollback := b.shutdown(detach(ctx))
 	// What the start left running is named by the rollback too, and the
 	// part the start's error names is named by Stop when nothing else
 	// would: a start that Stop aborted is no failure (Err is nil), and when
@@ -416,7 +441,10 @@ func (b *Base) startSteps(ctx context.Context) error {
 	b.mu.Unlock()
 	// A hook's context is marked as the service's own, so that Stop called
 	// from a hook with it does not wait for the hook.
-	hookCtx := context.WithValue(ctx, unitKey{}, b)
+	hookCtx := ctx
+	if len(b.cfg.onStart) > 0 {
+		hookCtx = context.WithValue(ctx, unitKey{}, b)
+	}
 	for _, h := range b.cfg.onStart {
 		part := fmt.Sprintf("OnStart hook %d", h.index)
 		if err := ctx.Err(); err != nil {
@@ -537,14 +565,24 @@ func (b *Base) awaitStop(ctx context.Context) error {
 // parent acquiring b either comes before it (and then holds b, which is not
 // stopped) or sees b stopping. b.mu is held.
 func (b *Base) stopLocked(ctx context.Context) {
+	if b.stopHoldsLocked(ctx) {
+		go b.stopAsync(ctx)
+	}
+}
+
+// stopHoldsLocked is stopLocked, except that a stop sequence it begins is
+// not launched: it reports true, and the caller must run b.stopAsync(ctx),
+// on a goroutine of its choice (see releaseAll). b.mu is held.
+func (b *Base) stopHoldsLocked(ctx context.Context) (launch bool) {
 	switch b.state {
 	case StateStarting:
 		b.stopReq = true
 		b.startCancel(errStopRequested)
 	case StateRunning:
-		b.beginStopLocked(ctx, nil)
+		launch = b.enterStopLocked(ctx, nil)
 	}
 	b.holders = 0
+	return launch
 }
 
 // beginStopLocked moves a Running service to Stopping, failing with cause
@@ -552,14 +590,35 @@ func (b *Base) stopLocked(ctx context.Context) {
 // event's log record: no unit starts from now on, and the units' context is
 // cancelled at once. b.mu is held.
 func (b *Base) beginStopLocked(ctx context.Context, cause error) {
+	if b.enterStopLocked(ctx, cause) {
+		go b.stopAsync(ctx)
+	}
+}
+
+// enterStopLocked is beginStopLocked without launching the stop sequence:
+// it reports whether the service moved to Stopping, and then the caller
+// must run b.stopAsync(ctx). b.mu is held.
+func (b *Base) enterStopLocked(ctx context.Context, cause error) bool {
 	if !b.transition(ctx, StateStopping, cause, cause != nil) {
-		return
+		return false
 	}
 	b.workers.close()
 	if b.cancel != nil {
 		b.cancel()
 	}
-	go b.stopAsync(ctx)
+	return true
+}
+
+// stopsInline reports whether b's stop sequence, begun and not launched
+// (stopHoldsLocked), runs no user code and waits for nothing that could
+// take long: no OnStop hook, OnEvent hook, requirement or dependent, and
+// no unit or Healthcheck call still running. Such a stop is run on the
+// goroutine of the parent releasing b, which would only wait for it.
+func (b *Base) stopsInline() bool {
+	b.mu.Lock()
+	static := len(b.cfg.onStop) == 0 && len(b.cfg.onEvent) == 0 && len(b.reqs) == 0 && len(b.dependents.list) == 0
+	b.mu.Unlock()
+	return static && b.unitsIdle()
 }
 
 // fail makes the service stop itself with cause: at once when Running; by
@@ -619,12 +678,12 @@ func (b *Base) failLocked(cause error) {
 		switch {
 		case errors.Is(cause, context.Canceled):
 		case b.sealed:
-			b.log.Error("failure during the last step of the stop", "error", cause)
+			b.logger().Error("failure during the last step of the stop", "error", cause)
 		default:
 			b.lateErrs = append(b.lateErrs, cause)
 		}
 	default:
-		b.log.Error("failure after the service stopped", "error", cause)
+		b.logger().Error("failure after the service stopped", "error", cause)
 	}
 }
 
@@ -635,24 +694,27 @@ func (b *Base) stopAsync(ctx context.Context) {
 	b.flushLog()
 	b.mu.Lock()
 	cause := b.cause
-	dependents := b.dependents
-	b.dependents = nil
+	parents := b.dependents.list
+	b.dependents = dependents{}
 	b.mu.Unlock()
 	// Parents learn of it first, before anything of b stops, and b's stop
 	// waits until their work has ended and their OnStop hooks have run (the
 	// order of any stop: dependents first). Their next step, releasing b,
 	// waits for b, so they wait no longer.
-	for parent, name := range dependents {
+	for _, d := range parents {
 		if cause != nil {
-			parent.requirementFailed(name, cause)
+			d.parent.requirementFailed(d.name, cause)
 		} else {
-			parent.requirementStopped(name)
+			d.parent.requirementStopped(d.name)
 		}
 	}
-	for parent := range dependents {
-		<-parent.hooksDone
+	for _, d := range parents {
+		d.parent.mu.Lock()
+		hooksDone := d.parent.hooksDone.wait()
+		d.parent.mu.Unlock()
+		<-hooksDone
 	}
-	b.finish(b.shutdown(context.WithoutCancel(ctx)))
+	b.finish(b.shutdown(detach(ctx)))
 }
 
 // shutdown is the stop sequence, shared by Stop, self-failure and the
@@ -660,7 +722,9 @@ func (b *Base) stopAsync(ctx context.Context) {
 func (b *Base) shutdown(ctx context.Context) error {
 	// A stop begun by one of b's units must still wait for the services it
 	// releases: the unit's mark means "do not wait for me" to b alone.
-	ctx = context.WithValue(ctx, unitKey{}, nil)
+	if ctx.Value(unitKey{}) != nil {
+		ctx = context.WithValue(ctx, unitKey{}, nil)
+	}
 	ctx, span := b.span(ctx, telemetry.SpanStop, b.name)
 	var errs []error
 	b.mu.Lock()
@@ -671,18 +735,19 @@ func (b *Base) shutdown(ctx context.Context) error {
 	}
 	// Each step has a StopTimeout of its own, so that no step, however
 	// stuck, takes the time of the next: first the units and the monitor.
-	unitsCtx, cancel := ctx, context.CancelFunc(func() {})
+	// The bound is a timer, not a context: nothing below derives from it.
+	var bound stopBound
 	if !b.unitsIdle() { // else nothing to wait for: no timer
-		unitsCtx, cancel = context.WithTimeout(ctx, b.cfg.stopTimeout)
+		bound.timer = time.NewTimer(b.cfg.stopTimeout)
 	}
-	if err := b.workers.wait(unitsCtx, b.name, b.cfg.stopTimeout); err != nil {
+	if err := b.workers.wait(ctx, &bound, b.name, b.cfg.stopTimeout); err != nil {
 		b.stopTimedOut(ctx, err)
 		errs = append(errs, err)
 	}
-	if !b.waitChecking(unitsCtx) { // Healthcheck calls begun while Running
+	if !b.waitChecking(ctx, &bound) { // Healthcheck calls begun while Running
 		errs = append(errs, fmt.Errorf("Healthcheck calls still running after StopTimeout %v", b.cfg.stopTimeout))
 	}
-	cancel()
+	bound.stop()
 	b.mu.Lock()
 	hooks := b.pastRequirements
 	b.mu.Unlock()
@@ -705,7 +770,9 @@ func (b *Base) shutdown(ctx context.Context) error {
 			}
 		}
 	}
-	close(b.hooksDone) // requirements that failed may stop now
+	b.mu.Lock()
+	b.hooksDone.open() // requirements that failed may stop now
+	b.mu.Unlock()
 	for _, err := range b.releaseRequirements(ctx) {
 		b.stopTimedOut(ctx, err) // the Stop of a service of another type
 		errs = append(errs, err)
@@ -720,6 +787,16 @@ func (b *Base) shutdown(ctx context.Context) error {
 	}
 	telemetry.End(span, err)
 	return err
+}
+
+// detach returns ctx without its cancellation (context.WithoutCancel), or
+// ctx itself when it has none to drop: a stop begun by another stop, whose
+// context is already detached, builds no context for it.
+func detach(ctx context.Context) context.Context {
+	if ctx.Done() == nil {
+		return ctx
+	}
+	return context.WithoutCancel(ctx)
 }
 
 // stopTimedOut raises StopTimedOut if err is a *StopTimeoutError of b's own
@@ -737,7 +814,7 @@ func (b *Base) stopTimedOut(ctx context.Context, err error) {
 // closed Done and its Err.
 func (b *Base) finish(stopErr error) {
 	if stopErr != nil {
-		b.log.Error("stop met errors", "error", stopErr)
+		b.logger().Error("stop met errors", "error", stopErr)
 	}
 	b.mu.Lock()
 	final := StateTerminated
@@ -757,9 +834,34 @@ func (b *Base) finish(stopErr error) {
 	b.mu.Unlock()
 }
 
+// stopBound is the StopTimeout of the stop's first step (units, monitor and
+// Healthcheck calls): a timer, nil when there was nothing to wait for, and
+// whether it has fired (its channel delivers once).
+type stopBound struct {
+	timer   *time.Timer
+	expired bool
+}
+
+// expire returns the channel the timer fires on, or nil (never ready) if
+// there is no timer or it has fired already (expired, which the caller
+// checks first).
+func (s *stopBound) expire() <-chan time.Time {
+	if s.timer == nil || s.expired {
+		return nil
+	}
+	return s.timer.C
+}
+
+// stop releases the timer.
+func (s *stopBound) stop() {
+	if s.timer != nil {
+		s.timer.Stop()
+	}
+}
+
 // waitChecking waits until no Healthcheck call begun while Running is under
-// way, or until ctx ends, and reports whether none is.
-func (b *Base) waitChecking(ctx context.Context) bool {
+// way, or until ctx ends or bound expires, and reports whether none is.
+func (b *Base) waitChecking(ctx context.Context, bound *stopBound) bool {
 	b.mu.Lock()
 	if b.checking == 0 {
 		b.mu.Unlock()
@@ -770,9 +872,17 @@ func (b *Base) waitChecking(ctx context.Context) bool {
 	}
 	idle := b.checkIdle
 	b.mu.Unlock()
+	if bound.expired {
+		return false
+	}
 	select {
 	case <-idle:
 		return true
+	case <-bound.expire():
+		bound.expired = true
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return b.checking == 0
 	case <-ctx.Done():
 		b.mu.Lock()
 		defer b.mu.Unlock()

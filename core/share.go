@@ -79,10 +79,10 @@ func (b *Base) startsInline() bool {
 // recorded as waiting for b, so that two chains waiting for each other are
 // a cycle, not a deadlock.
 func (b *Base) awaitRunning(ctx context.Context) error {
-	select {
-	case <-b.settled:
-	case <-b.done:
-	default:
+	b.mu.Lock()
+	if !b.settled.isOpen() {
+		settled := b.settled.wait()
+		b.mu.Unlock()
 		if parent := lastInPath(ctx); parent != nil {
 			parent.addWait(b, 1)
 			defer parent.addWait(b, -1)
@@ -91,13 +91,13 @@ func (b *Base) awaitRunning(ctx context.Context) error {
 			}
 		}
 		select {
-		case <-b.settled:
+		case <-settled:
 		case <-b.done:
 		case <-ctx.Done():
 			return fmt.Errorf("waiting for %s to start: %w", b.name, context.Cause(ctx))
 		}
+		b.mu.Lock()
 	}
-	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.state == StateRunning {
 		return nil
@@ -123,7 +123,11 @@ func (b *Base) awaitRunning(ctx context.Context) error {
 func (b *Base) release(ctx context.Context, name string, owned bool, svc Service) error {
 	if bb, ok := svc.(baser); ok {
 		child := bb.coreBase()
-		if !b.dropHold(ctx, child, owned) {
+		wait, launch := b.dropHold(ctx, child, owned)
+		if launch {
+			go child.stopAsync(ctx)
+		}
+		if !wait {
 			return nil
 		}
 		return b.awaitRelease(child)
@@ -145,20 +149,21 @@ func (b *Base) release(ctx context.Context, name string, owned bool, svc Service
 // dropHold is the first step of release for a *Base child, which does not
 // wait: it drops b's hold on child and stops child when no parent holds it
 // any more. It reports whether release must wait for child (awaitRelease):
-// child is stopping.
-func (b *Base) dropHold(ctx context.Context, child *Base, owned bool) (wait bool) {
+// child is stopping; and whether it began child's stop sequence, which the
+// caller must then run (child.stopAsync), on a goroutine of its choice.
+func (b *Base) dropHold(ctx context.Context, child *Base, owned bool) (wait, launch bool) {
 	child.mu.Lock()
 	defer child.mu.Unlock()
-	delete(child.dependents, b) // b no longer needs to hear of child's stop
+	child.dependents.remove(b) // b no longer needs to hear of child's stop
 	if !owned {
-		return false
+		return false, false
 	}
 	child.holders = max(child.holders-1, 0)
 	last := child.holders == 0
 	if last {
-		child.stopLocked(ctx)
+		launch = child.stopHoldsLocked(ctx)
 	}
-	return last || child.state == StateStopping
+	return last || child.state == StateStopping, launch
 }
 
 // awaitRelease is the second step of release for a *Base child that

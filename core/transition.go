@@ -122,7 +122,7 @@ func illegalTransition(b *Base, from, to State) {
 	if assertTransitions {
 		panic("core: " + b.name + ": " + msg)
 	}
-	b.log.LogAttrs(context.Background(), slog.LevelError, msg,
+	b.logger().LogAttrs(context.Background(), slog.LevelError, msg,
 		slog.String("from", from.String()), slog.String("to", to.String()),
 		slog.String("stack", string(debug.Stack())))
 }

@@ -30,14 +30,13 @@ type worker[T any] struct {
 	id     int    // from 1
 	goName string // "task <name>#<id>", for Host.Go and StopTimeoutError
 	svc    string
-	// hostLog is the service's logger; log is it with the task and the
-	// worker, made on the first record the logger takes (logger).
-	hostLog *slog.Logger
-	log     *slog.Logger
-	sched   backoff.BackOff // cadenceSchedule without Once only
-	retry   backoff.BackOff // nil: no retries
-	timer   *time.Timer     // made on the first wait longer than zero
-	run     int64           // number of the current run, from 1
+	// log is the service's logger (Host.Log) with the task and the worker,
+	// made on the first record the logger takes (logger).
+	log   *slog.Logger
+	sched backoff.BackOff // cadenceSchedule without Once only
+	retry backoff.BackOff // nil: no retries
+	timer *time.Timer     // made on the first wait longer than zero
+	run   int64           // number of the current run, from 1
 	// failing is set by a failed run and cleared by a successful one: the
 	// retry policy is Reset at the start of each streak of failures.
 	failing bool
@@ -80,16 +79,15 @@ type workerMetrics struct {
 // already made (by Validate), or nil for newWorker to call the factories.
 func newWorker[T any](t *Task[T], h *core.Host, id int, sched, retry backoff.BackOff) (*worker[T], error) {
 	w := &worker[T]{
-		t:       t,
-		cfg:     &t.cfg,
-		id:      id,
-		goName:  "task " + t.name + "#" + strconv.Itoa(id),
-		svc:     h.Name(),
-		hostLog: h.Log(),
-		host:    h,
-		gate:    telemetry.NewSpanGate(h.Tracer(), telemetry.ScopeName),
-		epoch:   time.Now(),
-		mgate:   telemetry.NewMeterGate(h.Meter(), telemetry.ScopeName),
+		t:      t,
+		cfg:    &t.cfg,
+		id:     id,
+		goName: "task " + t.name + "#" + strconv.Itoa(id),
+		svc:    h.Name(),
+		host:   h,
+		gate:   telemetry.NewSpanGate(h.Tracer(), telemetry.ScopeName),
+		epoch:  time.Now(),
+		mgate:  telemetry.NewMeterGate(h.Meter(), telemetry.ScopeName),
 	}
 	w.sched, w.retry = sched, retry
 	var err error
@@ -497,7 +495,7 @@ func (w *worker[T]) warnSlowDelivery() {
 // service's logger records level, else nil: a record that nothing takes
 // costs no logger and no attributes. Only the worker's goroutine calls it.
 func (w *worker[T]) logger(ctx context.Context, level slog.Level) *slog.Logger {
-	if !w.hostLog.Enabled(ctx, level) {
+	if !w.host.Log().Enabled(ctx, level) {
 		return nil
 	}
 	if w.log == nil {
@@ -508,7 +506,7 @@ func (w *worker[T]) logger(ctx context.Context, level slog.Level) *slog.Logger {
 
 // taggedLog is the service's logger with the task and the worker.
 func (w *worker[T]) taggedLog() *slog.Logger {
-	return w.hostLog.With("task", w.t.name, "worker", w.id)
+	return w.host.Log().With("task", w.t.name, "worker", w.id)
 }
 
 // spanSettings returns what the worker's spans are started with, making it
