@@ -99,7 +99,13 @@
 //
 // Why a part fails is not served, since probes are often reachable by
 // more people than logs are, except when the path asks for a single check:
-// then its line gives its error. The monitor raises every failure as a
+// then its line gives its error. A service that fails readiness only by
+// its state says it, since a state is no secret: "[-]worker failed: not
+// started" (StateNew), "starting", "stopping" or "terminated" (a Failed
+// service's reason, its Err, is withheld). A check whose service is not
+// Running and that has never run, or whose result went stale, gives that
+// state as its reason ("service db is terminated"), not "never run" or
+// "stale", which would blame the check. The monitor raises every failure as a
 // core.CheckFailed event, logged by the service's logger and given to its
 // OnEvent hooks. The parameter exclude=<name>, repeatable, leaves out
 // the part of that name and everything under it; a name that matches
