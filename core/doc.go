@@ -18,7 +18,9 @@
 // Running, Stopping, then Terminated (clean) or Failed. Start runs, in
 // order: requirements (dependency order, independent ones concurrently, each
 // followed by one health check), OnStart hooks, units (task workers), every
-// health check once, the monitor (only when there is something to watch:
+// health check once (a failure fails the start, except for a
+// StartupGraceCheck in its grace, which leaves the service Running but not
+// ready), the monitor (only when there is something to watch:
 // checks, or requirements of a type other than *Base). Stop runs the reverse: it cancels the
 // service's context, waits for the units and the monitor (bounded by
 // StopTimeout), runs the OnStop hooks in reverse order and releases the
@@ -26,7 +28,8 @@
 // back the same way, the failing part included.
 //
 // A service fails, and stops itself at once, when a unit returns an error
-// or panics, when a check fails Threshold monitor ticks in a row, or when a
+// or panics, when a check fails Threshold monitor ticks in a row (ticks
+// in a startup grace do not count), or when a
 // requirement it holds stops. Every service that requires it then fails in
 // turn, before the failing service's own stop sequence runs: the failing
 // service tells its dependents first and waits for their units and OnStop

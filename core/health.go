@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/coreservice/coreservice/internal/names"
@@ -13,9 +14,11 @@ import (
 // Check is a named health check hosted by a service. Package health builds
 // them (health.Check); register one with Config.AddCheck.
 //
-// The service runs every check once at start (a failure fails the start),
-// on every Healthcheck, and on every monitor tick while Running; the monitor
-// fails the service once a check has failed Threshold times in a row.
+// The service runs every check once at start (a failure fails the start,
+// unless the check is a StartupGraceCheck in its grace), on every
+// Healthcheck, and on every monitor tick while Running; the monitor fails
+// the service once a check has failed Threshold times in a row (failures
+// in a startup grace do not count).
 type Check interface {
 	// Name identifies the check within its service; it must be non-empty
 	// and unique there.
@@ -30,6 +33,91 @@ type Check interface {
 	// Threshold is how many consecutive failures on monitor ticks fail the
 	// service. It must be at least 1.
 	Threshold() int
+}
+
+// StartupGraceCheck is a Check with a startup grace, as Kubernetes'
+// startupProbe: package health builds them (health.StartupGrace).
+//
+// Until its grace ends, a failure of the check makes the service not ready
+// (Healthcheck and the probes report it) but never fails it: the run at
+// Start does not gate the start, and failures on monitor ticks count
+// towards no Threshold. The grace ends StartupGrace after the service
+// became Running (the end of its Start), or at the first run of the check
+// that passes, whichever comes first; from then on the check is an
+// ordinary one, whose failures the monitor counts from zero against its
+// Threshold.
+type StartupGraceCheck interface {
+	Check
+	// StartupGrace is the length of the grace; 0 means none, and the
+	// check gates the start as any other does. It must not be negative.
+	StartupGrace() time.Duration
+}
+
+// graceClock is what the startup grace of a service's checks depends on.
+type graceClock struct {
+	mu      sync.Mutex
+	running time.Time // when the service's monitor started, at the end of Start; zero before
+	passed  []bool    // per check: a run has passed, which ended its grace
+}
+
+// startupGrace is the startup grace of check i, or 0.
+func (b *Base) startupGrace(i int) time.Duration {
+	if g, ok := b.cfg.checks[i].(StartupGraceCheck); ok {
+		return g.StartupGrace()
+	}
+	return 0
+}
+
+// inGrace reports whether check i is in its startup grace at now.
+func (b *Base) inGrace(i int, now time.Time) bool {
+	g := b.cfg.grace
+	if g == nil {
+		return false
+	}
+	d := b.startupGrace(i)
+	if d <= 0 {
+		return false
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.passed != nil && g.passed[i] {
+		return false
+	}
+	return g.running.IsZero() || now.Sub(g.running) < d
+}
+
+// checkPassed ends the startup grace of check i, which has just passed.
+func (b *Base) checkPassed(i int) {
+	g := b.cfg.grace
+	if g == nil {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.passed == nil {
+		g.passed = make([]bool, len(b.cfg.checks))
+	}
+	g.passed[i] = true
+}
+
+// InStartupGrace reports whether the check named check is in its startup
+// grace now (see StartupGraceCheck): the service is Starting or Running,
+// the check has a startup grace that has not run out, and no run of the
+// check has passed yet. The probes of package health use it to show a
+// failure in grace as "in startup grace: <error>".
+func (b *Base) InStartupGrace(check string) bool {
+	if b.invalid() != nil {
+		return false
+	}
+	if st := b.State(); st != StateStarting && st != StateRunning {
+		return false
+	}
+	for i, c := range b.cfg.checks {
+		if c.Name() == check {
+			return b.inGrace(i, time.Now())
+		}
+	}
+	return false
 }
 
 // validateChecks reports checks with an empty or repeated name, a bad
@@ -53,6 +141,11 @@ func (b *Base) validateChecks() error {
 		}
 		if n := c.Threshold(); n < 1 {
 			errs = append(errs, fmt.Errorf("check %q: threshold %d, want >= 1", name, n))
+		}
+		if g, ok := c.(StartupGraceCheck); ok {
+			if d := g.StartupGrace(); d < 0 {
+				errs = append(errs, fmt.Errorf("check %q: startup grace %v, want >= 0", name, d))
+			}
 		}
 	}
 	reqNames := make(map[string]bool, len(b.cfg.requirements))
@@ -135,6 +228,16 @@ func (b *Base) runCheck(ctx context.Context, i int, ends *workerSet) error {
 	if metered {
 		b.recordCheck(ctx, i, start, err)
 	}
+	if err == nil {
+		b.checkPassed(i)
+		return nil
+	}
+	if ends == nil && b.State() == StateStarting && b.inGrace(i, time.Now()) {
+		// The run of Start (Healthcheck and the monitor run checks only
+		// while Running): a check in its startup grace does not gate it.
+		// Its result is recorded (by the check, for the probes) all the same.
+		return nil
+	}
 	return err
 }
 
@@ -181,6 +284,9 @@ func (b *Base) Healthcheck(ctx context.Context) error {
 			break // no check runs once the stop has begun
 		}
 		if err := b.runCheck(ctx, i, nil); err != nil {
+			if b.inGrace(i, time.Now()) {
+				err = fmt.Errorf("in startup grace: %w", err)
+			}
 			errs = append(errs, fmt.Errorf("check %s: %w", c.Name(), err))
 		}
 	}

@@ -50,9 +50,20 @@
 // the service. Rejecting them at Start rather than escaping them in the
 // output keeps every name readable as written, in paths and in listings.
 //
-// Checks are enforced while the service is starting and running, and they
-// must pass at start: a dependency that is expected to be down at first
-// belongs in a task that waits for it, not in a check.
+// Which checks gate Start: every check without a startup grace must pass
+// its run at Start. A check given StartupGrace(d) (d > 0) runs at Start
+// too, and its result is recorded, but a failure there does not fail the
+// start: until d has passed since the service became Running, or until a
+// run of the check passes (whichever is first, as Kubernetes' startupProbe
+// ends at its first success), its failures make the service not ready
+// ("[-]api/stats failed: in startup grace: no stats yet" on
+// /readyz/api/stats, "check stats: in startup grace: ..." from
+// Healthcheck) but never failed: they count towards no Threshold and raise
+// no core.CheckFailed event. After the grace the check is an ordinary one:
+// its failures count from zero, and Threshold in a row fail the service.
+// A check that depends on a first task run (fresh stats, a warm cache)
+// wants a grace; a dependency that may be down for long belongs in a task
+// that waits for it, not in a check.
 //
 // # Probes
 //

@@ -73,6 +73,9 @@ type (
 	dependent interface {
 		Dependencies() []core.Dependency
 	}
+	gracer interface {
+		InStartupGrace(check string) bool
+	}
 )
 
 // evaluate judges svcs and, recursively, their requirements (and for
@@ -117,6 +120,9 @@ func serviceNode(p probe, name string, svc core.Service, path []core.Service, no
 		for _, c := range checks {
 			if hc, ok := c.(*check); ok {
 				kid := hc.node(now, stale, n)
+				if g, ok := svc.(gracer); ok && kid.err != nil && hc.cfg.grace > 0 && g.InStartupGrace(hc.name) {
+					kid.err = fmt.Errorf("in startup grace: %w", kid.err)
+				}
 				n.kids = append(n.kids, kid)
 			}
 		}
