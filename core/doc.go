@@ -103,7 +103,13 @@
 // that timed out a *StopTimeoutError (ErrStopTimeout). Invalid options
 // (ErrInvalidOption) are reported by Start, never by a panic; so is a
 // service whose *Base (also embedded) is nil or zero, wherever it is given
-// (Start, Run, a requirement, a lazy builder's result): see Validate. Failures
+// (Start, Run, a requirement, a lazy builder's result): see Validate. A
+// type embedding *Base with a Healthcheck method of its own is an
+// ErrInvalidOption where Run, a parent (package deps) or the probes
+// (package health) are given it (ValidateHealthcheck): the monitor and the
+// probes, which have only the *Base, would never run that method. Its
+// health goes into checks (health.Check on its methods), the one truth
+// Healthcheck, the monitor and the probes share. Failures
 // caused by units are the unit's own error, such as a *TaskError, and
 // panics are *PanicError values with the stack. Match them with errors.Is
 // and errors.As; messages are for people.

@@ -144,7 +144,9 @@
 // Fields may be added; none will be removed or change meaning.
 //
 // Services that cannot be probed (nil, not built with core.NewService such
-// as a type embedding a nil *core.Base or a zero core.Base, or two with
+// as a type embedding a nil *core.Base or a zero core.Base, a type
+// embedding *core.Base with a Healthcheck method of its own, whose result
+// the probes could never show: see core.ValidateHealthcheck, or two with
 // one name) make Handler answer every request 500 with the reason, and
 // Ready and WaitReady return an error that does not match ErrNotReady:
 // never a panic.
