@@ -18,7 +18,9 @@
 // Running, Stopping, then Terminated (clean) or Failed. Start runs, in
 // order: requirements (dependency order, independent ones concurrently, each
 // followed by one health check), OnStart hooks, units (task workers), every
-// health check once, the monitor (only when there is something to watch:
+// health check once (a failure fails the start, except for a
+// StartupGraceCheck in its grace, which leaves the service Running but not
+// ready), the monitor (only when there is something to watch:
 // checks, or requirements of a type other than *Base). Stop runs the reverse: it cancels the
 // service's context, waits for the units and the monitor (bounded by
 // StopTimeout), runs the OnStop hooks in reverse order and releases the
@@ -26,7 +28,8 @@
 // back the same way, the failing part included.
 //
 // A service fails, and stops itself at once, when a unit returns an error
-// or panics, when a check fails Threshold monitor ticks in a row, or when a
+// or panics, when a check fails Threshold monitor ticks in a row (ticks
+// in a startup grace do not count), or when a
 // requirement it holds stops. Every service that requires it then fails in
 // turn, before the failing service's own stop sequence runs: the failing
 // service tells its dependents first and waits for their units and OnStop
@@ -100,7 +103,13 @@
 // that timed out a *StopTimeoutError (ErrStopTimeout). Invalid options
 // (ErrInvalidOption) are reported by Start, never by a panic; so is a
 // service whose *Base (also embedded) is nil or zero, wherever it is given
-// (Start, Run, a requirement, a lazy builder's result): see Validate. Failures
+// (Start, Run, a requirement, a lazy builder's result): see Validate. A
+// type embedding *Base with a Healthcheck method of its own is an
+// ErrInvalidOption where Run, a parent (package deps) or the probes
+// (package health) are given it (ValidateHealthcheck): the monitor and the
+// probes, which have only the *Base, would never run that method. Its
+// health goes into checks (health.Check on its methods), the one truth
+// Healthcheck, the monitor and the probes share. Failures
 // caused by units are the unit's own error, such as a *TaskError, and
 // panics are *PanicError values with the stack. Match them with errors.Is
 // and errors.As; messages are for people.

@@ -94,7 +94,8 @@ type TaskRetryScheduled struct {
 
 // CheckFailed is raised by the monitor for each check that fails on one of
 // its ticks (not by Healthcheck, nor by the checks of Start, whose failure
-// fails the start), unless the service began to stop during that tick.
+// fails the start, nor for a check in its startup grace: see
+// StartupGraceCheck), unless the service began to stop during that tick.
 // The event with Failures equal to Threshold is the one that fails the
 // service.
 type CheckFailed struct {

@@ -4,18 +4,24 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
+	"runtime"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/coreservice/coreservice/internal/names"
+	"github.com/coreservice/coreservice/internal/values"
 )
 
 // Check is a named health check hosted by a service. Package health builds
 // them (health.Check); register one with Config.AddCheck.
 //
-// The service runs every check once at start (a failure fails the start),
-// on every Healthcheck, and on every monitor tick while Running; the monitor
-// fails the service once a check has failed Threshold times in a row.
+// The service runs every check once at start (a failure fails the start,
+// unless the check is a StartupGraceCheck in its grace), on every
+// Healthcheck, and on every monitor tick while Running; the monitor fails
+// the service once a check has failed Threshold times in a row (failures
+// in a startup grace do not count).
 type Check interface {
 	// Name identifies the check within its service; it must be non-empty
 	// and unique there.
@@ -30,6 +36,222 @@ type Check interface {
 	// Threshold is how many consecutive failures on monitor ticks fail the
 	// service. It must be at least 1.
 	Threshold() int
+}
+
+// StartupGraceCheck is a Check with a startup grace, as Kubernetes'
+// startupProbe: package health builds them (health.StartupGrace).
+//
+// Until its grace ends, a failure of the check makes the service not ready
+// (Healthcheck and the probes report it) but never fails it: the run at
+// Start does not gate the start, and failures on monitor ticks count
+// towards no Threshold. The grace ends StartupGrace after the service
+// became Running (the end of its Start), or at the first run of the check
+// that passes, whichever comes first; from then on the check is an
+// ordinary one, whose failures the monitor counts from zero against its
+// Threshold.
+type StartupGraceCheck interface {
+	Check
+	// StartupGrace is the length of the grace; 0 means none, and the
+	// check gates the start as any other does. It must not be negative.
+	StartupGrace() time.Duration
+}
+
+// graceClock is what the startup grace of a service's checks depends on.
+type graceClock struct {
+	mu      sync.Mutex
+	running time.Time // when the service's monitor started, at the end of Start; zero before
+	passed  []bool    // per check: a run has passed, which ended its grace
+}
+
+// startupGrace is the startup grace of check i, or 0.
+func (b *Base) startupGrace(i int) time.Duration {
+	if g, ok := b.cfg.checks[i].(StartupGraceCheck); ok {
+		return g.StartupGrace()
+	}
+	return 0
+}
+
+// inGrace reports whether check i is in its startup grace at now.
+func (b *Base) inGrace(i int, now time.Time) bool {
+	g := b.cfg.grace
+	if g == nil {
+		return false
+	}
+	d := b.startupGrace(i)
+	if d <= 0 {
+		return false
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.passed != nil && g.passed[i] {
+		return false
+	}
+	return g.running.IsZero() || now.Sub(g.running) < d
+}
+
+// checkPassed ends the startup grace of check i, which has just passed.
+func (b *Base) checkPassed(i int) {
+	g := b.cfg.grace
+	if g == nil {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.passed == nil {
+		g.passed = make([]bool, len(b.cfg.checks))
+	}
+	g.passed[i] = true
+}
+
+// InStartupGrace reports whether the check named check is in its startup
+// grace now (see StartupGraceCheck): the service is Starting or Running,
+// the check has a startup grace that has not run out, and no run of the
+// check has passed yet. The probes of package health use it to show a
+// failure in grace as "in startup grace: <error>".
+func (b *Base) InStartupGrace(check string) bool {
+	if b.invalid() != nil {
+		return false
+	}
+	if st := b.State(); st != StateStarting && st != StateRunning {
+		return false
+	}
+	for i, c := range b.cfg.checks {
+		if c.Name() == check {
+			return b.inGrace(i, time.Now())
+		}
+	}
+	return false
+}
+
+// ValidateHealthcheck returns an error matching ErrInvalidOption when s is
+// a type embedding *Base that has a Healthcheck method of its own (declared
+// by it, or by a type it embeds above the *Base): the monitor and the
+// probes, which have only the *Base, would never run that method, and the
+// health of s would have two truths. Health of its own is declared as a
+// check instead, which Healthcheck, the monitor and the probes all run:
+//
+//	a := &API{}
+//	a.Base = core.NewService(core.Name("api"), health.Check("stats", a.checkStats))
+//
+// Run, the requirements of package deps (at the parent's Start) and the
+// probes of package health call it, so such a type is an error wherever it
+// is handed to the library; nil for any other service.
+func ValidateHealthcheck(s Service) error {
+	if values.IsNil(s) {
+		return nil
+	}
+	if owner := healthcheckOwner(reflect.ValueOf(s)); owner != nil {
+		return fmt.Errorf("%w: service %s: type %T embeds *core.Base but its Healthcheck is %v's own, "+
+			"which the monitor and the probes would never run: "+
+			"drop the method and register its logic as a check (health.Check)", ErrInvalidOption, s.Name(), s, owner)
+	}
+	return nil
+}
+
+var baseType = reflect.TypeFor[*Base]()
+
+// maxEmbedDepth bounds the walk down embedded fields.
+const maxEmbedDepth = 32
+
+// healthcheckOwner returns the type whose own Healthcheck method is the
+// Healthcheck of v, when v embeds a *Base (at any depth) and that method
+// is not Base's; else nil. A method promoted through embedding is a
+// wrapper the compiler generates, which runtime.FuncForPC places in the
+// file "<autogenerated>"; a declared one is in its source file. So it
+// walks down the embedded fields, breadth first as Go resolves selectors,
+// to the shallowest one whose Healthcheck is declared by its own type.
+func healthcheckOwner(v reflect.Value) reflect.Type {
+	if !embeds(v.Type(), maxEmbedDepth) {
+		return nil // not built on Base: its Healthcheck is the only one
+	}
+	level := []reflect.Value{v}
+	for depth := 0; len(level) > 0 && depth <= maxEmbedDepth; depth++ {
+		var next []reflect.Value
+		for _, v := range level {
+			for v.Kind() == reflect.Interface && !v.IsNil() {
+				v = v.Elem()
+			}
+			t := v.Type()
+			switch {
+			case t == baseType || t == baseType.Elem():
+				return nil // Base's Healthcheck is the shallowest
+			case declaresHealthcheck(t):
+				return t
+			}
+			next = append(next, embedded(v)...)
+		}
+		level = next
+	}
+	return nil
+}
+
+// embedded returns the embedded fields of the struct v is or points to
+// (zero values under a nil pointer, so their types can still be walked).
+func embedded(v reflect.Value) []reflect.Value {
+	t := v.Type()
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+		if v.IsNil() {
+			v = reflect.Zero(t)
+		} else {
+			v = v.Elem()
+		}
+	}
+	if t.Kind() != reflect.Struct {
+		return nil
+	}
+	var out []reflect.Value
+	for i := range t.NumField() {
+		if t.Field(i).Anonymous {
+			out = append(out, v.Field(i))
+		}
+	}
+	return out
+}
+
+// embeds reports whether t is, or embeds within depth levels, a Base or
+// *Base. The bound stops on a type that embeds a pointer to itself.
+func embeds(t reflect.Type, depth int) bool {
+	if t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == baseType.Elem() {
+		return true
+	}
+	if t.Kind() != reflect.Struct || depth == 0 {
+		return false
+	}
+	for i := range t.NumField() {
+		if f := t.Field(i); f.Anonymous && embeds(f.Type, depth-1) {
+			return true
+		}
+	}
+	return false
+}
+
+// declaresHealthcheck reports whether t, or the type it points to, or a
+// pointer to it, has a Healthcheck method that its own code declares (not
+// one promoted from a field).
+func declaresHealthcheck(t reflect.Type) bool {
+	ts := []reflect.Type{t}
+	if t.Kind() == reflect.Pointer {
+		ts = append(ts, t.Elem())
+	} else {
+		ts = append(ts, reflect.PointerTo(t))
+	}
+	for _, t := range ts {
+		m, ok := t.MethodByName("Healthcheck")
+		if !ok || t.Kind() == reflect.Interface {
+			continue
+		}
+		pc := m.Func.Pointer()
+		if fn := runtime.FuncForPC(pc); fn != nil {
+			if file, _ := fn.FileLine(pc); file != "<autogenerated>" {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // validateChecks reports checks with an empty or repeated name, a bad
@@ -53,6 +275,11 @@ func (b *Base) validateChecks() error {
 		}
 		if n := c.Threshold(); n < 1 {
 			errs = append(errs, fmt.Errorf("check %q: threshold %d, want >= 1", name, n))
+		}
+		if g, ok := c.(StartupGraceCheck); ok {
+			if d := g.StartupGrace(); d < 0 {
+				errs = append(errs, fmt.Errorf("check %q: startup grace %v, want >= 0", name, d))
+			}
 		}
 	}
 	reqNames := make(map[string]bool, len(b.cfg.requirements))
@@ -135,6 +362,16 @@ func (b *Base) runCheck(ctx context.Context, i int, ends *workerSet) error {
 	if metered {
 		b.recordCheck(ctx, i, start, err)
 	}
+	if err == nil {
+		b.checkPassed(i)
+		return nil
+	}
+	if ends == nil && b.State() == StateStarting && b.inGrace(i, time.Now()) {
+		// The run of Start (Healthcheck and the monitor run checks only
+		// while Running): a check in its startup grace does not gate it.
+		// Its result is recorded (by the check, for the probes) all the same.
+		return nil
+	}
 	return err
 }
 
@@ -145,9 +382,11 @@ func (b *Base) runCheck(ctx context.Context, i int, ends *workerSet) error {
 // concurrent use and changes nothing: failures here count towards no
 // threshold, only the monitor's do.
 //
-// A type that embeds *Base and defines its own Healthcheck shadows this one
-// for its callers, but not for the monitor, which runs Base's: add checks
-// with package health instead.
+// A type that embeds *Base must not define its own Healthcheck: the
+// monitor and the probes, which have only the *Base, would not run it.
+// Run, package deps and package health reject such a type
+// (ValidateHealthcheck); declare its health as checks (health.Check) with
+// its methods, which this Healthcheck, the monitor and the probes all run.
 func (b *Base) Healthcheck(ctx context.Context) error {
 	if err := b.invalid(); err != nil {
 		return fmt.Errorf("%w: %w", ErrUnhealthy, err)
@@ -181,6 +420,9 @@ func (b *Base) Healthcheck(ctx context.Context) error {
 			break // no check runs once the stop has begun
 		}
 		if err := b.runCheck(ctx, i, nil); err != nil {
+			if b.inGrace(i, time.Now()) {
+				err = fmt.Errorf("in startup grace: %w", err)
+			}
 			errs = append(errs, fmt.Errorf("check %s: %w", c.Name(), err))
 		}
 	}

@@ -33,6 +33,13 @@ type monitor struct {
 // startMonitor arms the monitor's first tick, unless the stop has begun.
 func (b *Base) startMonitor() {
 	m := &monitor{b: b, failures: make([]int, len(b.cfg.checks))}
+	if g := b.cfg.grace; g != nil {
+		// Start is over: the service becomes Running now, and the startup
+		// graces of its checks run from here.
+		g.mu.Lock()
+		g.running = time.Now()
+		g.mu.Unlock()
+	}
 	w := &b.workers
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -95,6 +102,13 @@ func (m *monitor) run(ctx context.Context) error {
 		err := b.runCheck(cctx, i, &b.workers)
 		if err == nil {
 			m.failures[i] = 0
+			continue
+		}
+		if b.inGrace(i, time.Now()) {
+			// Not ready, not failed: no count, no event; the probes and
+			// the span show the failure.
+			m.failures[i] = 0
+			failed = append(failed, fmt.Errorf("check %s: in startup grace: %w", c.Name(), err))
 			continue
 		}
 		m.failures[i]++

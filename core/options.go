@@ -42,6 +42,7 @@ type Config struct {
 	units           []Unit
 	requirements    []Requirement
 	checks          []Check
+	grace           *graceClock // the startup grace of the checks; nil when none has one
 	onEvent         []func(Event)
 	errs            []error
 }
@@ -86,6 +87,9 @@ func (c *Config) AddCheck(ch Check) {
 		return
 	}
 	c.checks = append(c.checks, ch)
+	if _, ok := ch.(StartupGraceCheck); ok && c.grace == nil {
+		c.grace = &graceClock{}
+	}
 }
 
 // AddError records that an option was invalid. Start then fails with a

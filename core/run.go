@@ -38,8 +38,9 @@ var ErrForcedExit = errors.New("second signal: gave up waiting for the stop")
 // each bounded by its service's timeouts, in a goroutine that ends with them.
 //
 // Run with no services, or with a nil or unusable one (a nil or zero *Base,
-// also embedded: see Validate), returns an error at once and starts
-// nothing.
+// also embedded: see Validate), or a type embedding *Base with a
+// Healthcheck of its own (see ValidateHealthcheck), returns an error at
+// once and starts nothing.
 //
 // Run catches SIGINT and SIGTERM while it runs (signal.Notify) and lets go
 // of them (signal.Stop) before it returns.
@@ -59,6 +60,9 @@ func run(ctx context.Context, sig <-chan os.Signal, svcs []Service) error {
 			return fmt.Errorf("core.Run: service %d is nil", i)
 		}
 		if err := Validate(s); err != nil {
+			return fmt.Errorf("core.Run: service %d: %w", i, err)
+		}
+		if err := ValidateHealthcheck(s); err != nil {
 			return fmt.Errorf("core.Run: service %d: %w", i, err)
 		}
 	}

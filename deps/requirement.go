@@ -155,6 +155,9 @@ func (a *adapter[S]) After() []core.Requirement {
 func (a *adapter[S]) Resolve(ctx context.Context) (core.Service, error) {
 	r := a.r
 	if r.kind != kindLazy {
+		if err := core.ValidateHealthcheck(r.svc); err != nil {
+			return nil, fmt.Errorf("%s: %w", r, err)
+		}
 		return r.svc, nil
 	}
 	s, err := r.build(ctx)
@@ -165,6 +168,9 @@ func (a *adapter[S]) Resolve(ctx context.Context) (core.Service, error) {
 		return nil, fmt.Errorf("%s: %w", r, errNilBuilt)
 	}
 	if err := core.Validate(s); err != nil {
+		return nil, fmt.Errorf("%s: %w", r, err)
+	}
+	if err := core.ValidateHealthcheck(s); err != nil {
 		return nil, fmt.Errorf("%s: %w", r, err)
 	}
 	if r.cfg.name == "" {

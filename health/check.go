@@ -32,7 +32,8 @@ var ErrStillRunning = errors.New("earlier run still running past its deadline")
 // fn reports the check's health: nil when healthy. It is called with a
 // context that carries the run's deadline (see Timeout) and the span
 // "check <name>" (see the package documentation). The service calls it once
-// during Start, where a failure fails the start; on every monitor tick,
+// during Start, where a failure fails the start (unless the check is in its
+// StartupGrace); on every monitor tick,
 // where Threshold consecutive failures fail the service; and on every
 // Healthcheck. Each run's result is recorded for Handler, Ready and
 // WaitReady.
@@ -150,6 +151,9 @@ func (c *check) Timeout(interval time.Duration) time.Duration { return c.cfg.tim
 
 // Threshold implements core.Check.
 func (c *check) Threshold() int { return c.cfg.threshold }
+
+// StartupGrace implements core.StartupGraceCheck.
+func (c *check) StartupGrace() time.Duration { return c.cfg.grace }
 
 // Check implements core.Check: one run of the check under ctx's deadline,
 // as a child span "check <name>" of the span in ctx, recorded for the

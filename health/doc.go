@@ -50,9 +50,20 @@
 // the service. Rejecting them at Start rather than escaping them in the
 // output keeps every name readable as written, in paths and in listings.
 //
-// Checks are enforced while the service is starting and running, and they
-// must pass at start: a dependency that is expected to be down at first
-// belongs in a task that waits for it, not in a check.
+// Which checks gate Start: every check without a startup grace must pass
+// its run at Start. A check given StartupGrace(d) (d > 0) runs at Start
+// too, and its result is recorded, but a failure there does not fail the
+// start: until d has passed since the service became Running, or until a
+// run of the check passes (whichever is first, as Kubernetes' startupProbe
+// ends at its first success), its failures make the service not ready
+// ("[-]api/stats failed: in startup grace: no stats yet" on
+// /readyz/api/stats, "check stats: in startup grace: ..." from
+// Healthcheck) but never failed: they count towards no Threshold and raise
+// no core.CheckFailed event. After the grace the check is an ordinary one:
+// its failures count from zero, and Threshold in a row fail the service.
+// A check that depends on a first task run (fresh stats, a warm cache)
+// wants a grace; a dependency that may be down for long belongs in a task
+// that waits for it, not in a check.
 //
 // # Probes
 //
@@ -99,7 +110,13 @@
 //
 // Why a part fails is not served, since probes are often reachable by
 // more people than logs are, except when the path asks for a single check:
-// then its line gives its error. The monitor raises every failure as a
+// then its line gives its error. A service that fails readiness only by
+// its state says it, since a state is no secret: "[-]worker failed: not
+// started" (StateNew), "starting", "stopping" or "terminated" (a Failed
+// service's reason, its Err, is withheld). A check whose service is not
+// Running and that has never run, or whose result went stale, gives that
+// state as its reason ("service db is terminated"), not "never run" or
+// "stale", which would blame the check. The monitor raises every failure as a
 // core.CheckFailed event, logged by the service's logger and given to its
 // OnEvent hooks. The parameter exclude=<name>, repeatable, leaves out
 // the part of that name and everything under it; a name that matches
@@ -127,7 +144,9 @@
 // Fields may be added; none will be removed or change meaning.
 //
 // Services that cannot be probed (nil, not built with core.NewService such
-// as a type embedding a nil *core.Base or a zero core.Base, or two with
+// as a type embedding a nil *core.Base or a zero core.Base, a type
+// embedding *core.Base with a Healthcheck method of its own, whose result
+// the probes could never show: see core.ValidateHealthcheck, or two with
 // one name) make Handler answer every request 500 with the reason, and
 // Ready and WaitReady return an error that does not match ErrNotReady:
 // never a panic.

@@ -219,6 +219,8 @@ func (r response) text() string {
 			fmt.Fprintf(&b, "[+]%s ok\n", l.name)
 		case r.reasons:
 			fmt.Fprintf(&b, "[-]%s failed: %s\n", l.name, oneLine(l.n.err.Error()))
+		case l.n.status != "":
+			fmt.Fprintf(&b, "[-]%s failed: %s\n", l.name, l.n.status)
 		default:
 			fmt.Fprintf(&b, "[-]%s failed: reason withheld\n", l.name)
 		}
@@ -266,6 +268,7 @@ func (r response) report() report {
 // entryOf is l in the JSON body.
 func (r response) entryOf(l line) entry {
 	e := entry{Name: l.name, Kind: l.n.kind, Status: "ok", Failures: l.n.failures}
+
 	if l.n.err != nil {
 		e.Status = "failed"
 		if r.reasons {

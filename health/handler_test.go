@@ -214,8 +214,8 @@ func TestHandlerNeverRun(t *testing.T) {
 	h := health.Handler(api) // never started: New, and the check never ran
 	checkProbes(t, h, []probeCase{
 		{"/livez", "", 200, "ok"},
-		{"/readyz", "", 503, "[-]api failed: reason withheld\n[-]api/ping failed: reason withheld\nreadyz check failed\n"},
-		{"/readyz/api/ping", "", 503, "[-]api/ping failed: never run\nreadyz check failed\n"},
+		{"/readyz", "", 503, "[-]api failed: not started\n[-]api/ping failed: reason withheld\nreadyz check failed\n"},
+		{"/readyz/api/ping", "", 503, "[-]api/ping failed: service api is not started\nreadyz check failed\n"},
 	})
 }
 
@@ -237,7 +237,7 @@ func TestHandlerLifecycle(t *testing.T) {
 	t.Run("stopping is live but not ready", func(t *testing.T) {
 		checkProbes(t, h, []probeCase{
 			{"/livez", "", 200, "ok"},
-			{"/readyz", "", 503, "[-]api failed: reason withheld\n[+]api/ping ok\nreadyz check failed\n"},
+			{"/readyz", "", 503, "[-]api failed: stopping\n[+]api/ping ok\nreadyz check failed\n"},
 		})
 		if err := health.Ready(api); !errors.Is(err, health.ErrNotReady) || !strings.Contains(err.Error(), "api: service is stopping") {
 			t.Errorf("Ready: got %v, want ErrNotReady saying api is stopping", err)
@@ -250,7 +250,7 @@ func TestHandlerLifecycle(t *testing.T) {
 	t.Run("terminated is live but not ready", func(t *testing.T) {
 		checkProbes(t, h, []probeCase{
 			{"/livez", "", 200, "ok"},
-			{"/readyz", "", 503, "[-]api failed: reason withheld\n[+]api/ping ok\nreadyz check failed\n"},
+			{"/readyz", "", 503, "[-]api failed: terminated\n[+]api/ping ok\nreadyz check failed\n"},
 		})
 	})
 }
@@ -281,7 +281,7 @@ func TestHandlerNested(t *testing.T) {
 	h := health.Handler(api)
 	checkProbes(t, h, []probeCase{
 		// Before the start: the requirement is known, not running.
-		{"/readyz?verbose", "", 503, "[-]api failed: reason withheld\n[-]api/ping failed: reason withheld\n" +
+		{"/readyz?verbose", "", 503, "[-]api failed: not started\n[-]api/ping failed: reason withheld\n" +
 			"[-]api/db failed: reason withheld\nreadyz check failed\n"},
 		{"/readyz/api/db", "", 503, "[-]api/db failed: reason withheld\nreadyz check failed\n"},
 	})
@@ -323,7 +323,7 @@ func TestHandlerStaticRequirementBeforeStart(t *testing.T) {
 	api := service("api", staticReq{requires("db", db)})
 	h := health.Handler(api)
 	checkProbes(t, h, []probeCase{
-		{"/readyz/api/db/conn", "", 503, "[-]api/db/conn failed: never run\nreadyz check failed\n"},
+		{"/readyz/api/db/conn", "", 503, "[-]api/db/conn failed: service db is not started\nreadyz check failed\n"},
 		{"/livez?verbose", "", 200, "[+]api ok\n[+]api/db ok\nlivez check passed\n"},
 	})
 	coretest.MustStart(t, api)
@@ -531,7 +531,7 @@ func TestSingleCheckProbeRespectsServiceState(t *testing.T) {
 		{"/readyz/api/ping", "application/json", 503, `{"probe":"readyz","status":"failed","checks":[` +
 			`{"name":"api/ping","kind":"check","status":"failed","error":"service api is terminated"}]}` + "\n"},
 		// The listing already says so on the service's own line.
-		{"/readyz/api?verbose", "", 503, "[-]api failed: reason withheld\n[+]api/ping ok\nreadyz check failed\n"},
+		{"/readyz/api?verbose", "", 503, "[-]api failed: terminated\n[+]api/ping ok\nreadyz check failed\n"},
 	})
 }
 
@@ -692,4 +692,43 @@ func TestHandlerRacesLifecycle(t *testing.T) {
 	if err := health.WaitReady(t.Context(), api); !errors.Is(err, health.ErrNotReady) || !strings.Contains(err.Error(), "api failed") {
 		t.Errorf("WaitReady on the failed api: got %v, want ErrNotReady saying api failed", err)
 	}
+}
+
+// A service that was never started is "not started" on /readyz, not
+// "failed", and so is the reason of its checks, which have never run.
+func TestProbeSaysNotStarted(t *testing.T) {
+	worker := service("worker", health.Check("ping", pass))
+	checkProbes(t, health.Handler(worker), []probeCase{
+		{"/livez", "", 200, "ok"},
+		{"/readyz", "", 503, "[-]worker failed: not started\n[-]worker/ping failed: reason withheld\nreadyz check failed\n"},
+		{"/readyz/worker", "", 503, "[-]worker failed: not started\n[-]worker/ping failed: reason withheld\nreadyz check failed\n"},
+		{"/readyz/worker/ping", "", 503, "[-]worker/ping failed: service worker is not started\nreadyz check failed\n"},
+	})
+}
+
+// The check of a requirement that terminated reads "service db is
+// terminated", not "stale": its last result is old because db stopped,
+// not because the check is slow.
+func TestProbeSaysRequirementTerminated(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		db := core.NewService(core.Name("db"), core.Logger(coretest.Quiet()), health.Check("ping", pass))
+		api := core.NewService(core.Name("api"), core.Logger(coretest.Quiet()), requires("db", db))
+		h := health.Handler(api)
+		coretest.MustStart(t, api)
+		defer func() { _ = api.Stop(context.Background()) }()
+		if err := db.Stop(t.Context()); err != nil {
+			t.Fatalf("Stop db: got %v, want nil", err)
+		}
+		<-api.Done()
+		<-time.After(2 * time.Second) // db's last result is long stale
+		checkProbes(t, h, []probeCase{
+			{"/readyz", "", 503, "[-]api failed: reason withheld\n[-]api/db failed: terminated\n" +
+				"[-]api/db/ping failed: reason withheld\nreadyz check failed\n"},
+			{"/readyz/api/db/ping", "", 503, "[-]api/db/ping failed: service db is terminated\nreadyz check failed\n"},
+		})
+		if err := health.Ready(api); !errors.Is(err, health.ErrNotReady) ||
+			!strings.Contains(err.Error(), "api/db/ping: service db is terminated") {
+			t.Fatalf("Ready: got %v, want ErrNotReady saying api/db/ping: service db is terminated", err)
+		}
+	})
 }

@@ -22,6 +22,7 @@ type config struct {
 	timeout    time.Duration // the deadline of a run, when hasTimeout
 	hasTimeout bool          // Timeout was given; else half the monitor interval
 	threshold  int
+	grace      time.Duration // StartupGrace; 0: none
 	errs       []error
 }
 
@@ -71,7 +72,8 @@ func (o timeoutOption) String() string { return fmt.Sprintf("health.Timeout(%v)"
 // Threshold sets how many consecutive failed monitor runs of the check fail
 // the service; a passing run resets the count. The default is
 // DefaultThreshold (1: the first failure). The run at start is not counted:
-// a failure there fails the start whatever the threshold. Less than 1 is
+// a failure there fails the start whatever the threshold
+// (see StartupGrace for a check that need not pass there). Less than 1 is
 // invalid and reported by Start. Repeats replace.
 func Threshold(n int) Option { return thresholdOption(n) }
 
@@ -86,3 +88,38 @@ func (o thresholdOption) apply(c *config) {
 }
 
 func (o thresholdOption) String() string { return fmt.Sprintf("health.Threshold(%d)", int(o)) }
+
+// StartupGrace gives the check a startup grace of d, as Kubernetes'
+// startupProbe: until d has passed since the service became Running (the
+// end of its Start), or until a run of the check passes, whichever comes
+// first, a failure of the check makes the service not ready but does not
+// fail it.
+//
+// So the check does not gate Start: its run there is recorded, and a
+// failure leaves the service Running but not ready (/readyz reads
+// "[-]api/stats failed: in startup grace: no stats yet" for that check).
+// Failures on monitor ticks during the grace count towards no Threshold
+// and raise no core.CheckFailed event; Healthcheck reports them, as
+// "check stats: in startup grace: ...". Once the grace is over the check
+// is an ordinary one: the monitor counts its failures from zero, and
+// Threshold failures in a row fail the service. The monitor looks at the
+// check on its ticks only, so a grace ends in effect at the first tick at
+// or after d; d need not be a multiple of the MonitorInterval.
+//
+// Checks without it (and with StartupGrace(0), which means none) must pass
+// at Start. Negative is invalid and reported by Start. Repeats replace.
+func StartupGrace(d time.Duration) Option { return graceOption(d) }
+
+type graceOption time.Duration
+
+func (o graceOption) apply(c *config) {
+	if o < 0 {
+		c.errs = append(c.errs, fmt.Errorf("%v: want >= 0", o))
+		return
+	}
+	c.grace = time.Duration(o)
+}
+
+func (o graceOption) String() string {
+	return fmt.Sprintf("health.StartupGrace(%v)", time.Duration(o))
+}

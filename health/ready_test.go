@@ -19,7 +19,7 @@ func TestReady(t *testing.T) {
 	var tg toggle
 	api := service("api", health.Check("ping", pass), health.Check("queue", tg.fn))
 	err := health.Ready(api)
-	for _, want := range []string{"api: service is new", "api/ping: never run", "api/queue: never run"} {
+	for _, want := range []string{"api: service is not started", "api/ping: service api is not started", "api/queue: service api is not started"} {
 		if !errors.Is(err, health.ErrNotReady) || !strings.Contains(err.Error(), want) {
 			t.Errorf("Ready before Start: got %v, want ErrNotReady saying %q", err, want)
 		}
@@ -134,7 +134,7 @@ func TestWaitReadyContext(t *testing.T) {
 		begin := time.Now()
 		err := health.WaitReady(ctx, api)
 		if !errors.Is(err, context.DeadlineExceeded) || !errors.Is(err, health.ErrNotReady) ||
-			!strings.Contains(err.Error(), "api: service is new") {
+			!strings.Contains(err.Error(), "api: service is not started") {
 			t.Fatalf("WaitReady: got %v, want the context's error and why api is not ready", err)
 		}
 		if d := time.Since(begin); d != time.Second {
@@ -321,7 +321,7 @@ func TestLongTimeoutIsReady(t *testing.T) {
 }
 
 // Readiness during Starting: a service whose start check is under way is
-// live, not ready, and its check is "never run".
+// live, not ready, and its check says the service is starting.
 func TestReadinessWhileStarting(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := core.NewService(core.Name("api"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Second),
@@ -335,8 +335,8 @@ func TestReadinessWhileStarting(t *testing.T) {
 		<-time.After(100 * time.Millisecond)
 		checkProbes(t, h, []probeCase{
 			{"/livez", "", 200, "ok"},
-			{"/readyz", "", 503, "[-]api failed: reason withheld\n[-]api/slow failed: reason withheld\nreadyz check failed\n"},
-			{"/readyz/api/slow", "", 503, "[-]api/slow failed: never run\nreadyz check failed\n"},
+			{"/readyz", "", 503, "[-]api failed: starting\n[-]api/slow failed: reason withheld\nreadyz check failed\n"},
+			{"/readyz/api/slow", "", 503, "[-]api/slow failed: service api is starting\nreadyz check failed\n"},
 		})
 		wg.Wait()
 		checkProbes(t, h, []probeCase{{"/readyz", "", 200, "ok"}})

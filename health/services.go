@@ -12,7 +12,9 @@ import (
 // checkServices reports why svcs cannot be probed: a nil service, a
 // service whose methods panic or whose Done is nil (a type embedding a nil
 // *core.Base, or a zero core.Base, neither built with core.NewService), a
-// name that is not a valid path segment, or two services with one name.
+// type embedding *core.Base with a Healthcheck of its own, which the probes
+// would not see (core.ValidateHealthcheck), a name that is not a valid
+// path segment, or two services with one name.
 // fn names the caller in the error.
 func checkServices(fn string, svcs []core.Service) error {
 	seen := make(map[string]bool, len(svcs))
@@ -22,6 +24,9 @@ func checkServices(fn string, svcs []core.Service) error {
 		}
 		if err := core.Validate(s); err != nil {
 			return fmt.Errorf("%s: service %d (%T) is not usable: %w", fn, i, s, err)
+		}
+		if err := core.ValidateHealthcheck(s); err != nil {
+			return fmt.Errorf("%s: service %d: %w", fn, i, err)
 		}
 		name, err := inspect(s)
 		if err != nil {

@@ -48,10 +48,14 @@ const (
 // node is one part of a probe: a service, a requirement (a service under
 // its parent) or a check, with its verdict.
 type node struct {
-	name     string // its path segment: the service, requirement or check name
-	kind     string // kindService or kindCheck
-	err      error  // why it fails the probe; nil when it passes
-	failures int    // for a check: failed runs in a row
+	name string // its path segment: the service, requirement or check name
+	kind string // kindService or kindCheck
+	err  error  // why it fails the probe; nil when it passes
+	// status is the reason a failing line gives even when reasons are
+	// withheld, since it is no secret: the state of a service that fails
+	// only by being in it, such as "not started" or "terminated".
+	status   string
+	failures int // for a check: failed runs in a row
 	kids     []*node
 
 	state core.State // for a service: its state
@@ -68,6 +72,9 @@ type (
 	}
 	dependent interface {
 		Dependencies() []core.Dependency
+	}
+	gracer interface {
+		InStartupGrace(check string) bool
 	}
 )
 
@@ -94,7 +101,10 @@ func serviceNode(p probe, name string, svc core.Service, path []core.Service, no
 			n.err = fmt.Errorf("service failed: %w", err)
 		}
 	case p == readyz && st != core.StateRunning:
-		n.err = fmt.Errorf("service is %s", st)
+		n.err = fmt.Errorf("service is %s", stateText(st))
+		if st != core.StateFailed {
+			n.status = stateText(st)
+		}
 	}
 	if cs, ok := svc.(checker); ok && p == readyz {
 		checks := cs.Checks()
@@ -109,8 +119,10 @@ func serviceNode(p probe, name string, svc core.Service, path []core.Service, no
 		}
 		for _, c := range checks {
 			if hc, ok := c.(*check); ok {
-				kid := hc.node(now, stale)
-				kid.owner = n
+				kid := hc.node(now, stale, n)
+				if g, ok := svc.(gracer); ok && kid.err != nil && hc.cfg.grace > 0 && g.InStartupGrace(hc.name) {
+					kid.err = fmt.Errorf("in startup grace: %w", kid.err)
+				}
 				n.kids = append(n.kids, kid)
 			}
 		}
@@ -152,17 +164,32 @@ func requirementNode(p probe, dep core.Dependency, path []core.Service, now time
 }
 
 // node judges the check's latest result as of now: it must exist, have
-// passed, and be at most stale old.
-func (c *check) node(now time.Time, stale time.Duration) *node {
+// passed, and be at most stale old. A check that has never run, or whose
+// result is stale, because its service (owner) is not Running says so:
+// "service db is terminated", "service worker is not started", not
+// "stale: ..." or "never run", which would blame the check.
+func (c *check) node(now time.Time, stale time.Duration, owner *node) *node {
 	r := c.lastResult()
-	n := &node{name: c.name, kind: kindCheck, err: r.err, failures: r.failures, check: c}
+	n := &node{name: c.name, kind: kindCheck, err: r.err, failures: r.failures, check: c, owner: owner}
+	notRunning := owner.state != core.StateRunning
 	switch age := now.Sub(r.at); {
+	case (r.at.IsZero() || (r.err == nil && age > stale)) && notRunning:
+		n.err = fmt.Errorf("service %s is %s", owner.name, stateText(owner.state))
 	case r.at.IsZero():
 		n.err = errors.New("never run")
 	case r.err == nil && age > stale:
 		n.err = fmt.Errorf("stale: last run %v ago, more than %v", age.Round(time.Millisecond), stale)
 	}
 	return n
+}
+
+// stateText is st as the probes say it: "not started" for StateNew, else
+// its name ("terminated").
+func stateText(st core.State) string {
+	if st == core.StateNew {
+		return "not started"
+	}
+	return st.String()
 }
 
 // alone is the check node n judged on its own, as a path naming one check
@@ -176,7 +203,7 @@ func (n *node) alone() *node {
 		return n
 	}
 	c := *n
-	c.err = fmt.Errorf("service %s is %s", o.name, o.state)
+	c.err = fmt.Errorf("service %s is %s", o.name, stateText(o.state))
 	return &c
 }
 
