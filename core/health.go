@@ -92,8 +92,8 @@ func (b *Base) inGrace(i int, now time.Time) bool {
 // checkPassed ends the startup grace of check i, which has just passed.
 func (b *Base) checkPassed(i int) {
 	g := b.cfg.grace
-	if g == nil {
-		return
+	if g == nil || b.startupGrace(i) <= 0 {
+		return // no grace to end: inGrace never reads passed[i]
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
