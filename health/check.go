@@ -136,11 +136,18 @@ type result struct {
 	failures int       // failed runs in a row, this one included
 }
 
-// call is one call of fn; its fields are guarded by check.mu.
+// call is one call of fn: a single allocation besides done, which its
+// waiter selects on with the run's context.
 type call struct {
-	returned bool       // fn returned
-	cutOff   bool       // the run gave up waiting for fn at its deadline
-	result   chan error // fn's error, sent once fn returned
+	c   *check
+	ctx context.Context
+
+	// Guarded by c.mu.
+	returned bool  // fn returned
+	cutOff   bool  // the run gave up waiting for fn at its deadline
+	err      error // fn's error, once returned
+
+	done chan struct{} // closed once fn returned
 }
 
 // Name implements core.Check.
@@ -208,21 +215,22 @@ func (c *check) invoke(ctx context.Context) error {
 	h := c.host
 	c.mu.Unlock()
 
-	cl := &call{result: make(chan error, 1)}
+	cl := &call{c: c, ctx: ctx, done: make(chan struct{})}
 	if h != nil {
-		h.Go(c.unit, func(context.Context) error { c.call(ctx, cl); return nil })
+		h.Go(c.unit, cl.run)
 	} else {
-		go c.call(ctx, cl) // a Check called before its service launched it
+		go cl.run(ctx) // a Check called before its service launched it
 	}
 	select {
-	case err := <-cl.result:
-		return err
+	case <-cl.done:
+		return cl.err // written before done was closed
 	case <-ctx.Done():
 	}
 	c.mu.Lock()
-	if cl.returned { // just now: its result is on the way
+	if cl.returned { // just now
+		err := cl.err
 		c.mu.Unlock()
-		return <-cl.result
+		return err
 	}
 	if callerEnded(ctx) {
 		// Not the check's fault: its call goes on, and later runs may
@@ -243,17 +251,22 @@ func callerEnded(ctx context.Context) bool {
 	return ctx.Err() != nil && !errors.Is(context.Cause(ctx), core.ErrCheckTimeout)
 }
 
-// call runs fn, turning a panic into a *core.PanicError, and hands its
-// error to cl.
-func (c *check) call(ctx context.Context, cl *call) {
-	err := callRecover(ctx, c.fn)
+// run runs fn with the run's context (not the goroutine's: Host.Go's
+// argument is the service's lifetime context), turning a panic into a
+// *core.PanicError, and hands its error to the waiter. It returns nil: fn's
+// error is the run's result, not a failure of the service's goroutine.
+func (cl *call) run(context.Context) error {
+	c := cl.c
+	err := callRecover(cl.ctx, c.fn)
 	c.mu.Lock()
 	cl.returned = true
+	cl.err = err
 	if cl.cutOff {
 		c.cutOff--
 	}
 	c.mu.Unlock()
-	cl.result <- err
+	close(cl.done)
+	return nil
 }
 
 func callRecover(ctx context.Context, fn func(context.Context) error) (err error) {
