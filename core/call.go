@@ -94,7 +94,7 @@ type boundedCall struct {
 // user code (package inline), else bounded by callBounded. A panic is a
 // *PanicError either way.
 func (b *Base) launchUnit(ctx context.Context, u Unit) error {
-	if il, ok := u.(inline.Launcher); ok && il.LaunchInline() {
+	if il, ok := u.(inline.Launcher); ok && il.LaunchInline(inline.Token{}) {
 		return protect(func() error { return u.Launch(ctx, b.host) })
 	}
 	err, _ := b.callBounded(ctx, u.Name(), func(ctx context.Context) error { return u.Launch(ctx, b.host) })
@@ -105,7 +105,7 @@ func (b *Base) launchUnit(ctx context.Context, u Unit) error {
 // module's requirements and says its Resolve runs no user code (package
 // inline), else bounded by callBounded. A panic is a *PanicError either way.
 func (b *Base) resolve(ctx context.Context, name string, r Requirement) (svc Service, err error) {
-	if ir, ok := r.(inline.Resolver); ok && ir.ResolveInline() {
+	if ir, ok := r.(inline.Resolver); ok && ir.ResolveInline(inline.Token{}) {
 		err = protect(func() (err error) {
 			svc, err = r.Resolve(ctx)
 			return err

@@ -133,7 +133,7 @@ func startsInline(st *reqState) bool {
 	if len(st.after) > 0 || !st.r.Owned() {
 		return false
 	}
-	if ir, ok := st.r.(inline.Resolver); !ok || !ir.ResolveInline() {
+	if ir, ok := st.r.(inline.Resolver); !ok || !ir.ResolveInline(inline.Token{}) {
 		return false
 	}
 	sr, ok := st.r.(StaticRequirement)

@@ -67,7 +67,7 @@ func (b *Base) startsInline() bool {
 		return false
 	}
 	for _, u := range c.units {
-		if il, ok := u.(inline.Launcher); !ok || !il.LaunchInline() || !il.ValidateInline() {
+		if il, ok := u.(inline.Launcher); !ok || !il.LaunchInline(inline.Token{}) || !il.ValidateInline(inline.Token{}) {
 			return false
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/samber/lo"
 
 	"github.com/coreservice/coreservice/core"
+	"github.com/coreservice/coreservice/internal/inline"
 	"github.com/coreservice/coreservice/internal/names"
 	"github.com/coreservice/coreservice/internal/values"
 )
@@ -196,4 +197,4 @@ func (a staticAdapter[S]) Known() core.Service { return a.r.svc }
 // ResolveInline implements inline.Resolver: the Resolve of Requires and
 // Await returns the service given, calling no user code, so the parent
 // calls it on its own goroutine. Lazy's runs its builder, bounded.
-func (a staticAdapter[S]) ResolveInline() bool { return true }
+func (a staticAdapter[S]) ResolveInline(inline.Token) bool { return true }

@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/coreservice/coreservice/core"
+	"github.com/coreservice/coreservice/internal/inline"
 	"github.com/coreservice/coreservice/internal/names"
 	"github.com/coreservice/coreservice/internal/telemetry"
 )
@@ -342,7 +343,7 @@ func (w waiter) Launch(_ context.Context, h *core.Host) error {
 }
 
 // LaunchInline implements inline.Launcher: Launch runs no user code.
-func (w waiter) LaunchInline() bool { return true }
+func (w waiter) LaunchInline(inline.Token) bool { return true }
 
 // ValidateInline implements inline.Launcher: there is no Validate.
-func (w waiter) ValidateInline() bool { return true }
+func (w waiter) ValidateInline(inline.Token) bool { return true }

@@ -12,6 +12,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 
 	"github.com/coreservice/coreservice/core"
+	"github.com/coreservice/coreservice/internal/inline"
 	"github.com/coreservice/coreservice/internal/values"
 )
 
@@ -352,8 +353,8 @@ func (t *Task[T]) set(v T) {
 // LaunchInline implements inline.Launcher: with one worker, Launch uses the
 // policies Validate made and calls no user code, so the service calls it on
 // its own goroutine. More workers call the policy factories in Launch.
-func (u unit[T]) LaunchInline() bool { return u.t.cfg.workers == 1 }
+func (u unit[T]) LaunchInline(inline.Token) bool { return u.t.cfg.workers == 1 }
 
 // ValidateInline implements inline.Launcher: Validate calls the policy
 // factories, user code, when the task has policy options.
-func (u unit[T]) ValidateInline() bool { return len(u.t.cfg.policies) == 0 }
+func (u unit[T]) ValidateInline(inline.Token) bool { return len(u.t.cfg.policies) == 0 }
