@@ -135,4 +135,14 @@
 // that handlers can add the span. Its records of state changes and of the
 // failures of tasks, checks and requirements are its events (see Events):
 // the message, level and attributes of each come from the event.
+//
+// Code the service runs (hooks, the goroutines of its units, so tasks, and
+// its checks) reaches the service's logger and name from its context with
+// Log(ctx) and ServiceName(ctx), so that it needs no variable holding the
+// service:
+//
+//	core.OnStop(func(ctx context.Context) error {
+//		core.Log(ctx).InfoContext(ctx, "flushing")
+//		return flush(ctx)
+//	})
 package core

@@ -441,9 +441,11 @@ func (b *Base) startSteps(ctx context.Context) error {
 	b.mu.Unlock()
 	// A hook's context is marked as the service's own, so that Stop called
 	// from a hook with it does not wait for the hook.
+	// The checks' runs get it too, so that they reach the service with
+	// core.Log(ctx).
 	hookCtx := ctx
-	if len(b.cfg.onStart) > 0 {
-		hookCtx = context.WithValue(ctx, unitKey{}, b)
+	if len(b.cfg.onStart) > 0 || len(b.cfg.checks) > 0 {
+		hookCtx = b.own(ctx)
 	}
 	for _, h := range b.cfg.onStart {
 		part := fmt.Sprintf("OnStart hook %d", h.index)
@@ -466,7 +468,7 @@ func (b *Base) startSteps(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return fail("check "+c.Name(), err)
 		}
-		if err := b.runCheck(ctx, i, nil); err != nil {
+		if err := b.runCheck(hookCtx, i, nil); err != nil {
 			return fail("check "+c.Name(), err)
 		}
 	}
@@ -510,8 +512,8 @@ func (b *Base) startSteps(ctx context.Context) error {
 // that *StartupError too. Stop stops a shared service even while other parents
 // hold it; they then fail, as they would if it had failed.
 //
-// Stop called from one of the service's own units or OnStart/OnStop hooks
-// with the context it was given (or one derived from it) begins the stop
+// Stop called from one of the service's own units, OnStart/OnStop hooks or
+// checks with the context it was given (or one derived from it) begins the stop
 // (or aborts the start) and returns nil at once: the stop waits for that
 // unit or hook, so it must return. Called with an unrelated context, such
 // as context.Background(), Stop cannot tell: from a unit or an OnStop hook
