@@ -3,6 +3,10 @@ package core
 import (
 	"context"
 	"log/slog"
+
+	"go.opentelemetry.io/otel"
+
+	"github.com/coreservice/coreservice/internal/telemetry"
 )
 
 // Log returns the logger of the service whose code ctx was given to, with
@@ -58,4 +62,38 @@ func (b *Base) own(ctx context.Context) context.Context {
 		return ctx
 	}
 	return context.WithValue(ctx, unitKey{}, b)
+}
+
+// inherit gives b, a New service that parent is about to start as its
+// requirement, parent's logger, tracer and meter where b's options set
+// none. b.mu is held; parent is Starting, so its own are resolved.
+func (b *Base) inherit(parent *Base) {
+	if b.logBaseP.Load() == nil {
+		if l := parent.logBaseP.Load(); l != nil {
+			b.logBaseP.Store(l)
+		}
+	}
+	if b.tracer == nil && parent.tracer != nil {
+		b.tracer, b.spans = parent.tracer, parent.spans
+	}
+	if b.meter == nil && parent.meter != nil {
+		b.meter, b.metrics.gate = parent.meter, parent.metrics.gate
+	}
+}
+
+// resolveTelemetry gives b, about to move to Starting, the defaults for
+// what it neither set nor inherited: slog.Default() and the OpenTelemetry
+// global providers, as they are now. b.mu is held.
+func (b *Base) resolveTelemetry() {
+	if b.logBaseP.Load() == nil {
+		b.logBaseP.Store(slog.Default())
+	}
+	if b.tracer == nil {
+		b.tracer = otel.GetTracerProvider().Tracer(telemetry.ScopeName)
+		b.spans = telemetry.NewSpanGate(b.tracer, telemetry.ScopeName)
+	}
+	if b.meter == nil {
+		b.meter = otel.GetMeterProvider().Meter(telemetry.ScopeName)
+		b.metrics.gate = telemetry.NewMeterGate(b.meter, telemetry.ScopeName)
+	}
 }
