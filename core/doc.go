@@ -130,9 +130,23 @@
 // records nothing until a program installs an SDK (otel.SetTracerProvider,
 // or package otelx's Setup). Metrics go to the service's MeterProvider
 // likewise: the state of each service, and the duration of every check
-// run. Every log record of a
+// run. A service without a Logger, TracerProvider or MeterProvider option
+// inherits each from the parent that starts it as a requirement (the first
+// to acquire it, at that moment), so that options given to the root of a
+// tree reach the whole tree; one started directly (Start, Run) takes
+// slog.Default() and the global providers at Start. Every log record of a
 // service carries service=<name>, and the library logs with the context so
 // that handlers can add the span. Its records of state changes and of the
 // failures of tasks, checks and requirements are its events (see Events):
 // the message, level and attributes of each come from the event.
+//
+// Code the service runs (hooks, the goroutines of its units, so tasks, and
+// its checks) reaches the service's logger and name from its context with
+// Log(ctx) and ServiceName(ctx), so that it needs no variable holding the
+// service:
+//
+//	core.OnStop(func(ctx context.Context) error {
+//		core.Log(ctx).InfoContext(ctx, "flushing")
+//		return flush(ctx)
+//	})
 package core

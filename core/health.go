@@ -403,8 +403,9 @@ func (b *Base) Healthcheck(ctx context.Context) error {
 	}
 	if len(b.cfg.checks) > 0 {
 		// The checks end when the caller's ctx does, or when the stop begins.
+		// Marked as b's, so that the checks reach b with core.Log(ctx).
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithCancel(ctx)
+		ctx, cancel = context.WithCancel(b.own(ctx))
 		defer cancel()
 		defer b.workers.dropCloser(b.workers.onClose(cancel))
 	}

@@ -89,15 +89,21 @@ type Host struct {
 // Name returns the service's name.
 func (h *Host) Name() string { return h.b.name }
 
-// Log returns the service's logger (with service=<name>).
+// Log returns the service's logger (with service=<name>): its Logger's,
+// or the one it inherited from the parent that started it, or
+// slog.Default()'s (see Logger).
 func (h *Host) Log() *slog.Logger { return h.b.logger() }
 
-// Tracer returns the service's tracer, from its TracerProvider, with the
-// module path as instrumentation scope.
+// Tracer returns the service's tracer, with the module path as
+// instrumentation scope: from its TracerProvider, or the one it inherited
+// from the parent that started it, or from the global provider (see
+// TracerProvider).
 func (h *Host) Tracer() trace.Tracer { return h.b.tracer }
 
-// Meter returns the service's meter, from its MeterProvider, with the module
-// path as instrumentation scope.
+// Meter returns the service's meter, with the module path as
+// instrumentation scope: from its MeterProvider, or the one it inherited
+// from the parent that started it, or from the global provider (see
+// MeterProvider).
 func (h *Host) Meter() metric.Meter { return h.b.meter }
 
 // StopTimeout returns the service's StopTimeout: how long its stop waits

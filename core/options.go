@@ -307,9 +307,22 @@ func (o durationOption) ApplyTo(c *Config) {
 
 func (o durationOption) String() string { return fmt.Sprintf("core.%s(%v)", o.kind, o.d) }
 
-// Logger sets the logger the service, its tasks and its checks log to (a
-// required service logs to its own); Log adds service=<name> to it. Nil
-// means slog.Default(), looked up at NewService. Repeats replace.
+// Logger sets the logger the service, its tasks and its checks log to;
+// Log (and core.Log(ctx) in the service's code) adds service=<name> to it.
+// Repeats replace; nil is the same as no Logger option.
+//
+// Without it, a service takes the logger of the service that starts it as
+// a requirement (package deps): the first parent to acquire it, whose own
+// logger is its option's, or inherited in turn; the logger is decided then,
+// once, and a shared service keeps its first parent's whoever else comes to
+// hold it. A service started directly (Start, core.Run) logs to
+// slog.Default() as it is at that Start. Either way it adds its own
+// service=<name>. TracerProvider and MeterProvider are inherited the same
+// way.
+//
+// A service awaited rather than started (deps.Await) inherits from whoever
+// starts it. Before its start, a service without a Logger option logs to
+// slog.Default() as it is at each call.
 func Logger(l *slog.Logger) Option { return loggerOption{l} }
 
 type loggerOption struct{ l *slog.Logger }
@@ -317,9 +330,12 @@ type loggerOption struct{ l *slog.Logger }
 func (o loggerOption) ApplyTo(c *Config) { c.logger = o.l }
 func (o loggerOption) String() string    { return "core.Logger(...)" }
 
-// TracerProvider sets where the service's spans go. The default is the
-// OpenTelemetry global provider (otel.GetTracerProvider), which records
-// nothing until a program installs one. Nil is invalid. Repeats replace.
+// TracerProvider sets where the service's spans go. Without it, a service
+// started as a requirement uses the tracer of the parent that starts it
+// (see Logger for which parent, and when), and a service started directly
+// (Start, core.Run) the OpenTelemetry global provider as it is at that
+// Start (otel.GetTracerProvider), which records nothing until a program
+// installs one. Nil is invalid. Repeats replace.
 func TracerProvider(tp trace.TracerProvider) Option { return tracerProviderOption{tp} }
 
 type tracerProviderOption struct{ tp trace.TracerProvider }
@@ -333,8 +349,11 @@ func (o tracerProviderOption) ApplyTo(c *Config) {
 }
 func (o tracerProviderOption) String() string { return "core.TracerProvider(...)" }
 
-// MeterProvider sets where the service's metrics go. The default is the
-// OpenTelemetry global provider (otel.GetMeterProvider). The service
+// MeterProvider sets where the service's metrics go. Without it, a service
+// started as a requirement uses the meter of the parent that starts it
+// (see Logger for which parent, and when), and a service started directly
+// (Start, core.Run) the OpenTelemetry global provider as it is at that
+// Start (otel.GetMeterProvider). The service
 // records coreservice.service.state and coreservice.healthcheck.duration
 // there, tasks coreservice.task.run.duration and coreservice.task.retries
 // (package otelx names them); units get the meter from Host.Meter. While

@@ -12,7 +12,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
@@ -58,9 +57,16 @@ type Service interface {
 // zero Base (also embedded) is reported as an error by Start, Run and
 // parents, never a panic; see Validate.
 type Base struct {
-	name   string
-	cfg    *Config
-	log    atomic.Pointer[slog.Logger] // cfg.logger with service=<name>; nil until logger needs it
+	name string
+	cfg  *Config
+	// The logger the service was given, or inherited, or slog.Default()
+	// at Start; nil until one of them is known (see logBase).
+	logBaseP atomic.Pointer[slog.Logger]
+	log      atomic.Pointer[slog.Logger] // the base logger with service=<name>; nil until logger needs it
+	// The tracer and the meter, from the providers the options set, else
+	// inherited at acquire or the OpenTelemetry globals' at Start; nil
+	// until then. Written under mu before the move to Starting, read only
+	// after it.
 	tracer trace.Tracer
 	meter  metric.Meter
 	host   *Host
@@ -106,26 +112,25 @@ func NewService(opts ...Option) *Base {
 	if name == "" {
 		name = callerName(2) + "#" + fmt.Sprint(serviceSeq.Add(1))
 	}
-	if cfg.logger == nil {
-		cfg.logger = slog.Default() // the default when the service is built
-	}
-	tp := cfg.tracerProvider
-	if tp == nil {
-		tp = otel.GetTracerProvider()
-	}
-	mp := cfg.meterProvider
-	if mp == nil {
-		mp = otel.GetMeterProvider()
-	}
 	b := &Base{
-		name:   name,
-		cfg:    cfg,
-		tracer: tp.Tracer(telemetry.ScopeName),
-		meter:  mp.Meter(telemetry.ScopeName),
-		done:   make(chan struct{}),
+		name: name,
+		cfg:  cfg,
+		done: make(chan struct{}),
 	}
-	b.metrics.gate = telemetry.NewMeterGate(b.meter, telemetry.ScopeName)
-	b.spans = telemetry.NewSpanGate(b.tracer, telemetry.ScopeName)
+	// What the options set is final; what they leave unset is inherited
+	// from the parent that starts the service, or resolved at Start
+	// (inherit, resolveTelemetry).
+	if cfg.logger != nil {
+		b.logBaseP.Store(cfg.logger)
+	}
+	if tp := cfg.tracerProvider; tp != nil {
+		b.tracer = tp.Tracer(telemetry.ScopeName)
+		b.spans = telemetry.NewSpanGate(b.tracer, telemetry.ScopeName)
+	}
+	if mp := cfg.meterProvider; mp != nil {
+		b.meter = mp.Meter(telemetry.ScopeName)
+		b.metrics.gate = telemetry.NewMeterGate(b.meter, telemetry.ScopeName)
+	}
 	b.host = &Host{b: b}
 	return b
 }
@@ -157,6 +162,11 @@ func (b *Base) Name() string {
 }
 
 // Log returns the service's logger: every record carries service=<name>.
+// It is the logger given by the Logger option, else the one inherited from
+// the parent that started the service, else slog.Default() as it was at
+// Start (see Logger); before Start, without a Logger option, slog.Default()
+// as it is now. Code the service runs reaches it from its context with
+// core.Log(ctx).
 func (b *Base) Log() *slog.Logger {
 	if b.invalid() != nil {
 		return slog.Default()
@@ -172,7 +182,17 @@ func (b *Base) logEnabled(ctx context.Context, lvl slog.Level) bool {
 	if l := b.log.Load(); l != nil {
 		return l.Enabled(ctx, lvl)
 	}
-	return b.cfg.logger.Enabled(ctx, lvl)
+	return b.logBase().Enabled(ctx, lvl)
+}
+
+// logBase is the logger the service logs to, before service=<name> is
+// added: the one it was given or inherited, else slog.Default() (looked up
+// now until the service is started, at Start from then on).
+func (b *Base) logBase() *slog.Logger {
+	if l := b.logBaseP.Load(); l != nil {
+		return l
+	}
+	return slog.Default()
 }
 
 // logger is Log for a valid b: the logger is built on its first use, so
@@ -181,7 +201,13 @@ func (b *Base) logger() *slog.Logger {
 	if l := b.log.Load(); l != nil {
 		return l
 	}
-	l := b.cfg.logger.With("service", b.name)
+	base := b.logBaseP.Load()
+	if base == nil {
+		// Not started and no logger of its own: what it will log to is
+		// decided at its start, so this one is not kept.
+		return slog.Default().With("service", b.name)
+	}
+	l := base.With("service", b.name)
 	if !b.log.CompareAndSwap(nil, l) {
 		return b.log.Load()
 	}
@@ -298,6 +324,7 @@ func (b *Base) Start(ctx context.Context) error {
 // begin moves the service from New to Starting. b.mu is held; the
 // start (startup) writes the event's log record.
 func (b *Base) begin(ctx context.Context) context.Context {
+	b.resolveTelemetry()
 	b.transition(ctx, StateStarting, nil, false)
 	ctx, b.startCancel = context.WithCancelCause(ctx)
 	return ctx
@@ -441,9 +468,11 @@ func (b *Base) startSteps(ctx context.Context) error {
 	b.mu.Unlock()
 	// A hook's context is marked as the service's own, so that Stop called
 	// from a hook with it does not wait for the hook.
+	// The checks' runs get it too, so that they reach the service with
+	// core.Log(ctx).
 	hookCtx := ctx
-	if len(b.cfg.onStart) > 0 {
-		hookCtx = context.WithValue(ctx, unitKey{}, b)
+	if len(b.cfg.onStart) > 0 || len(b.cfg.checks) > 0 {
+		hookCtx = b.own(ctx)
 	}
 	for _, h := range b.cfg.onStart {
 		part := fmt.Sprintf("OnStart hook %d", h.index)
@@ -466,7 +495,7 @@ func (b *Base) startSteps(ctx context.Context) error {
 		if err := ctx.Err(); err != nil {
 			return fail("check "+c.Name(), err)
 		}
-		if err := b.runCheck(ctx, i, nil); err != nil {
+		if err := b.runCheck(hookCtx, i, nil); err != nil {
 			return fail("check "+c.Name(), err)
 		}
 	}
@@ -510,8 +539,8 @@ func (b *Base) startSteps(ctx context.Context) error {
 // that *StartupError too. Stop stops a shared service even while other parents
 // hold it; they then fail, as they would if it had failed.
 //
-// Stop called from one of the service's own units or OnStart/OnStop hooks
-// with the context it was given (or one derived from it) begins the stop
+// Stop called from one of the service's own units, OnStart/OnStop hooks or
+// checks with the context it was given (or one derived from it) begins the stop
 // (or aborts the start) and returns nil at once: the stop waits for that
 // unit or hook, so it must return. Called with an unrelated context, such
 // as context.Background(), Stop cannot tell: from a unit or an OnStop hook

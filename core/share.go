@@ -15,7 +15,7 @@ import (
 // require starts svc for b, or joins the parents already holding it.
 func (b *Base) require(ctx context.Context, svc Service) error {
 	if bb, ok := svc.(baser); ok {
-		return bb.coreBase().acquire(ctx)
+		return bb.coreBase().acquire(ctx, b)
 	}
 	ctx, span := b.span(ctx, telemetry.SpanStart, svc.Name())
 	err, _ := b.callBounded(ctx, "requirement "+svc.Name()+" Start", svc.Start)
@@ -24,7 +24,8 @@ func (b *Base) require(ctx context.Context, svc Service) error {
 }
 
 // acquire makes b held by one more parent, starts it if it is New, and
-// waits until it is Running. The start belongs to b, not to the parent that
+// waits until it is Running. The parent that starts it hands it its logger,
+// tracer and meter, where b's options set none (inherit). The start belongs to b, not to the parent that
 // happened to come first: it runs in its own goroutine, keeps the parent's
 // context values (trace, start chain) but not its cancellation, and is
 // bounded by b's StartTimeout. A parent that gives up waiting releases b
@@ -38,12 +39,13 @@ func (b *Base) require(ctx context.Context, svc Service) error {
 // goroutine, which it would only wait for: it ends at once, or, if a unit
 // fails during it or Stop aborts it, once its rollback has waited for the
 // units, for at most StopTimeout, as the caller's rollback would have.
-func (b *Base) acquire(ctx context.Context) error {
+func (b *Base) acquire(ctx context.Context, parent *Base) error {
 	var startCtx context.Context
 	b.mu.Lock()
 	b.holders++
 	if b.state == StateNew {
 		b.byParent = true
+		b.inherit(parent)
 		startCtx = b.begin(context.WithoutCancel(ctx))
 	}
 	b.mu.Unlock()

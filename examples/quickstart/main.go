@@ -32,21 +32,22 @@ func main() {
 func run(runFor time.Duration) error {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
 
-	var svc *core.Base
-	svc = core.NewService(
+	svc := core.NewService(
 		core.Name("quickstart"),
 		core.Logger(logger),
+		// core.Log(ctx) is the service's logger (service=quickstart), from
+		// the context the service gives its hooks and tasks.
 		core.OnStart(func(ctx context.Context) error {
-			svc.Log().InfoContext(ctx, "start hook: hello")
+			core.Log(ctx).InfoContext(ctx, "start hook: hello")
 			return nil
 		}),
 		core.OnStop(func(ctx context.Context) error {
-			svc.Log().InfoContext(ctx, "stop hook: goodbye")
+			core.Log(ctx).InfoContext(ctx, "stop hook: goodbye")
 			return nil
 		}),
 		// The service's work: a task that logs a tick every second.
 		task.Func("tick", func(ctx context.Context) error {
-			svc.Log().InfoContext(ctx, "tick")
+			core.Log(ctx).InfoContext(ctx, "tick")
 			return nil
 		}, task.Every(time.Second)),
 	)

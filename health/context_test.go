@@ -1,0 +1,41 @@
+package health_test
+
+import (
+	"context"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/coreservice/coreservice/core"
+	"github.com/coreservice/coreservice/health"
+	"github.com/coreservice/coreservice/internal/coretest"
+)
+
+func TestCheckReachesItsServiceFromItsContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		names := make(chan string, 10)
+		svc := core.NewService(core.Name("db"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Second),
+			health.Check("ping", func(ctx context.Context) error {
+				names <- core.ServiceName(ctx)
+				return nil
+			}))
+		coretest.MustStart(t, svc) // the run at Start
+		if err := svc.Healthcheck(context.Background()); err != nil {
+			t.Fatalf("Healthcheck: got %v, want nil", err)
+		}
+		time.Sleep(time.Second) // a monitor tick
+		synctest.Wait()
+		coretest.MustStop(t, svc)
+		close(names)
+		runs := 0
+		for name := range names {
+			runs++
+			if name != "db" {
+				t.Errorf("run %d: ServiceName got %q, want db", runs, name)
+			}
+		}
+		if runs < 3 {
+			t.Errorf("got %d runs (Start, Healthcheck, monitor), want at least 3", runs)
+		}
+	})
+}
