@@ -532,6 +532,9 @@ func (b *Base) Stop(ctx context.Context) error {
 		b.mu.Unlock()
 		return nil
 	}
+	if _, ok := ctx.Value(stopReasonKey{}).(string); !ok && (b.state == StateRunning || b.state == StateStarting) {
+		ctx = withStopReason(ctx, "Stop")
+	}
 	b.stopLocked(ctx)
 	b.mu.Unlock()
 	if ctx.Value(unitKey{}) == b {
@@ -633,12 +636,12 @@ func (b *Base) fail(cause error) {
 // requirementFailed fails b because its requirement name, a *Base, failed
 // with cause (it is on its way down, telling its dependents first): it
 // raises RequirementFailed, then fails b as fail does.
-func (b *Base) requirementFailed(name string, cause error) {
+func (b *Base) requirementFailed(name, origin string, cause error) {
 	b.mu.Lock()
 	if !b.state.final() {
-		raise(b, context.Background(), RequirementFailed{Service: b.name, Requirement: name, Err: cause}, false)
+		raise(b, context.Background(), RequirementFailed{Service: b.name, Requirement: name, Err: cause, Origin: origin}, false)
 	}
-	b.failLocked(&requirementError{name: name, err: cause})
+	b.failLocked(&requirementError{name: name, err: cause, origin: origin})
 	b.mu.Unlock()
 	b.flushLog()
 }
@@ -654,7 +657,7 @@ func (b *Base) requirementStopped(name string) {
 		b.mu.Unlock()
 		return
 	}
-	err := fmt.Errorf("requirement %s stopped", name)
+	err := &requirementStoppedError{name: name}
 	raise(b, context.Background(), RequirementFailed{Service: b.name, Requirement: name, Err: err}, false)
 	b.failLocked(err)
 	b.mu.Unlock()
@@ -703,7 +706,7 @@ func (b *Base) stopAsync(ctx context.Context) {
 	// waits for b, so they wait no longer.
 	for _, d := range parents {
 		if cause != nil {
-			d.parent.requirementFailed(d.name, cause)
+			d.parent.requirementFailed(d.name, failureOrigin(b.name, cause), cause)
 		} else {
 			d.parent.requirementStopped(d.name)
 		}
