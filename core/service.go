@@ -453,6 +453,12 @@ func (b *Base) startSteps(ctx context.Context) error {
 		if err, _ := b.callBounded(hookCtx, part, h.fn); err != nil {
 			return fail(part, err)
 		}
+		if ctx.Err() != nil {
+			// The hook returned nil once the start's context had ended (at
+			// StartTimeout, say): the start ended while it ran, so it is
+			// the part named.
+			return fail(part, context.Cause(ctx))
+		}
 	}
 	for _, u := range b.cfg.units {
 		if err := ctx.Err(); err != nil {
