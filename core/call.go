@@ -138,6 +138,18 @@ func (b *Base) healthcheck(ctx context.Context, name string, svc Service) error 
 	return err
 }
 
+// waitEnded is the error of a wait for the service named name to start,
+// ended by ctx while the service was in state st: it says when the service
+// was never started (still New), the usual mistake behind an Await on a
+// service nobody starts, and wraps ctx's cause.
+func waitEnded(ctx context.Context, name string, st State) error {
+	if st == StateNew {
+		return fmt.Errorf("waiting for %s to start: %s was never started (still new when the wait ended: %w)",
+			name, name, context.Cause(ctx))
+	}
+	return fmt.Errorf("waiting for %s to start: %w", name, context.Cause(ctx))
+}
+
 // timeoutExceeded is the cause of a context ended by a timeout option, such
 // as "context deadline exceeded: StartTimeout 1s exceeded": it matches
 // context.DeadlineExceeded. It is formatted only when read, so a start

@@ -126,10 +126,26 @@ type TaskError struct {
 	Worker int
 	// Err is the run's error.
 	Err error
+	// Run is the number of the failed run in its worker, from 1; 0 when not
+	// known (a TaskError built outside package task).
+	Run int64
+	// Retries is how many failed runs right before this one the task's
+	// Retry policy retried: this run is attempt Retries+1 of the streak.
+	Retries int
+	// Exhausted reports that the Retry policy gave up on this run (its
+	// retries ran out, or it failed), rather than the task having no Retry
+	// policy or the error being permanent.
+	Exhausted bool
 }
 
-// Error returns "task <service>/<task> worker <n>: <cause>".
+// Error returns "task <service>/<task> worker <n>: <cause>", or, when the
+// Retry policy gave up, "task <service>/<task> worker <n>: run <run>
+// (retries exhausted after <retries>): <cause>".
 func (e *TaskError) Error() string {
+	if e.Exhausted {
+		return fmt.Sprintf("task %s/%s worker %d: run %d (retries exhausted after %d): %v",
+			e.Service, e.Task, e.Worker, e.Run, e.Retries, e.Err)
+	}
 	return fmt.Sprintf("task %s/%s worker %d: %v", e.Service, e.Task, e.Worker, e.Err)
 }
 

@@ -50,6 +50,13 @@ type StateChanged struct {
 	// error (the service then ends Terminated, and Cause of that last move
 	// is nil). Nil otherwise.
 	Cause error
+	// RequestedBy is, on a move to Stopping that no failure caused, what
+	// asked for the stop: "Stop" (Base.Stop), "Host.Stop", or Run's reason
+	// ("Run: signal SIGTERM", "Run: api ended", "Run: context done: ...",
+	// "Run: start of api failed"); empty otherwise, and when the stop is a
+	// release by the last parent holding the service, which then reads the
+	// reason of that parent's stop.
+	RequestedBy string
 }
 
 // TaskRunFailed is raised by a task (package task) for a failed run that
@@ -124,6 +131,14 @@ type RequirementFailed struct {
 	// Err is why: the requirement's own failure, or an error saying that it
 	// stopped, or what it is now.
 	Err error
+	// Origin is the name of the service where the failure began, which
+	// logged it at ERROR already: the requirement itself (a *Base), or, when
+	// it failed because a requirement of its own failed, the service at the
+	// bottom of that chain. Empty when the requirement is not a *Base or
+	// stopped without failing: the failure is then first logged here, at
+	// ERROR; with an Origin, the record is a WARN that names it instead of
+	// repeating Err.
+	Origin string
 }
 
 // StopTimedOut is raised when a step of the service's stop (or of the
@@ -164,8 +179,21 @@ var stateMessages = [...]string{"service new", "service starting", "service runn
 
 func (e StateChanged) level() slog.Level {
 	// A start aborted by Stop is no failure: its cause says why it stopped.
-	if e.Cause != nil && (e.To == StateFailed || e.To == StateStopping) && !errors.Is(e.Cause, errStopRequested) {
+	if e.Cause == nil || errors.Is(e.Cause, errStopRequested) {
+		return slog.LevelInfo
+	}
+	switch e.To {
+	case StateStopping:
+		if _, ok := e.Cause.(*requirementError); ok {
+			// Logged at ERROR where it began: in the requirement, or in this
+			// service's RequirementFailed.
+			return slog.LevelWarn
+		}
+		// Where the failure happens: its one ERROR record, unless an event
+		// of the service logged it already (see logEvent).
 		return slog.LevelError
+	case StateFailed:
+		return slog.LevelWarn // logged at ERROR on the way
 	}
 	return slog.LevelInfo
 }
@@ -177,16 +205,72 @@ func (e StateChanged) message() string {
 	return "service " + e.To.String()
 }
 
+// attrs are from, state, and, on the moves to Stopping and Failed, reason
+// (why: RequestedBy, "failure of task fetch", "requirement db failed", ...)
+// and either error (the cause) or, for a failure that began in a
+// requirement, origin (the service where it began and was logged).
 func (e StateChanged) attrs() []slog.Attr {
 	a := []slog.Attr{slog.String("from", e.From.String()), slog.String("state", e.To.String())}
-	if e.Cause != nil {
+	if e.To != StateStopping && e.To != StateFailed {
+		if e.Cause != nil {
+			a = append(a, slog.Any("error", e.Cause))
+		}
+		return a
+	}
+	requested := e.RequestedBy
+	if requested == "" {
+		requested = "requested"
+	}
+	reason, origin := stopReason(e.Cause, requested)
+	a = append(a, slog.String("reason", reason))
+	switch {
+	case origin != "":
+		a = append(a, slog.String("origin", origin))
+	case e.Cause != nil:
 		a = append(a, slog.Any("error", e.Cause))
 	}
 	return a
 }
 
+// stopReason is why a service stops with cause, for the record of its move
+// to Stopping or Failed, and the origin of a failure that began in a
+// requirement; requested is the reason when cause is nil.
+func stopReason(cause error, requested string) (reason, origin string) {
+	var (
+		se  *StartupError
+		te  *TaskError
+		pe  *PanicError
+		cyc *CycleError
+	)
+	switch c := cause.(type) {
+	case nil:
+		return requested, ""
+	case *requirementError:
+		return "requirement " + c.name + " failed", c.origin
+	case *requirementStoppedError:
+		return c.Error(), ""
+	}
+	switch {
+	case errors.Is(cause, errStopRequested):
+		return "Stop during the start", ""
+	case errors.As(cause, &se):
+		if se.Part != "" {
+			return "start failed: " + se.Part, ""
+		}
+		return "start failed", ""
+	case errors.As(cause, &te):
+		return "failure of task " + te.Task, ""
+	case errors.As(cause, &pe):
+		return "panic", ""
+	case errors.As(cause, &cyc):
+		return "dependency cycle", ""
+	}
+	return "failure", ""
+}
+
 // LogValue returns the event as a group: service, from, state (the new
-// one) and, if any, error (the cause).
+// one) and, on the moves to Stopping and Failed, reason and error (the
+// cause) or origin, as its log record has them.
 func (e StateChanged) LogValue() slog.Value { return eventValue(e.Service, e.attrs()) }
 
 func (e TaskRunFailed) level() slog.Level {
@@ -249,13 +333,24 @@ func (e CheckFailed) attrs() []slog.Attr {
 // threshold and error.
 func (e CheckFailed) LogValue() slog.Value { return eventValue(e.Service, e.attrs()) }
 
-func (e RequirementFailed) level() slog.Level { return slog.LevelError }
-func (e RequirementFailed) message() string   { return "requirement failed" }
+func (e RequirementFailed) level() slog.Level {
+	if e.Origin != "" {
+		return slog.LevelWarn // logged at ERROR where it began
+	}
+	return slog.LevelError
+}
+
+func (e RequirementFailed) message() string { return "requirement failed" }
+
 func (e RequirementFailed) attrs() []slog.Attr {
+	if e.Origin != "" {
+		return []slog.Attr{slog.String("requirement", e.Requirement), slog.String("origin", e.Origin)}
+	}
 	return []slog.Attr{slog.String("requirement", e.Requirement), slog.Any("error", e.Err)}
 }
 
-// LogValue returns the event as a group: service, requirement and error.
+// LogValue returns the event as a group: service, requirement and, as in
+// its log record, origin or error.
 func (e RequirementFailed) LogValue() slog.Value { return eventValue(e.Service, e.attrs()) }
 
 func (e StopTimedOut) level() slog.Level { return slog.LevelError }
@@ -278,11 +373,29 @@ func eventValue(service string, attrs []slog.Attr) slog.Value {
 	return slog.GroupValue(append([]slog.Attr{slog.String("service", service)}, attrs...)...)
 }
 
+// stopReasonKey is the context key of why a stop was requested, read by the
+// move to Stopping for its log record (see withStopReason).
+type stopReasonKey struct{}
+
+// withStopReason returns ctx telling the stop it begins that reason asked
+// for it, such as "Host.Stop" or "Run: signal SIGTERM".
+func withStopReason(ctx context.Context, reason string) context.Context {
+	return context.WithValue(ctx, stopReasonKey{}, reason)
+}
+
 // logEvent is the library's own consumer of its events: the one place where
 // an event becomes a log record, so that the log and the hooks never
 // disagree.
-func (b *Base) logEvent(ctx context.Context, e Event) {
+//
+// A failure is logged once at ERROR, where it happens; the records that
+// follow from it reference it: logged reports that an event of the service
+// logged the cause of a move to Stopping at ERROR already (the failing task
+// run, the check reaching its Threshold), which makes that move a WARN.
+func (b *Base) logEvent(ctx context.Context, e Event, logged bool) {
 	lvl := e.level()
+	if _, isState := e.(StateChanged); isState && logged && lvl > slog.LevelWarn {
+		lvl = slog.LevelWarn
+	}
 	if !b.logEnabled(ctx, lvl) {
 		return
 	}
@@ -323,12 +436,18 @@ type eventState struct {
 	delivering bool // the delivery goroutine is running
 	closed     bool // the final state change is queued: nothing more is
 	hooksIdle  chan struct{}
+
+	// failLogged is the error of the last event logged at ERROR for a
+	// failure of the service (a task run, a check, a requirement): the move
+	// to Stopping that it causes references it rather than logs it again.
+	failLogged error
 }
 
 type pendingLog struct {
-	ctx context.Context
-	e   Event
-	seq uint64
+	ctx    context.Context
+	e      Event
+	seq    uint64
+	logged bool // e is a move to Stopping whose cause was logged at ERROR already (see logEvent)
 }
 
 // raise puts e on its way to the log and the hooks; final (for the move to
@@ -361,7 +480,24 @@ func (s *eventStream) put(b *Base, ctx context.Context, e Event, logged, final b
 	}
 	if logged {
 		s.queued++
-		s.logq = append(s.logq, pendingLog{ctx: ctx, e: e, seq: s.queued})
+		p := pendingLog{ctx: ctx, e: e, seq: s.queued}
+		switch v := e.(type) {
+		case TaskRunFailed:
+			if v.Fails {
+				s.failLogged = v.Err
+			}
+		case CheckFailed:
+			if v.Failures >= v.Threshold {
+				s.failLogged = v.Err
+			}
+		case RequirementFailed:
+			if v.Origin == "" {
+				s.failLogged = v.Err
+			}
+		case StateChanged:
+			p.logged = v.To == StateStopping && v.Cause != nil && s.failLogged != nil && errors.Is(v.Cause, s.failLogged)
+		}
+		s.logq = append(s.logq, p)
 	}
 	if len(b.cfg.onEvent) == 0 || s.closed {
 		return
@@ -410,7 +546,7 @@ func (b *Base) flushLog() {
 		s.logq = s.logq[1:]
 		writing = p.seq
 		s.mu.Unlock()
-		b.logEvent(p.ctx, p.e)
+		b.logEvent(p.ctx, p.e, p.logged)
 		s.mu.Lock()
 		s.wroteLocked(p.seq)
 		writing = 0

@@ -461,7 +461,9 @@ func TestEventsAreLogValuers(t *testing.T) {
 		want string
 	}{
 		{core.StateChanged{Service: "s", From: core.StateRunning, To: core.StateStopping, Cause: boom},
-			"[service=s from=running state=stopping error=boom]"},
+			"[service=s from=running state=stopping reason=failure error=boom]"},
+		{core.StateChanged{Service: "s", From: core.StateRunning, To: core.StateStopping},
+			"[service=s from=running state=stopping reason=requested]"},
 		{core.TaskRunFailed{Service: "s", Task: "t", Worker: 2, Run: 3, Err: boom, Fails: true},
 			"[service=s task=t worker=2 run=3 error=boom]"},
 		{core.TaskRetryScheduled{Service: "s", Task: "t", Worker: 1, Run: 4, Err: boom, Delay: time.Second},
@@ -470,6 +472,8 @@ func TestEventsAreLogValuers(t *testing.T) {
 			"[service=s check=c failures=1 threshold=2 error=boom]"},
 		{core.RequirementFailed{Service: "s", Requirement: "db", Err: boom},
 			"[service=s requirement=db error=boom]"},
+		{core.RequirementFailed{Service: "s", Requirement: "db", Err: boom, Origin: "disk"},
+			"[service=s requirement=db origin=disk]"},
 		{core.StopTimedOut{Service: "s", Timeout: time.Second, Units: []string{"task t#1"}},
 			"[service=s timeout=1s units=[task t#1]]"},
 		{core.EventsDropped{Service: "s", N: 7}, "[service=s dropped=7]"},
@@ -517,4 +521,95 @@ func TestNoDeliveryGoroutineWhileNoEventWaits(t *testing.T) {
 func delivering() int {
 	buf := make([]byte, 1<<20)
 	return strings.Count(string(buf[:runtime.Stack(buf, true)]), "core.(*Base).deliver(")
+}
+
+// errorRecords returns the records logged at ERROR or above.
+func errorRecords(logs *coretest.Logs) []coretest.Record {
+	var out []coretest.Record
+	for _, r := range logs.Records() {
+		if r.Level >= slog.LevelError {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// A failure is logged at ERROR once, where it happens; the services it
+// propagates to reference it by the name of the service where it began.
+func TestAFailureIsLoggedAtErrorOnceAlongAChain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		logs := coretest.NewLogs()
+		l := logs.Logger()
+		db := core.NewService(core.Name("db"), core.Logger(l), &unit{name: "conn", fn: func(ctx context.Context) error {
+			time.Sleep(time.Second)
+			return errors.New("conn reset")
+		}})
+		cache := core.NewService(core.Name("cache"), core.Logger(l), requires(db))
+		api := core.NewService(core.Name("api"), core.Logger(l), requires(cache))
+		coretest.MustStart(t, api)
+		<-api.Done()
+		synctest.Wait()
+
+		errs := errorRecords(logs)
+		if len(errs) != 1 {
+			t.Fatalf("ERROR records: got %d %+v, want 1", len(errs), errs)
+		}
+		if r := errs[0]; r.Message != "service stopping" || r.Attrs["service"] != "db" || r.Attrs["error"] != "conn reset" {
+			t.Fatalf("the ERROR record: got %+v, want db's service stopping with error=conn reset", r)
+		}
+		for _, tc := range []struct{ svc, req string }{{"cache", "db"}, {"api", "cache"}} {
+			r := stopRecord(t, logs, tc.svc)
+			if r.Level != slog.LevelWarn || r.Attrs["reason"] != "requirement "+tc.req+" failed" || r.Attrs["origin"] != "db" {
+				t.Fatalf("%s's stop: got %+v, want WARN with reason=requirement %s failed origin=db", tc.svc, r, tc.req)
+			}
+			if _, ok := r.Attrs["error"]; ok {
+				t.Fatalf("%s's stop: got %+v, want no error repeated", tc.svc, r)
+			}
+		}
+		for _, r := range logs.Find("requirement failed") {
+			if r.Level != slog.LevelWarn || r.Attrs["origin"] != "db" {
+				t.Fatalf("requirement failed: got %+v, want WARN with origin=db", r)
+			}
+		}
+		if n := len(logs.Find("requirement failed")); n != 2 {
+			t.Fatalf("requirement failed records: got %d, want 2 (cache's and api's)", n)
+		}
+	})
+}
+
+// A task run that fails its service is the failure's ERROR record: the move
+// to Stopping it causes names it as the reason, at WARN.
+func TestATaskFailureIsLoggedAtErrorOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		logs := coretest.NewLogs()
+		boom := errors.New("boom")
+		s := core.NewService(core.Name("svc"), core.Logger(logs.Logger()), &launchHook{fn: func(h *core.Host) {
+			h.Go("task fetch#1", func(ctx context.Context) error {
+				time.Sleep(time.Second)
+				h.Emit(ctx, core.TaskRunFailed{Task: "fetch", Worker: 1, Run: 1, Err: boom, Fails: true})
+				return &core.TaskError{Service: "svc", Task: "fetch", Worker: 1, Err: boom}
+			})
+		}})
+		coretest.MustStart(t, s)
+		<-s.Done()
+		errs := errorRecords(logs)
+		if len(errs) != 1 || errs[0].Message != "task run failed; the service fails" {
+			t.Fatalf("ERROR records: got %+v, want the task run's only", errs)
+		}
+		if r := stopRecord(t, logs, "svc"); r.Level != slog.LevelWarn || r.Attrs["reason"] != "failure of task fetch" {
+			t.Fatalf("svc's stop: got %+v, want WARN with reason=failure of task fetch", r)
+		}
+	})
+}
+
+func TestTheMoveToStoppingSaysWhoAskedForIt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		logs := coretest.NewLogs()
+		s := core.NewService(core.Name("svc"), core.Logger(logs.Logger()))
+		coretest.MustStart(t, s)
+		coretest.MustStop(t, s)
+		if r := stopRecord(t, logs, "svc"); r.Level != slog.LevelInfo || r.Attrs["reason"] != "Stop" {
+			t.Fatalf("svc's stop: got %+v, want INFO with reason=Stop", r)
+		}
+	})
 }

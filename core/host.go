@@ -165,7 +165,7 @@ func (h *Host) Stop() {
 	if b.state == StateNew {
 		return // not started: Stop is a no-op, as Base.Stop is
 	}
-	b.stopLocked(context.Background())
+	b.stopLocked(withStopReason(context.Background(), "Host.Stop"))
 }
 
 // Emit raises an event of one of the service's units: a TaskRunFailed or a

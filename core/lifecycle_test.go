@@ -1123,3 +1123,31 @@ func TestHealthcheckStuckDuringStopIsReported(t *testing.T) {
 		}
 	})
 }
+
+// An OnStart hook that swallows the end of the start's context and returns
+// nil is named by the start's error, as one that returns the context's
+// error and one left running are.
+func TestAStartTimeoutNamesTheOnStartHookItEnded(t *testing.T) {
+	for name, hook := range map[string]func(context.Context) error{
+		"returns nil":     func(ctx context.Context) error { <-ctx.Done(); return nil },
+		"returns ctx.Err": func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() },
+		"ignores ctx": func(ctx context.Context) error {
+			time.Sleep(time.Second)
+			return nil
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				s := core.NewService(core.Name("s"), core.Logger(coretest.Quiet()), core.StartTimeout(200*time.Millisecond),
+					core.OnStart(func(context.Context) error { return nil }), core.OnStart(hook))
+				err := s.Start(context.Background())
+				var se *core.StartupError
+				if !errors.As(err, &se) || se.Part != "OnStart hook 2" || !errors.Is(err, context.DeadlineExceeded) ||
+					!strings.HasPrefix(err.Error(), "start s: OnStart hook 2: ") {
+					t.Fatalf("Start: got %v, want start s: OnStart hook 2: ... matching context.DeadlineExceeded", err)
+				}
+				time.Sleep(time.Second) // the abandoned hook returns
+			})
+		})
+	}
+}

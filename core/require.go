@@ -366,7 +366,7 @@ func (b *Base) startRequirement(ctx context.Context, st *reqState, states []*req
 			err := svc.Err()
 			var failure error = &requirementError{name: st.name, err: err}
 			if err == nil {
-				err = fmt.Errorf("requirement %s stopped", st.name)
+				err = &requirementStoppedError{name: st.name}
 				failure = err
 			}
 			emit(b, ctx, RequirementFailed{Service: b.name, Requirement: st.name, Err: err})
@@ -577,9 +577,27 @@ func (m serviceSet) claim(svc Service, st *reqState) (other *reqState) {
 // not when the failure goes up a chain of parents, each wrapping the one
 // below: going up is then constant time per parent.
 type requirementError struct {
-	name string // the requirement's name in the parent
-	err  error  // the requirement's cause
+	name   string // the requirement's name in the parent
+	err    error  // the requirement's cause
+	origin string // the service where the failure began, which logged it; "" if none did
 }
+
+// failureOrigin is the origin of a failure that a *Base named name fails
+// its parents with: where cause began, if in a requirement of name's, else
+// name itself.
+func failureOrigin(name string, cause error) string {
+	if re := (*requirementError)(nil); errors.As(cause, &re) && re.origin != "" {
+		return re.origin
+	}
+	return name
+}
+
+// requirementStoppedError is the failure of a parent whose requirement
+// stopped under it without failing: "requirement <name> stopped".
+type requirementStoppedError struct{ name string }
+
+// Error names the requirement.
+func (e *requirementStoppedError) Error() string { return "requirement " + e.name + " stopped" }
 
 // Error names the requirement and its cause.
 func (e *requirementError) Error() string {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/signal"
 	"slices"
@@ -44,6 +45,16 @@ var ErrForcedExit = errors.New("second signal: gave up waiting for the stop")
 //
 // Run catches SIGINT and SIGTERM while it runs (signal.Notify) and lets go
 // of them (signal.Stop) before it returns.
+//
+// Run logs why it stops, through the logger of the first *Base given (the
+// one its Logger option set, without service=...), or slog.Default when
+// there is none: "core.Run: signal received; stopping" (INFO, signal=SIGTERM
+// or SIGINT), "core.Run: service ended; stopping" (service=<name>, INFO when
+// it ended Terminated, ERROR with its error when it failed) or
+// "core.Run: context done; stopping" (INFO, error=<ctx's cause>). The
+// services' moves to Stopping carry the same reason ("Run: signal SIGTERM",
+// "Run: api ended", "Run: context done: context canceled", "Run: start of
+// api failed").
 func Run(ctx context.Context, svcs ...Service) error {
 	sig := make(chan os.Signal, 2)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
@@ -70,17 +81,21 @@ func run(ctx context.Context, sig <-chan os.Signal, svcs []Service) error {
 	defer cancel(nil)
 	stopCtx, stopCancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopCancel()
+	log := runLogger(svcs)
 	result := make(chan error, 1)
-	go func() { result <- runAll(ctx, stopCtx, svcs) }()
+	go func() { result <- runAll(ctx, stopCtx, svcs, log) }()
 	for signals := 0; ; {
 		select {
 		case err := <-result:
 			return err
 		case s := <-sig:
 			if signals++; signals == 1 {
-				cancel(fmt.Errorf("%w: received %v", context.Canceled, s))
+				log.LogAttrs(ctx, slog.LevelInfo, "core.Run: signal received; stopping", slog.String("signal", signalName(s)))
+				cancel(&runStop{reason: "Run: signal " + signalName(s), err: fmt.Errorf("%w: received %v", context.Canceled, s)})
 				continue
 			}
+			log.LogAttrs(ctx, slog.LevelWarn, "core.Run: second signal received; giving up waiting for the stop",
+				slog.String("signal", signalName(s)))
 			// Stop waiting: Stop calls under way return at once, and the
 			// goroutine running them ends with the services' stop sequences.
 			stopCancel()
@@ -92,14 +107,18 @@ func run(ctx context.Context, sig <-chan os.Signal, svcs []Service) error {
 // runAll starts svcs, waits until ctx ends or one of them ends (also while
 // later ones are still starting), and stops the started ones in reverse
 // order under stopCtx.
-func runAll(ctx, stopCtx context.Context, svcs []Service) error {
+func runAll(ctx, stopCtx context.Context, svcs []Service, log *slog.Logger) error {
 	svcs = distinct(svcs)
 	ctx, cancel := context.WithCancelCause(ctx)
 	var wg sync.WaitGroup
 	var errs []error
 	started := 0
+	failedStart := "" // the service whose start failed, not aborted by ctx
 	for _, s := range svcs {
 		if err := hold(ctx, s); err != nil {
+			if ctx.Err() == nil {
+				failedStart = s.Name()
+			}
 			if ctx.Err() == nil || !errors.Is(err, ctx.Err()) {
 				errs = append(errs, err) // not a start aborted by ctx, a signal or a failure
 			}
@@ -119,7 +138,14 @@ func runAll(ctx, stopCtx context.Context, svcs []Service) error {
 		wg.Go(func() {
 			select {
 			case <-s.Done():
-				cancel(fmt.Errorf("%w: %s ended", context.Canceled, s.Name()))
+				if err := s.Err(); err != nil {
+					log.LogAttrs(ctx, slog.LevelError, "core.Run: service ended; stopping",
+						slog.String("service", s.Name()), slog.String("state", s.State().String()), slog.Any("error", err))
+				} else {
+					log.LogAttrs(ctx, slog.LevelInfo, "core.Run: service ended; stopping",
+						slog.String("service", s.Name()), slog.String("state", s.State().String()))
+				}
+				cancel(&runStop{reason: "Run: " + s.Name() + " ended", err: fmt.Errorf("%w: %s ended", context.Canceled, s.Name())})
 			case <-ctx.Done():
 			}
 		})
@@ -129,6 +155,15 @@ func runAll(ctx, stopCtx context.Context, svcs []Service) error {
 	}
 	cancel(nil)
 	wg.Wait()
+	reason := "Run: start of " + failedStart + " failed"
+	if rs := (*runStop)(nil); errors.As(context.Cause(ctx), &rs) {
+		reason = rs.reason
+	} else if failedStart == "" {
+		cause := context.Cause(ctx)
+		reason = "Run: context done: " + cause.Error()
+		log.LogAttrs(ctx, slog.LevelInfo, "core.Run: context done; stopping", slog.Any("error", cause))
+	}
+	stopCtx = withStopReason(stopCtx, reason)
 	for i := started - 1; i >= 0; i-- {
 		var err error
 		if bb, ok := svcs[i].(baser); ok {
@@ -146,6 +181,43 @@ func runAll(ctx, stopCtx context.Context, svcs []Service) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// runStop is the cause with which Run ends its wait: a signal or a service
+// that ended; reason is what the services' moves to Stopping say.
+type runStop struct {
+	reason string
+	err    error
+}
+
+// Error returns the cancellation's message.
+func (e *runStop) Error() string { return e.err.Error() }
+
+// Unwrap returns the cancellation, which matches context.Canceled.
+func (e *runStop) Unwrap() error { return e.err }
+
+// runLogger is the logger Run logs with: that of the first *Base in svcs, as
+// its Logger option gave it, else slog.Default.
+func runLogger(svcs []Service) *slog.Logger {
+	for _, s := range svcs {
+		if bb, ok := s.(baser); ok {
+			if b := bb.coreBase(); b.cfg.logger != nil {
+				return b.cfg.logger
+			}
+		}
+	}
+	return slog.Default()
+}
+
+// signalName is the conventional name of the signals Run catches.
+func signalName(s os.Signal) string {
+	switch s {
+	case os.Interrupt:
+		return "SIGINT"
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	}
+	return s.String()
 }
 
 // distinct returns svcs without repeats, in the order of their first

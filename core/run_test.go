@@ -3,6 +3,7 @@ package core_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"strings"
 	"syscall"
@@ -263,6 +264,119 @@ func TestRunSeesFailureDuringLaterStart(t *testing.T) {
 		}
 		if d := time.Since(begin); d != time.Second {
 			t.Fatalf("Run returned %v after start, want 1s (when a failed)", d)
+		}
+	})
+}
+
+// stopRecord returns the one "service stopping" record of service name.
+func stopRecord(t *testing.T, logs *coretest.Logs, name string) coretest.Record {
+	t.Helper()
+	var got []coretest.Record
+	for _, r := range logs.Find("service stopping") {
+		if r.Attrs["service"] == name {
+			got = append(got, r)
+		}
+	}
+	if len(got) != 1 {
+		t.Fatalf("service stopping records of %s: got %+v, want 1", name, got)
+	}
+	return got[0]
+}
+
+func TestRunLogsTheSignalThatStoppedIt(t *testing.T) {
+	for _, tc := range []struct {
+		sig  os.Signal
+		name string
+	}{{syscall.SIGTERM, "SIGTERM"}, {os.Interrupt, "SIGINT"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				logs := coretest.NewLogs()
+				a := core.NewService(core.Name("a"), core.Logger(logs.Logger()))
+				sig := make(chan os.Signal, 1)
+				go func() {
+					time.Sleep(time.Second)
+					sig <- tc.sig
+				}()
+				if err := core.RunSignals(context.Background(), sig, a); err != nil {
+					t.Fatalf("Run: got %v, want nil", err)
+				}
+				recs := logs.Find("core.Run: signal received; stopping")
+				if len(recs) != 1 || recs[0].Level != slog.LevelInfo || recs[0].Attrs["signal"] != tc.name {
+					t.Fatalf("Run's record: got %+v, want one INFO with signal=%s", recs, tc.name)
+				}
+				if r := stopRecord(t, logs, "a"); r.Attrs["reason"] != "Run: signal "+tc.name || r.Level != slog.LevelInfo {
+					t.Fatalf("a's stop: got %+v, want INFO with reason=Run: signal %s", r, tc.name)
+				}
+			})
+		})
+	}
+}
+
+func TestRunLogsTheServiceThatEndedIt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		boom := errors.New("boom")
+		logs := coretest.NewLogs()
+		a := core.NewService(core.Name("a"), core.Logger(logs.Logger()))
+		b := core.NewService(core.Name("b"), core.Logger(logs.Logger()), &unit{name: "u", fn: func(ctx context.Context) error {
+			time.Sleep(time.Second)
+			return boom
+		}})
+		if err := core.RunSignals(context.Background(), nil, a, b); !errors.Is(err, boom) {
+			t.Fatalf("Run: got %v, want boom", err)
+		}
+		recs := logs.Find("core.Run: service ended; stopping")
+		if len(recs) != 1 || recs[0].Level != slog.LevelError || recs[0].Attrs["service"] != "b" ||
+			recs[0].Attrs["error"] != "boom" || recs[0].Attrs["state"] != "failed" {
+			t.Fatalf("Run's record: got %+v, want one ERROR with service=b state=failed error=boom", recs)
+		}
+		if r := stopRecord(t, logs, "a"); r.Attrs["reason"] != "Run: b ended" {
+			t.Fatalf("a's stop: got %+v, want reason=Run: b ended", r)
+		}
+	})
+}
+
+func TestRunLogsAServiceThatEndedCleanlyAtInfo(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		logs := coretest.NewLogs()
+		a := core.NewService(core.Name("a"), core.Logger(logs.Logger()))
+		b := core.NewService(core.Name("b"), core.Logger(logs.Logger()), &launchHook{fn: func(h *core.Host) {
+			h.Go("job", func(context.Context) error {
+				time.Sleep(time.Second)
+				h.Stop()
+				return nil
+			})
+		}})
+		if err := core.RunSignals(context.Background(), nil, a, b); err != nil {
+			t.Fatalf("Run: got %v, want nil", err)
+		}
+		recs := logs.Find("core.Run: service ended; stopping")
+		if len(recs) != 1 || recs[0].Level != slog.LevelInfo || recs[0].Attrs["service"] != "b" || recs[0].Attrs["state"] != "terminated" {
+			t.Fatalf("Run's record: got %+v, want one INFO with service=b state=terminated", recs)
+		}
+		if r := stopRecord(t, logs, "b"); r.Attrs["reason"] != "Host.Stop" || r.Level != slog.LevelInfo {
+			t.Fatalf("b's stop: got %+v, want INFO with reason=Host.Stop", r)
+		}
+		if r := stopRecord(t, logs, "a"); r.Attrs["reason"] != "Run: b ended" {
+			t.Fatalf("a's stop: got %+v, want reason=Run: b ended", r)
+		}
+	})
+}
+
+func TestRunLogsTheEndOfItsContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		logs := coretest.NewLogs()
+		a := core.NewService(core.Name("a"), core.Logger(logs.Logger()))
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if err := core.RunSignals(ctx, nil, a); err != nil {
+			t.Fatalf("Run: got %v, want nil", err)
+		}
+		recs := logs.Find("core.Run: context done; stopping")
+		if len(recs) != 1 || recs[0].Attrs["error"] != context.DeadlineExceeded.Error() {
+			t.Fatalf("Run's record: got %+v, want one with error=%v", recs, context.DeadlineExceeded)
+		}
+		if r := stopRecord(t, logs, "a"); r.Attrs["reason"] != "Run: context done: context deadline exceeded" {
+			t.Fatalf("a's stop: got %+v, want reason=Run: context done: context deadline exceeded", r)
 		}
 	})
 }

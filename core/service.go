@@ -482,6 +482,12 @@ func (b *Base) startSteps(ctx context.Context) error {
 		if err, _ := b.callBounded(hookCtx, part, h.fn); err != nil {
 			return fail(part, err)
 		}
+		if ctx.Err() != nil {
+			// The hook returned nil once the start's context had ended (at
+			// StartTimeout, say): the start ended while it ran, so it is
+			// the part named.
+			return fail(part, context.Cause(ctx))
+		}
 	}
 	for _, u := range b.cfg.units {
 		if err := ctx.Err(); err != nil {
@@ -560,6 +566,9 @@ func (b *Base) Stop(ctx context.Context) error {
 	if b.state == StateNew {
 		b.mu.Unlock()
 		return nil
+	}
+	if _, ok := ctx.Value(stopReasonKey{}).(string); !ok && (b.state == StateRunning || b.state == StateStarting) {
+		ctx = withStopReason(ctx, "Stop")
 	}
 	b.stopLocked(ctx)
 	b.mu.Unlock()
@@ -662,12 +671,12 @@ func (b *Base) fail(cause error) {
 // requirementFailed fails b because its requirement name, a *Base, failed
 // with cause (it is on its way down, telling its dependents first): it
 // raises RequirementFailed, then fails b as fail does.
-func (b *Base) requirementFailed(name string, cause error) {
+func (b *Base) requirementFailed(name, origin string, cause error) {
 	b.mu.Lock()
 	if !b.state.final() {
-		raise(b, context.Background(), RequirementFailed{Service: b.name, Requirement: name, Err: cause}, false)
+		raise(b, context.Background(), RequirementFailed{Service: b.name, Requirement: name, Err: cause, Origin: origin}, false)
 	}
-	b.failLocked(&requirementError{name: name, err: cause})
+	b.failLocked(&requirementError{name: name, err: cause, origin: origin})
 	b.mu.Unlock()
 	b.flushLog()
 }
@@ -683,7 +692,7 @@ func (b *Base) requirementStopped(name string) {
 		b.mu.Unlock()
 		return
 	}
-	err := fmt.Errorf("requirement %s stopped", name)
+	err := &requirementStoppedError{name: name}
 	raise(b, context.Background(), RequirementFailed{Service: b.name, Requirement: name, Err: err}, false)
 	b.failLocked(err)
 	b.mu.Unlock()
@@ -732,7 +741,7 @@ func (b *Base) stopAsync(ctx context.Context) {
 	// waits for b, so they wait no longer.
 	for _, d := range parents {
 		if cause != nil {
-			d.parent.requirementFailed(d.name, cause)
+			d.parent.requirementFailed(d.name, failureOrigin(b.name, cause), cause)
 		} else {
 			d.parent.requirementStopped(d.name)
 		}

@@ -96,7 +96,7 @@ func (b *Base) awaitRunning(ctx context.Context) error {
 		case <-settled:
 		case <-b.done:
 		case <-ctx.Done():
-			return fmt.Errorf("waiting for %s to start: %w", b.name, context.Cause(ctx))
+			return waitEnded(ctx, b.name, b.State())
 		}
 		b.mu.Lock()
 	}
@@ -255,7 +255,7 @@ func await(ctx context.Context, svc Service) error {
 		select {
 		case <-t.C:
 		case <-ctx.Done():
-			return fmt.Errorf("waiting for %s to start: %w", svc.Name(), context.Cause(ctx))
+			return waitEnded(ctx, svc.Name(), svc.State())
 		}
 	}
 }

@@ -88,7 +88,11 @@ func (b *Base) transition(ctx context.Context, to State, cause error, failure bo
 	if failure {
 		b.cause = cause
 	}
-	raise(b, ctx, StateChanged{Service: b.name, From: from, To: to, Cause: cause}, to.final())
+	e := StateChanged{Service: b.name, From: from, To: to, Cause: cause}
+	if to == StateStopping && cause == nil {
+		e.RequestedBy, _ = ctx.Value(stopReasonKey{}).(string)
+	}
+	raise(b, ctx, e, to.final())
 	if to.final() {
 		b.closing = to
 		return true

@@ -563,3 +563,16 @@ func TestLazyDependencySharedByConcurrentRootsStartsOnce(t *testing.T) {
 		wantState(t, db, core.StateTerminated)
 	})
 }
+
+func TestAwaitOnAServiceNobodyStartsSaysItWasNeverStarted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		db := core.NewService(core.Name("db"), core.Logger(coretest.Quiet()))
+		api := core.NewService(core.Name("api"), core.Logger(coretest.Quiet()), core.StartTimeout(15*time.Second),
+			deps.Await(db))
+		err := api.Start(context.Background())
+		if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(),
+			"db was never started (still new when the wait ended: context deadline exceeded: StartTimeout 15s exceeded)") {
+			t.Fatalf("Start: got %v, want it to say db was never started, matching context.DeadlineExceeded", err)
+		}
+	})
+}

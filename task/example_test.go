@@ -123,7 +123,7 @@ func ExampleRetry_exhausted() {
 	}
 	fmt.Println(svc.State())
 	// Output:
-	// task ingest/fetch worker 1: connection refused
+	// task ingest/fetch worker 1: run 3 (retries exhausted after 2): connection refused
 	// worker: 1 runs: 3
 	// failed
 }

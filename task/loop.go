@@ -40,6 +40,7 @@ type worker[T any] struct {
 	// failing is set by a failed run and cleared by a successful one: the
 	// retry policy is Reset at the start of each streak of failures.
 	failing bool
+	retries int // failed runs of the current streak that were retried
 	// delivering is when the current delivery to consumers began (Unix
 	// nanoseconds), 0 outside one; read by watchdog's function.
 	delivering atomic.Int64
@@ -241,7 +242,7 @@ func (w *worker[T]) runOnce(ctx context.Context) (next time.Duration, end bool, 
 	var runErr error // the run's failure, for the span
 	switch {
 	case err == nil:
-		w.failing = false
+		w.failing, w.retries = false, 0
 		switch {
 		case w.cfg.once:
 			end = true
@@ -252,7 +253,7 @@ func (w *worker[T]) runOnce(ctx context.Context) (next time.Duration, end bool, 
 			var perr error
 			if next, perr = nextBackOff(w.sched, false); perr != nil {
 				runErr = fmt.Errorf("task.Schedule policy: %w", perr)
-				end, result = true, &core.TaskError{Service: w.svc, Task: w.t.name, Worker: w.id, Err: runErr}
+				end, result = true, &core.TaskError{Service: w.svc, Task: w.t.name, Worker: w.id, Err: runErr, Run: w.run}
 				w.emitFailed(lctx, runErr, true, ctx.Err() != nil)
 			} else if next == backoff.Stop {
 				end = true
@@ -310,6 +311,7 @@ func (w *worker[T]) failed(ctx, lctx context.Context, err error, timedOut bool) 
 		err = fmt.Errorf("run timed out after %v: %w: %w", w.cfg.timeout, context.DeadlineExceeded, err)
 	}
 	end = w.retry == nil || errors.As(err, new(*backoff.PermanentError))
+	exhausted := false
 	if !end {
 		var perr error
 		next, perr = nextBackOff(w.retry, !w.failing)
@@ -317,19 +319,26 @@ func (w *worker[T]) failed(ctx, lctx context.Context, err error, timedOut bool) 
 			err = errors.Join(err, fmt.Errorf("task.Retry policy: %w", perr))
 		}
 		end = perr != nil || next == backoff.Stop
+		exhausted = end
+	}
+	if !w.failing {
+		w.retries = 0
 	}
 	w.failing = true
 	switch {
 	case end:
 		// Also while the service stops: the failure is then the
 		// stop's error, returned by Stop.
-		result = &core.TaskError{Service: w.svc, Task: w.t.name, Worker: w.id, Err: err}
+		result = &core.TaskError{Service: w.svc, Task: w.t.name, Worker: w.id, Err: err,
+			Run: w.run, Retries: w.retries, Exhausted: exhausted}
 		w.emitFailed(lctx, err, true, ctx.Err() != nil)
 	case ctx.Err() != nil:
 		// A failure the policy would retry, but the service stops:
 		// it is no more the service's than it was a moment earlier.
 		end = true
 		w.emitFailed(lctx, err, false, true)
+	default:
+		w.retries++
 	}
 	return next, end, result, err
 }

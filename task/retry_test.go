@@ -361,3 +361,25 @@ func TestOnceRetryThenErrDone(t *testing.T) {
 		coretest.MustStop(t, svc)
 	})
 }
+
+func TestExhaustedRetriesSayWhichRunFailed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tk := task.Func("fetch", func(context.Context) error { return errBoom },
+			task.Retry(func() backoff.BackOff {
+				return backoff.WithMaxRetries(backoff.NewConstantBackOff(time.Second), 3)
+			}))
+		svc := newService(tk)
+		if err := svc.Start(context.Background()); err == nil {
+			<-svc.Done()
+		}
+		err := svc.Err()
+		wantTaskError(t, err, "fetch", errBoom)
+		var te *core.TaskError
+		if !errors.As(err, &te) || te.Run != 4 || te.Retries != 3 || !te.Exhausted {
+			t.Fatalf("TaskError: got %+v, want run 4, 3 retries, exhausted", te)
+		}
+		if want := "task svc/fetch worker 1: run 4 (retries exhausted after 3): boom"; err.Error() != want {
+			t.Fatalf("Err: got %q, want %q", err, want)
+		}
+	})
+}
