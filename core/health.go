@@ -376,7 +376,9 @@ func (b *Base) runCheck(ctx context.Context, i int, ends *workerSet) error {
 }
 
 // Healthcheck returns nil if the service is Running, every requirement it
-// holds is Running, and every check passes; otherwise an error matching
+// holds is Running and, when it is a *Base, healthy by its own Healthcheck
+// (so that a parent is healthy only if its requirements are, as its probe
+// says), and every check passes; otherwise an error matching
 // ErrUnhealthy that names the service and each failing part. It runs the
 // checks (each under its own timeout) and waits for them. It is safe for
 // concurrent use and changes nothing: failures here count towards no
@@ -413,6 +415,17 @@ func (b *Base) Healthcheck(ctx context.Context) error {
 	for _, r := range reqs {
 		if st := r.svc.State(); st != StateRunning {
 			errs = append(errs, fmt.Errorf("requirement %s is %s", r.name, st))
+			continue
+		}
+		// A *Base requirement's health is its Healthcheck, bounded by its
+		// checks' timeouts: a parent is healthy only if its requirements
+		// are, as its probe (/readyz/<parent>) says. A requirement of
+		// another type has only its State to go by (its Healthcheck is
+		// user code that nothing bounds but ctx).
+		if bb, ok := r.svc.(baser); ok {
+			if err := bb.coreBase().Healthcheck(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("requirement %s: %w", r.name, err))
+			}
 		}
 	}
 	for i, c := range b.cfg.checks {

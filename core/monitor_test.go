@@ -265,3 +265,36 @@ func TestMonitorTicksNoMoreAfterStop(t *testing.T) {
 		}
 	})
 }
+
+// A parent is unhealthy while a requirement's check fails, as the parent's
+// probe (/readyz/<parent>, which lists the requirement's checks) says: its
+// Healthcheck names the requirement and the check, and passes again with
+// them.
+func TestHealthcheckFailsWhileARequirementsCheckFails(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var down atomic.Bool
+		reset := errors.New("conn reset")
+		db := core.NewService(core.Name("db"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Hour),
+			&check{name: "ping", fn: func(context.Context) error {
+				if down.Load() {
+					return reset
+				}
+				return nil
+			}})
+		api := core.NewService(core.Name("api"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Hour), requires(db))
+		coretest.MustStart(t, api)
+		if err := api.Healthcheck(context.Background()); err != nil {
+			t.Fatalf("Healthcheck with db healthy: got %v, want nil", err)
+		}
+		down.Store(true)
+		err := api.Healthcheck(context.Background())
+		if !errors.Is(err, core.ErrUnhealthy) || !errors.Is(err, reset) || !strings.Contains(err.Error(), "requirement db") {
+			t.Fatalf("Healthcheck with db's ping failing: got %v, want ErrUnhealthy naming requirement db and wrapping its check's error", err)
+		}
+		down.Store(false)
+		if err := api.Healthcheck(context.Background()); err != nil {
+			t.Fatalf("Healthcheck with db healthy again: got %v, want nil", err)
+		}
+		coretest.MustStop(t, api)
+	})
+}
