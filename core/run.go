@@ -50,7 +50,9 @@ var ErrForcedExit = errors.New("second signal: gave up waiting for the stop")
 // one its Logger option set, without service=...), or slog.Default when
 // there is none: "core.Run: signal received; stopping" (INFO, signal=SIGTERM
 // or SIGINT), "core.Run: service ended; stopping" (service=<name>, INFO when
-// it ended Terminated, ERROR with its error when it failed) or
+// it ended Terminated; with its error when it failed: WARN for a *Base,
+// which logged the failure at ERROR where it happened, ERROR for a service
+// of another type) or
 // "core.Run: context done; stopping" (INFO, error=<ctx's cause>). The
 // services' moves to Stopping carry the same reason ("Run: signal SIGTERM",
 // "Run: api ended", "Run: context done: context canceled", "Run: start of
@@ -139,7 +141,14 @@ func runAll(ctx, stopCtx context.Context, svcs []Service, log *slog.Logger) erro
 			select {
 			case <-s.Done():
 				if err := s.Err(); err != nil {
-					log.LogAttrs(ctx, slog.LevelError, "core.Run: service ended; stopping",
+					// A *Base logged its failure at ERROR where it happened:
+					// this record refers to it. A service of another type
+					// has no log of its own here.
+					level := slog.LevelError
+					if _, ok := s.(baser); ok {
+						level = slog.LevelWarn
+					}
+					log.LogAttrs(ctx, level, "core.Run: service ended; stopping",
 						slog.String("service", s.Name()), slog.String("state", s.State().String()), slog.Any("error", err))
 				} else {
 					log.LogAttrs(ctx, slog.LevelInfo, "core.Run: service ended; stopping",

@@ -325,9 +325,18 @@ func TestRunLogsTheServiceThatEndedIt(t *testing.T) {
 			t.Fatalf("Run: got %v, want boom", err)
 		}
 		recs := logs.Find("core.Run: service ended; stopping")
-		if len(recs) != 1 || recs[0].Level != slog.LevelError || recs[0].Attrs["service"] != "b" ||
+		if len(recs) != 1 || recs[0].Level != slog.LevelWarn || recs[0].Attrs["service"] != "b" ||
 			recs[0].Attrs["error"] != "boom" || recs[0].Attrs["state"] != "failed" {
-			t.Fatalf("Run's record: got %+v, want one ERROR with service=b state=failed error=boom", recs)
+			t.Fatalf("Run's record: got %+v, want one WARN (b logged its failure) with service=b state=failed error=boom", recs)
+		}
+		var errorRecs []coretest.Record
+		for _, r := range logs.Records() {
+			if r.Level == slog.LevelError {
+				errorRecs = append(errorRecs, r)
+			}
+		}
+		if len(errorRecs) != 1 {
+			t.Fatalf("ERROR records: got %+v, want one: b's failure, where it happened", errorRecs)
 		}
 		if r := stopRecord(t, logs, "a"); r.Attrs["reason"] != "Run: b ended" {
 			t.Fatalf("a's stop: got %+v, want reason=Run: b ended", r)
