@@ -189,6 +189,9 @@ func (e StateChanged) level() slog.Level {
 			// service's RequirementFailed.
 			return slog.LevelWarn
 		}
+		if startOrigin(e.Cause) != "" {
+			return slog.LevelWarn // a requirement's failed start, logged at ERROR there
+		}
 		// Where the failure happens: its one ERROR record, unless an event
 		// of the service logged it already (see logEvent).
 		return slog.LevelError
@@ -255,9 +258,9 @@ func stopReason(cause error, requested string) (reason, origin string) {
 		return "Stop during the start", ""
 	case errors.As(cause, &se):
 		if se.Part != "" {
-			return "start failed: " + se.Part, ""
+			return "start failed: " + se.Part, startOrigin(cause)
 		}
-		return "start failed", ""
+		return "start failed", startOrigin(cause)
 	case errors.As(cause, &te):
 		return "failure of task " + te.Task, ""
 	case errors.As(cause, &pe):
@@ -266,6 +269,29 @@ func stopReason(cause error, requested string) (reason, origin string) {
 		return "dependency cycle", ""
 	}
 	return "failure", ""
+}
+
+// startOrigin is the service where a failed start began, when cause is the
+// *StartupError of one service wrapping that of another (a requirement
+// whose start failed, which logged it at ERROR): the innermost one's
+// service; "" when the start failed in the service itself.
+func startOrigin(cause error) string {
+	var outer *StartupError
+	if !errors.As(cause, &outer) {
+		return ""
+	}
+	inner := outer
+	for {
+		var next *StartupError
+		if !errors.As(inner.Err, &next) {
+			break
+		}
+		inner = next
+	}
+	if inner.Service == outer.Service {
+		return ""
+	}
+	return inner.Service
 }
 
 // LogValue returns the event as a group: service, from, state (the new

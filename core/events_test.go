@@ -577,6 +577,40 @@ func TestAFailureIsLoggedAtErrorOnceAlongAChain(t *testing.T) {
 	})
 }
 
+// A start that fails in a requirement is logged at ERROR once, by the
+// requirement; the parents whose starts it fails say so at WARN, naming
+// where it began (origin), without the error again.
+func TestAFailedStartIsLoggedAtErrorOnceAlongAChain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		logs := coretest.NewLogs()
+		l := logs.Logger()
+		db := core.NewService(core.Name("db"), core.Logger(l),
+			core.OnStart(func(context.Context) error { return errors.New("connection refused") }))
+		cache := core.NewService(core.Name("cache"), core.Logger(l), requires(db))
+		api := core.NewService(core.Name("api"), core.Logger(l), requires(cache))
+		if err := api.Start(context.Background()); !errors.Is(err, core.ErrStartup) {
+			t.Fatalf("Start: got %v, want ErrStartup", err)
+		}
+		synctest.Wait()
+		errs := errorRecords(logs)
+		if len(errs) != 1 {
+			t.Fatalf("ERROR records: got %d %+v, want 1", len(errs), errs)
+		}
+		if r := errs[0]; r.Message != "service stopping" || r.Attrs["service"] != "db" {
+			t.Fatalf("the ERROR record: got %+v, want db's service stopping", r)
+		}
+		for _, svc := range []string{"cache", "api"} {
+			r := stopRecord(t, logs, svc)
+			if r.Level != slog.LevelWarn || r.Attrs["origin"] != "db" {
+				t.Fatalf("%s's stop: got %+v, want WARN with origin=db", svc, r)
+			}
+			if _, ok := r.Attrs["error"]; ok {
+				t.Fatalf("%s's stop: got %+v, want no error repeated", svc, r)
+			}
+		}
+	})
+}
+
 // A task run that fails its service is the failure's ERROR record: the move
 // to Stopping it causes names it as the reason, at WARN.
 func TestATaskFailureIsLoggedAtErrorOnce(t *testing.T) {
