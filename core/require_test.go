@@ -821,27 +821,17 @@ func TestDependenciesDuringStart(t *testing.T) {
 	rec := &coretest.Recorder{}
 	a, b := coretest.Node("a", rec), coretest.Node("b", rec)
 	p := coretest.Node("p", rec, requires(a), requires(b))
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-				for _, d := range p.Dependencies() {
-					if d.Service != nil {
-						_ = d.Service.State()
-					}
-				}
-				_ = p.Healthcheck(context.Background())
+	stop := coretest.Repeat(func() {
+		for _, d := range p.Dependencies() {
+			if d.Service != nil {
+				_ = d.Service.State()
 			}
 		}
+		_ = p.Healthcheck(context.Background())
 	})
 	coretest.MustStart(t, p)
 	coretest.MustStop(t, p)
-	close(stop)
-	wg.Wait()
+	stop()
 }
 
 // Stop called on a parent p by a unit of its requirement s, with that unit's

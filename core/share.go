@@ -25,8 +25,9 @@ func (b *Base) require(ctx context.Context, svc Service) error {
 
 // acquire makes b held by one more parent, starts it if it is New, and
 // waits until it is Running. The parent that starts it hands it its logger,
-// tracer and meter, where b's options set none (inherit). The start belongs to b, not to the parent that
-// happened to come first: it runs in its own goroutine, keeps the parent's
+// tracer and meter, where b's options set none (inherit). The start belongs
+// to b, not to the parent that happened to come first: it runs in its own
+// goroutine, keeps the parent's
 // context values (trace, start chain) but not its cancellation, and is
 // bounded by b's StartTimeout. A parent that gives up waiting releases b
 // in its rollback; when no parent holds b any more, that Stop aborts b's
@@ -101,18 +102,12 @@ func (b *Base) awaitRunning(ctx context.Context) error {
 		b.mu.Lock()
 	}
 	defer b.mu.Unlock()
-	if b.state == StateRunning {
-		return nil
-	}
-	if b.cause != nil {
-		return fmt.Errorf("%s is %s: %w", b.name, b.state, b.cause)
-	}
-	return fmt.Errorf("%s is %s", b.name, b.state)
+	return b.notRunningLocked()
 }
 
 // release drops b's hold on svc, a requirement named name (owned: started
-// by b, not awaited), and stops svc when no parent holds it any more. It returns once svc is stopped, when it
-// is stopping: b's stop never ends while something below b still runs.
+// by b, not awaited), and stops svc when no parent holds it any more. It
+// returns once svc is stopped, when it is stopping: b's stop never ends while something below b still runs.
 //
 // For a *Base, dropping the hold and deciding to stop are one step under
 // svc's lock (stopLocked), so a parent acquiring svc meanwhile either holds

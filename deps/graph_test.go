@@ -3,7 +3,6 @@ package deps_test
 import (
 	"context"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/coreservice/coreservice/core"
@@ -128,25 +127,13 @@ func TestGraphDuringStart(t *testing.T) {
 	db := newStore("db", rec)
 	rdb := deps.Requires(db)
 	p := coretest.Node("p", rec, rdb, deps.Lazy(func(context.Context) (*core.Base, error) { return coretest.Node("cache", rec), nil }, deps.After(rdb)))
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-				_ = deps.Graph(p)
-			}
-		}
-	})
+	stop := coretest.Repeat(func() { _ = deps.Graph(p) })
 	coretest.MustStart(t, p)
 	if g := deps.Graph(p); !strings.Contains(g, "cache") || strings.Contains(g, "not built") {
 		t.Errorf("graph after start:\n%s", g)
 	}
 	coretest.MustStop(t, p)
-	close(stop)
-	wg.Wait()
+	stop()
 }
 
 // An After edge starts at the node of the requirement that has it, also
