@@ -11,8 +11,10 @@ import (
 
 // Event is a typed lifecycle event of one service, given to the hooks of
 // OnEvent and logged by the service's logger: StateChanged, TaskRunFailed,
-// TaskRetryScheduled, CheckFailed, RequirementFailed, StopTimedOut and
-// EventsDropped. The set is closed (only this package defines events), so
+// TaskRetryScheduled, CheckFailed, RequirementFailed, StopTimedOut,
+// EventsDropped, and the events of supervision (RestartScheduled,
+// Restarted, RestartGaveUp) and leader election (LeadershipWon,
+// LeadershipLost). The set is closed (only this package defines events), so
 // that every event has its log record; switch on the type, with a default
 // case for the kinds later versions add.
 //

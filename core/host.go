@@ -168,8 +168,10 @@ func (h *Host) Stop() {
 	b.stopLocked(withStopReason(context.Background(), "Host.Stop"))
 }
 
-// Emit raises an event of one of the service's units: a TaskRunFailed or a
-// TaskRetryScheduled (package task raises them). Its Service field is set to
+// Emit raises an event of one of the service's units: TaskRunFailed and
+// TaskRetryScheduled (package task raises them), RestartScheduled,
+// Restarted and RestartGaveUp (deps.Supervise), LeadershipWon and
+// LeadershipLost (package leader). Its Service field is set to
 // the service's name. The event is logged by the service's logger, with
 // ctx, so that the record carries ctx's span, and queued for the OnEvent
 // hooks in order with the service's other events; Emit does not wait for
@@ -184,6 +186,21 @@ func (h *Host) Emit(ctx context.Context, e Event) {
 		v.Service = h.b.name
 		e = v
 	case TaskRetryScheduled:
+		v.Service = h.b.name
+		e = v
+	case RestartScheduled:
+		v.Service = h.b.name
+		e = v
+	case Restarted:
+		v.Service = h.b.name
+		e = v
+	case RestartGaveUp:
+		v.Service = h.b.name
+		e = v
+	case LeadershipWon:
+		v.Service = h.b.name
+		e = v
+	case LeadershipLost:
 		v.Service = h.b.name
 		e = v
 	case nil:
