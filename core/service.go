@@ -82,6 +82,7 @@ type Base struct {
 	startCancel  context.CancelCauseFunc
 	startSpan    trace.SpanContext
 	reqs         []*reqState
+	statuses     []Status      // set by the units (Host.SetStatus)
 	changed      chan struct{} // closed at the next state change; nil until Changed asks
 	dependents   dependents    // parents to tell when b begins to stop, with b's name there
 	waits        map[*Base]int // services this one's start is waiting for
