@@ -396,6 +396,9 @@ func (b *Base) Healthcheck(ctx context.Context) error {
 	}
 	b.mu.Lock()
 	state, reqs := b.state, b.reqs
+	if len(b.held.reqs) > 0 {
+		reqs = slices.Concat(reqs, b.held.reqs)
+	}
 	if state == StateRunning {
 		b.checking++ // the stop waits for it before its OnStop hooks
 		defer b.doneChecking()
