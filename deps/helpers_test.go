@@ -35,3 +35,5 @@ func wantState(t *testing.T, s core.Service, want core.State) {
 		t.Fatalf("%s: got state %v, want %v", s.Name(), got, want)
 	}
 }
+
+func isFinal(s core.State) bool { return s == core.StateTerminated || s == core.StateFailed }

@@ -4,9 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/samber/lo"
 
+	"github.com/coreservice/coreservice/core"
 	"github.com/coreservice/coreservice/internal/names"
 	"github.com/coreservice/coreservice/internal/values"
 )
@@ -21,10 +23,15 @@ type config struct {
 	name  string
 	after []AnyRequirement
 	errs  []error
+
+	// Supervise only.
+	healthyAfter  time.Duration
+	hooks         []func(core.Event)
+	superviseOnly []string // the options given that only Supervise takes
 }
 
 func newConfig(opts []Option) config {
-	var c config
+	c := config{healthyAfter: DefaultHealthyAfter}
 	for i, o := range opts {
 		if o == nil {
 			c.errs = append(c.errs, fmt.Errorf("option %d is nil", i))
@@ -86,3 +93,46 @@ func (o nameOption) apply(c *config) {
 }
 
 func (o nameOption) String() string { return fmt.Sprintf("deps.Name(%q)", string(o)) }
+
+// HealthyAfter sets how long an instance of a Supervise requirement must
+// have been Running for its failure to begin a new streak of restarts:
+// the supervisor then Resets the policy before asking it for a delay. The
+// default is DefaultHealthyAfter; d must be positive. Repeats replace. Only
+// Supervise takes it: on another requirement it is an invalid option.
+func HealthyAfter(d time.Duration) Option { return healthyAfterOption(d) }
+
+type healthyAfterOption time.Duration
+
+func (o healthyAfterOption) apply(c *config) {
+	c.superviseOnly = append(c.superviseOnly, o.String())
+	if o <= 0 {
+		c.errs = append(c.errs, fmt.Errorf("%v: must be positive", o))
+		return
+	}
+	c.healthyAfter = time.Duration(o)
+}
+
+func (o healthyAfterOption) String() string {
+	return fmt.Sprintf("deps.HealthyAfter(%v)", time.Duration(o))
+}
+
+// OnEvent adds fn to the OnEvent hooks of the supervisor of a Supervise
+// requirement (core.OnEvent): it receives the supervisor's events
+// (core.RestartScheduled, core.Restarted, core.RestartGaveUp and its state
+// changes), in order, never blocking the supervisor. The supervisor's
+// logger, the parent's, logs them either way. A nil fn is an invalid
+// option. Repeats append. Only Supervise takes it.
+func OnEvent(fn func(core.Event)) Option { return &onEventOption{fn} }
+
+type onEventOption struct{ fn func(core.Event) }
+
+func (o *onEventOption) apply(c *config) {
+	c.superviseOnly = append(c.superviseOnly, o.String())
+	if o.fn == nil {
+		c.errs = append(c.errs, errors.New("deps.OnEvent: nil function"))
+		return
+	}
+	c.hooks = append(c.hooks, o.fn)
+}
+
+func (o *onEventOption) String() string { return "deps.OnEvent(func)" }

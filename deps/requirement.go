@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/samber/lo"
 
 	"github.com/coreservice/coreservice/core"
@@ -18,7 +19,7 @@ import (
 
 // Requirement is a service that a parent service needs Running, with typed
 // access to it. It is a core.Option: pass it to core.NewService. Build one
-// with Requires, Lazy or Await. A Requirement belongs to one parent.
+// with Requires, Lazy, Await or Supervise. A Requirement belongs to one parent.
 type Requirement[S core.Service] struct {
 	kind    kind
 	svc     S                                // Requires, Await
@@ -27,8 +28,11 @@ type Requirement[S core.Service] struct {
 	adapter *adapter[S]
 	applied atomic.Bool
 
+	policy func() backoff.BackOff // Supervise
+
 	mu    sync.Mutex
-	built S
+	built S              // Lazy: the service built; Supervise: the latest instance that ran
+	sup   *supervisor[S] // Supervise: the supervisor of the parent's current start
 }
 
 type kind int
@@ -37,9 +41,10 @@ const (
 	kindRequires kind = iota
 	kindLazy
 	kindAwait
+	kindSupervise
 )
 
-var kindNames = [...]string{"deps.Requires", "deps.Lazy", "deps.Await"}
+var kindNames = [...]string{"deps.Requires", "deps.Lazy", "deps.Await", "deps.Supervise"}
 
 // Requires returns a requirement on s: the parent starts s before its own
 // hooks and tasks and stops it after them (or, when s is shared with other
@@ -75,10 +80,12 @@ func newRequirement[S core.Service](k kind, s S, fn func(context.Context) (S, er
 }
 
 // Get returns the required service: for Requires and Await the one given;
-// for Lazy the one built, or the zero S before the parent's start built it.
+// for Lazy the one built, or the zero S before the parent's start built it;
+// for Supervise the latest instance that was Running (during a restart,
+// the one that failed: see Current), or the zero S before the first.
 // It is safe for concurrent use.
 func (r *Requirement[S]) Get() S {
-	if r.kind != kindLazy {
+	if r.kind != kindLazy && r.kind != kindSupervise {
 		return r.svc
 	}
 	r.mu.Lock()
@@ -93,22 +100,30 @@ func (r *Requirement[S]) ApplyTo(c *core.Config) {
 		c.AddError(fmt.Errorf("%s: a Requirement belongs to one service; build one per parent", r))
 		return
 	}
-	if r.build == nil && r.kind == kindLazy {
+	built := r.kind == kindLazy || r.kind == kindSupervise
+	switch {
+	case r.build == nil && r.kind == kindLazy:
 		c.AddError(fmt.Errorf("%s: nil function", r))
 		return
-	}
-	if r.kind != kindLazy && values.IsNil(r.svc) {
+	case r.build == nil && r.kind == kindSupervise:
+		c.AddError(fmt.Errorf("%s: nil factory", r))
+		return
+	case r.policy == nil && r.kind == kindSupervise:
+		c.AddError(fmt.Errorf("%s: nil policy", r))
+		return
+	case !built && values.IsNil(r.svc):
 		c.AddError(fmt.Errorf("%s: nil service", r))
 		return
 	}
 	for _, err := range r.cfg.errs {
 		c.AddError(fmt.Errorf("%s: %w", r, err))
 	}
-	if r.kind == kindLazy {
-		c.AddRequirement(r.adapter)
-	} else {
-		c.AddRequirement(staticAdapter[S]{r.adapter})
+	if r.kind != kindSupervise {
+		for _, o := range r.cfg.superviseOnly {
+			c.AddError(fmt.Errorf("%s: %s: only for deps.Supervise", r, o))
+		}
 	}
+	c.AddRequirement(r.coreRequirement())
 }
 
 // String describes the requirement, such as `deps.Requires(db)`.
@@ -120,21 +135,27 @@ func (r *Requirement[S]) name() string {
 	if r.cfg.name != "" {
 		return r.cfg.name
 	}
-	if r.kind != kindLazy {
-		if values.IsNil(r.svc) {
-			return "<nil>"
+	switch r.kind {
+	case kindLazy:
+		if s := r.Get(); !values.IsNil(s) {
+			return s.Name()
 		}
-		return r.svc.Name()
+		return "lazy " + reflect.TypeFor[S]().String()
+	case kindSupervise:
+		return "supervised " + reflect.TypeFor[S]().String()
 	}
-	if s := r.Get(); !values.IsNil(s) {
-		return s.Name()
+	if values.IsNil(r.svc) {
+		return "<nil>"
 	}
-	return "lazy " + reflect.TypeFor[S]().String()
+	return r.svc.Name()
 }
 
 func (r *Requirement[S]) coreRequirement() core.Requirement {
-	if r.kind == kindLazy {
+	switch r.kind {
+	case kindLazy:
 		return r.adapter
+	case kindSupervise:
+		return superviseAdapter[S]{r.adapter}
 	}
 	return staticAdapter[S]{r.adapter}
 }
