@@ -53,7 +53,10 @@
 // TaskRetryScheduled from its tasks (package task raises them with
 // Host.Emit), CheckFailed from its monitor, RequirementFailed when a
 // requirement fails under it, StopTimedOut when a stop step leaves user code
-// running, and EventsDropped. Each is a slog.LogValuer. The service's own
+// running, EventsDropped, and the events of units that supervise
+// (RestartScheduled, Restarted, RestartGaveUp: deps.Supervise) or
+// campaign (LeadershipWon, LeadershipLost: package leader), raised with
+// Host.Emit. Each is a slog.LogValuer. The service's own
 // log is written from the same events by one function, so the log and the
 // hooks never disagree.
 //
@@ -119,7 +122,11 @@
 // Option is a one-method interface over an opaque *Config, so other
 // packages add units (Config.AddUnit), requirements (Config.AddRequirement)
 // and checks (Config.AddCheck) with public API only. Units run their
-// goroutines through a *Host, which owns them for the service.
+// goroutines through a *Host, which owns them for the service; they can
+// hold services chosen while the service runs (Host.Acquire and
+// Host.Release: a supervisor's instance, a leader's service), which the
+// stop releases, and report what they are doing in the probes
+// (Host.SetStatus).
 //
 // # Telemetry and logging
 //

@@ -83,12 +83,15 @@ type LeadershipLost struct {
 func (e RestartScheduled) level() slog.Level { return slog.LevelWarn }
 func (e RestartScheduled) message() string   { return "restart scheduled" }
 func (e RestartScheduled) attrs() []slog.Attr {
-	return []slog.Attr{slog.String("instance", e.Instance), slog.Int("attempt", e.Attempt),
-		slog.Duration("restart_in", e.Delay), slog.Any("error", e.Err)}
+	var a []slog.Attr
+	if e.Instance != "" {
+		a = append(a, slog.String("instance", e.Instance))
+	}
+	return append(a, slog.Int("attempt", e.Attempt), slog.Duration("restart_in", e.Delay), slog.Any("error", e.Err))
 }
 
-// LogValue returns the event as a group: service, instance, attempt,
-// restart_in (the delay) and error.
+// LogValue returns the event as a group: service, instance (when there is
+// one), attempt, restart_in (the delay) and error.
 func (e RestartScheduled) LogValue() slog.Value { return eventValue(e.Service, e.attrs()) }
 
 func (e Restarted) level() slog.Level { return slog.LevelInfo }

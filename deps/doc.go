@@ -1,5 +1,6 @@
 // Package deps gives a service typed requirements: other services it needs
-// Running before its own hooks and tasks, and stopped only after them.
+// Running before its own hooks and tasks, and stopped only after them,
+// and supervised ones, rebuilt and restarted when they fail.
 //
 //	pg := deps.Requires(NewPostgres(dsn))        // *deps.Requirement[*Postgres]
 //	api := core.NewService(core.Name("api"), pg,
@@ -36,6 +37,16 @@
 //
 // A service of another type (any core.Service) can be required too; it is
 // started and stopped by each parent, so it should not be shared.
+//
+// # Supervision
+//
+// Supervise names a service that factory builds, and builds again when it
+// fails while the parent runs: the parent requires a supervisor, a service
+// named as the requirement that holds the current instance, restarts it
+// after the delays of a backoff/v4 policy, and gives up (failing the
+// parent) on backoff.Stop or a backoff.Permanent error. While it restarts
+// the parent stays Running but not ready, and Current waits for the next
+// instance. See Supervise.
 //
 // # Errors
 //

@@ -357,7 +357,7 @@ func (u *supervisor[S]) restart(ctx context.Context, failed string, cause error,
 			return u.giveUp(ctx, attempt-1, cause)
 		}
 		u.host.Emit(ctx, core.RestartScheduled{Instance: failed, Attempt: attempt, Delay: delay, Err: cause})
-		u.host.SetStatus(SupervisorStatus, fmt.Sprintf("restarting (attempt %d in %v)", attempt, delay), false)
+		u.host.SetStatus(SupervisorStatus, fmt.Sprintf("restarting (attempt %d in %v)", attempt, roundDelay(delay)), false)
 		sctx, span := u.span(ctx, attempt, delay, failed, cause, under)
 		timer := time.NewTimer(delay)
 		select {
@@ -431,4 +431,13 @@ func (u *supervisor[S]) count(ctx context.Context, err error) {
 		attrs = append(attrs, semconv.ErrorTypeKey.String(telemetry.ErrorType(err)))
 	}
 	u.counter.Add(ctx, 1, metric.WithAttributes(attrs...))
+}
+
+// roundDelay rounds a delay for a status text: to the millisecond, or to
+// the microsecond below one.
+func roundDelay(d time.Duration) time.Duration {
+	if d >= time.Millisecond {
+		return d.Round(time.Millisecond)
+	}
+	return d.Round(time.Microsecond)
 }

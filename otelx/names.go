@@ -24,6 +24,10 @@ const (
 	SpanHealthcheck = telemetry.SpanHealthcheck
 	// SpanCheck is one run of a health check (package health).
 	SpanCheck = telemetry.SpanCheck
+	// SpanRestart is one restart by a supervisor (deps.Supervise): a new
+	// trace, linked to the span the failed instance was started under,
+	// the parent of the new instance's start span.
+	SpanRestart = telemetry.SpanRestart
 )
 
 // Attribute keys the library puts on its spans and metrics.
@@ -42,6 +46,8 @@ const (
 	AttrCheck = telemetry.AttrCheck
 	// AttrState is a service state ("running"), on MetricServiceState.
 	AttrState = telemetry.AttrState
+	// AttrAttempt is the number of a restart in its streak, from 1.
+	AttrAttempt = telemetry.AttrAttempt
 )
 
 // Metric names. Units are UCUM; failed runs carry error.type.
@@ -59,4 +65,8 @@ const (
 	// AttrService and AttrState: 1 for the state a service is in, 0 for
 	// the states it has left.
 	MetricServiceState = telemetry.MetricServiceState
+	// MetricRestarts counts ({restart}) the restarts supervisors began
+	// (deps.Supervise), with AttrService (the supervisor) and error.type
+	// on a restart that failed.
+	MetricRestarts = telemetry.MetricRestarts
 )
