@@ -375,10 +375,11 @@ func (b *Base) runCheck(ctx context.Context, i int, ends *workerSet) error {
 	return err
 }
 
-// Healthcheck returns nil if the service is Running, every requirement it
-// holds is Running and, when it is a *Base, healthy by its own Healthcheck
-// (so that a parent is healthy only if its requirements are, as its probe
-// says), and every check passes; otherwise an error matching
+// Healthcheck returns nil if the service is Running, every status its
+// units set is Ready (Host.SetStatus), every requirement it holds is
+// Running and, when it is a *Base, healthy by its own Healthcheck (so that
+// a parent is healthy only if its requirements are, as its probe says),
+// and every check passes; otherwise an error matching
 // ErrUnhealthy that names the service and each failing part. It runs the
 // checks (each under its own timeout) and waits for them. It is safe for
 // concurrent use and changes nothing: failures here count towards no
@@ -395,6 +396,9 @@ func (b *Base) Healthcheck(ctx context.Context) error {
 	}
 	b.mu.Lock()
 	state, reqs := b.state, b.reqs
+	if len(b.held.reqs) > 0 {
+		reqs = slices.Concat(reqs, b.held.reqs)
+	}
 	if state == StateRunning {
 		b.checking++ // the stop waits for it before its OnStop hooks
 		defer b.doneChecking()
@@ -411,7 +415,7 @@ func (b *Base) Healthcheck(ctx context.Context) error {
 		defer cancel()
 		defer b.workers.dropCloser(b.workers.onClose(cancel))
 	}
-	var errs []error
+	errs := b.notReadyStatuses()
 	for _, r := range reqs {
 		if st := r.svc.State(); st != StateRunning {
 			errs = append(errs, fmt.Errorf("requirement %s is %s", r.name, st))

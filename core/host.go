@@ -24,7 +24,10 @@ type Unit interface {
 	// Launch is called once per start with Start's context. It validates
 	// the unit's settings (those it can check before anything starts
 	// belong in UnitValidator's Validate) and calls h.Go for every goroutine the unit
-	// needs; it must not block. An error aborts and rolls back the start.
+	// needs. It must not block but for the unit's own start, such as a
+	// first service it acquires (h.Acquire), bounded by ctx: work that runs
+	// while the service does belongs in h.Go. An error aborts and rolls
+	// back the start.
 	Launch(ctx context.Context, h *Host) error
 }
 
@@ -262,6 +265,14 @@ func (w *workerSet) open(ctx context.Context, b *Base) {
 	w.mu.Lock()
 	w.ctx = context.WithValue(ctx, unitKey{}, b)
 	w.mu.Unlock()
+}
+
+// lifetime returns the context of the service's goroutines, which the
+// stop cancels first; nil before the start opened it.
+func (w *workerSet) lifetime() context.Context {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.ctx
 }
 
 // close makes Go a no-op from now on, and disarms the monitor's next

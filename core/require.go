@@ -527,7 +527,8 @@ type Dependency struct {
 }
 
 // Dependencies returns the service's requirements in registration order,
-// with the services they resolved to so far. It is safe for concurrent use.
+// with the services they resolved to so far, then the services its units
+// hold (Host.Acquire), in the order they were acquired. It is safe for concurrent use.
 func (b *Base) Dependencies() []Dependency {
 	if b.invalid() != nil {
 		return nil
@@ -540,6 +541,9 @@ func (b *Base) Dependencies() []Dependency {
 		if i < len(b.reqs) {
 			deps[i].Service = b.reqs[i].svc
 		}
+	}
+	if len(b.held.reqs) > 0 {
+		deps = append(deps, b.heldDependenciesLocked()...)
 	}
 	return deps
 }

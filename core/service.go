@@ -82,6 +82,8 @@ type Base struct {
 	startCancel  context.CancelCauseFunc
 	startSpan    trace.SpanContext
 	reqs         []*reqState
+	statuses     []Status      // set by the units (Host.SetStatus)
+	held         held          // services the units acquired (Host.Acquire)
 	changed      chan struct{} // closed at the next state change; nil until Changed asks
 	dependents   dependents    // parents to tell when b begins to stop, with b's name there
 	waits        map[*Base]int // services this one's start is waiting for
@@ -811,6 +813,14 @@ func (b *Base) shutdown(ctx context.Context) error {
 	b.mu.Lock()
 	b.hooksDone.open() // requirements that failed may stop now
 	b.mu.Unlock()
+	// What the units acquired goes first: it may use the registered
+	// requirements.
+	for _, err := range b.releaseHeld(ctx) {
+		if err != nil {
+			b.stopTimedOut(ctx, err)
+			errs = append(errs, err)
+		}
+	}
 	for _, err := range b.releaseRequirements(ctx) {
 		b.stopTimedOut(ctx, err) // the Stop of a service of another type
 		errs = append(errs, err)

@@ -18,11 +18,18 @@ type dependent interface {
 	Dependencies() []core.Dependency
 }
 
+// statuser is what Graph shows of the statuses a service's units set.
+type statuser interface {
+	Statuses() []core.Status
+}
+
 // Graph renders svcs and, recursively, their requirements as a Graphviz
 // DOT digraph (render it with `dot -Tsvg`). Each service is one node, even
 // when several parents share it and see it through different types (a
-// *Store and its *core.Base are one service), labelled with its name and
-// state (escaped for Graphviz: names show as written) and
+// *Store and its *core.Base are one service), labelled with its name, its
+// state and the statuses its units set, one "<name>: <text>" line each
+// (core.Host.SetStatus: a supervisor's restarts, a leader's role),
+// escaped for Graphviz so that names show as written, and
 // coloured by state; an edge points from a parent to what it requires,
 // dashed for Await; a dotted edge labelled "after" points from a
 // requirement to the sibling it starts after. A Lazy requirement not yet
@@ -71,14 +78,18 @@ func (g *graph) service(s core.Service) string {
 	}
 	id := "n" + strconv.Itoa(len(g.ids)+1)
 	g.ids[key] = id
-	name, st, deps, err := inspect(s)
+	name, st, deps, statuses, err := inspect(s)
 	if err != nil {
 		g.lines = append(g.lines, fmt.Sprintf("%s [label=%s, fillcolor=salmon];",
 			id, dotLabel(fmt.Sprintf("%T", s), "not usable: "+err.Error())))
 		return id
 	}
+	label := []string{name, st.String()}
+	for _, s := range statuses {
+		label = append(label, s.Name+": "+s.Text)
+	}
 	g.lines = append(g.lines, fmt.Sprintf("%s [label=%s, fillcolor=%s];",
-		id, dotLabel(name, st.String()), stateColors[st]))
+		id, dotLabel(label...), stateColors[st]))
 	// childIDs[i] is the node of deps[i]; byReq finds the one After names
 	// (a requirement of a type that is not comparable is never found).
 	childIDs := make([]string, len(deps))
@@ -139,9 +150,9 @@ func nodeKey(v any) any {
 // inspect reads what Graph draws of s: a service core.Validate rejects (a
 // type embedding a nil *core.Base, a zero core.Base), or one whose methods
 // panic, is an error, not a crash.
-func inspect(s core.Service) (name string, st core.State, deps []core.Dependency, err error) {
+func inspect(s core.Service) (name string, st core.State, deps []core.Dependency, statuses []core.Status, err error) {
 	if err := core.Validate(s); err != nil {
-		return "", 0, nil, err
+		return "", 0, nil, nil, err
 	}
 	defer func() {
 		if v := recover(); v != nil {
@@ -152,7 +163,10 @@ func inspect(s core.Service) (name string, st core.State, deps []core.Dependency
 	if d, ok := s.(dependent); ok {
 		deps = d.Dependencies()
 	}
-	return name, st, deps, nil
+	if ss, ok := s.(statuser); ok {
+		statuses = ss.Statuses()
+	}
+	return name, st, deps, statuses, nil
 }
 
 // dotLabel returns the lines as one DOT label, quoted: Graphviz shows each

@@ -174,3 +174,16 @@ func (rs requirements) ApplyTo(c *core.Config) {
 		c.AddRequirement(r)
 	}
 }
+
+func TestGraphShowsStatusesUnderTheState(t *testing.T) {
+	u := coretest.NewHostUnit("supervisor")
+	db := core.NewService(core.Name("db"), core.Logger(coretest.Quiet()), u)
+	api := core.NewService(core.Name("api"), core.Logger(coretest.Quiet()), deps.Requires(db))
+	coretest.MustStart(t, api)
+	defer coretest.MustStop(t, api)
+	u.Host().SetStatus("supervisor", "restarting (attempt 2, next in 1.5s)", false)
+	want := `n2 [label="db\nrunning\nsupervisor: restarting (attempt 2, next in 1.5s)", fillcolor=palegreen];`
+	if got := deps.Graph(api); !strings.Contains(got, want) {
+		t.Fatalf("graph:\n%s\nwant a line %s", got, want)
+	}
+}

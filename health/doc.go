@@ -108,6 +108,16 @@
 //	[-]api/queue failed: reason withheld
 //	readyz check failed
 //
+// The units of a service can add statuses of their own
+// (core.Host.SetStatus): a supervisor's (deps.Supervise), a leader's.
+// Each is a part of readyz under its service, kind "status", named as the
+// status; it passes while the status is Ready, and its line shows the
+// status's text either way, since it holds no secret:
+//
+//	[+]api/db ok
+//	[-]api/db/supervisor failed: restarting (attempt 2, next in 1.5s)
+//	[+]api/leader report ok: standby
+//
 // Why a part fails is not served, since probes are often reachable by
 // more people than logs are, except when the path asks for a single check:
 // then its line gives its error. A service that fails readiness only by
@@ -134,6 +144,8 @@
 //	  "status": "failed",              // "ok" or "failed", as the status code
 //	  "checks": [                      // one entry per line of the text output
 //	    {"name": "api", "kind": "service", "status": "ok"},
+//	    {"name": "api/leader report", "kind": "status", "status": "ok",
+//	     "text": "standby"},           // a status's text, also when it passes
 //	    {"name": "api/queue", "kind": "check", "status": "failed",
 //	     "failures": 2,                // failed runs in a row; omitted when 0
 //	     "error": "depth 1200 > 1000"} // only when the path asks for this check

@@ -215,6 +215,8 @@ func (r response) text() string {
 	var b strings.Builder
 	for _, l := range r.lines {
 		switch {
+		case l.n.err == nil && l.n.text != "":
+			fmt.Fprintf(&b, "[+]%s ok: %s\n", l.name, oneLine(l.n.text))
 		case l.n.err == nil:
 			fmt.Fprintf(&b, "[+]%s ok\n", l.name)
 		case r.reasons:
@@ -250,6 +252,7 @@ type entry struct {
 	Kind     string `json:"kind"`
 	Status   string `json:"status"`
 	Failures int    `json:"failures,omitempty"`
+	Text     string `json:"text,omitempty"`
 	Error    string `json:"error,omitempty"`
 }
 
@@ -267,7 +270,7 @@ func (r response) report() report {
 
 // entryOf is l in the JSON body.
 func (r response) entryOf(l line) entry {
-	e := entry{Name: l.name, Kind: l.n.kind, Status: "ok", Failures: l.n.failures}
+	e := entry{Name: l.name, Kind: l.n.kind, Status: "ok", Failures: l.n.failures, Text: l.n.text}
 
 	if l.n.err != nil {
 		e.Status = "failed"

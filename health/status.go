@@ -43,6 +43,7 @@ const (
 const (
 	kindService = "service"
 	kindCheck   = "check"
+	kindStatus  = "status"
 )
 
 // node is one part of a probe: a service, a requirement (a service under
@@ -55,7 +56,8 @@ type node struct {
 	// withheld, since it is no secret: the state of a service that fails
 	// only by being in it, such as "not started" or "terminated".
 	status   string
-	failures int // for a check: failed runs in a row
+	text     string // for a status: its text, shown also when it passes
+	failures int    // for a check: failed runs in a row
 	kids     []*node
 
 	state core.State // for a service: its state
@@ -75,6 +77,9 @@ type (
 	}
 	gracer interface {
 		InStartupGrace(check string) bool
+	}
+	statuser interface {
+		Statuses() []core.Status
 	}
 )
 
@@ -125,6 +130,15 @@ func serviceNode(p probe, name string, svc core.Service, path []core.Service, no
 				}
 				n.kids = append(n.kids, kid)
 			}
+		}
+	}
+	if ss, ok := svc.(statuser); ok && p == readyz {
+		for _, st := range ss.Statuses() {
+			kid := &node{name: st.Name, kind: kindStatus, text: st.Text, owner: n}
+			if !st.Ready {
+				kid.err, kid.status = errors.New(st.Text), st.Text
+			}
+			n.kids = append(n.kids, kid)
 		}
 	}
 	d, ok := svc.(dependent)

@@ -1,0 +1,35 @@
+package health_test
+
+import (
+	"testing"
+
+	"github.com/coreservice/coreservice/deps"
+	"github.com/coreservice/coreservice/health"
+	"github.com/coreservice/coreservice/internal/coretest"
+)
+
+func TestProbesShowStatusesAndTheirText(t *testing.T) {
+	u := coretest.NewHostUnit("supervisor")
+	db := service("db", u)
+	api := service("api", deps.Requires(db))
+	coretest.MustStart(t, api)
+	defer coretest.MustStop(t, api)
+	h := health.Handler(api)
+
+	u.Host().SetStatus("supervisor", "running db#1", true)
+	checkProbes(t, h, []probeCase{
+		{"/readyz", "", 200, "ok"},
+		{"/readyz?verbose", "", 200, "[+]api ok\n[+]api/db ok\n[+]api/db/supervisor ok: running db#1\nreadyz check passed\n"},
+		{"/readyz/api/db/supervisor", "application/json", 200,
+			`{"probe":"readyz","status":"ok","checks":[{"name":"api/db/supervisor","kind":"status","status":"ok","text":"running db#1"}]}` + "\n"},
+		{"/livez?verbose", "", 200, "[+]api ok\n[+]api/db ok\nlivez check passed\n"},
+	})
+
+	u.Host().SetStatus("supervisor", "restarting (attempt 2, next in 1.5s)", false)
+	checkProbes(t, h, []probeCase{
+		// The text is served even though reasons are withheld: it is no secret.
+		{"/readyz", "", 503, "[+]api ok\n[+]api/db ok\n[-]api/db/supervisor failed: restarting (attempt 2, next in 1.5s)\nreadyz check failed\n"},
+		{"/readyz/api/db/supervisor", "", 503, "[-]api/db/supervisor failed: restarting (attempt 2, next in 1.5s)\nreadyz check failed\n"},
+		{"/livez", "", 200, "ok"},
+	})
+}
