@@ -31,7 +31,7 @@ func (t *Task[T]) launchLeader(h *core.Host, sched, retry backoff.BackOff) error
 	e := t.cfg.elector
 	h.Go(t.unit, func(ctx context.Context) error {
 		t.setRole(h, 0, false)
-		defer t.setRole(h, 0, false)
+		defer h.SetStatus(t.statusName(), "", false) // the service's state says more
 		return leader.Lead(ctx, h, t.unit, e, func(ctx context.Context) error {
 			tok, _ := leader.Token(ctx)
 			t.setRole(h, tok, true)
@@ -62,17 +62,15 @@ func runTerm[T any](ctx context.Context, h *core.Host, ws []*worker[T]) {
 	wg.Wait()
 }
 
-// setRole shows the task's role in the service's statuses: "leader (token
-// N)" or "standby", ready in both cases.
+// setRole shows the task's role in the service's statuses (Host.SetStatus),
+// as "leader <task>": "leader (token N)" or "standby", ready in both cases,
+// since a standby replica is as healthy as the leader.
 func (t *Task[T]) setRole(h *core.Host, token uint64, leading bool) {
 	text := "standby"
 	if leading {
 		text = "leader (token " + strconv.FormatUint(token, 10) + ")"
 	}
-	setStatus(h, "leader "+t.name, text, true)
+	h.SetStatus(t.statusName(), text, true)
 }
 
-// setStatus sets a status of the service for its probes.
-func setStatus(h *core.Host, name, text string, ready bool) {
-	_, _, _, _ = h, name, text, ready
-}
+func (t *Task[T]) statusName() string { return "leader " + t.name }

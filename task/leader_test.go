@@ -365,3 +365,34 @@ func TestLeaderOptionString(t *testing.T) {
 		t.Fatalf("String of nil: got %s, want task.Leader(<nil>)", got)
 	}
 }
+
+// The task's role is a status of its service, for the probes: "leader
+// (token N)" while it leads, "standby" otherwise, ready in both cases; it
+// is cleared once the service stops.
+func TestLeaderStatus(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		el := &coretest.Election{}
+		log := newRunLog()
+		a, _ := replica("a", el.Elector("a"), log.fn("a", time.Millisecond))
+		coretest.MustStart(t, a)
+		synctest.Wait()
+		b, _ := replica("b", el.Elector("b"), log.fn("b", time.Millisecond))
+		coretest.MustStart(t, b)
+		synctest.Wait()
+		want := func(svc *core.Base, text string) {
+			t.Helper()
+			got := svc.Statuses()
+			if len(got) != 1 || got[0] != (core.Status{Name: "leader report", Text: text, Ready: true}) {
+				t.Fatalf("statuses of %s: got %+v, want leader report: %q, ready", svc.Name(), got, text)
+			}
+		}
+		want(a, "leader (token 1)")
+		want(b, "standby")
+		coretest.MustStop(t, a)
+		synctest.Wait()
+		want(b, "leader (token 2)")
+		if got := a.Statuses(); len(got) != 0 {
+			t.Fatalf("statuses of a stopped: got %+v, want none", got)
+		}
+	})
+}
