@@ -93,8 +93,9 @@ func Check(e Elector) (err error) {
 //     another replica is elected without waiting out the store's session,
 //     raises core.LeadershipLost with a nil Err, and returns the resign's
 //     error (nil once it succeeded);
-//   - term returned an error: Lead resigns as when ctx ends, and returns
-//     that error;
+//   - term returned an error (other than its context's cancellation):
+//     Lead resigns as when ctx ends, unless the term was lost, and returns
+//     that error: the service fails with it;
 //   - term returned nil while it still leads: the work of the term is
 //     done; Lead keeps the leadership, so that no other replica takes the
 //     work over, until it is lost (then it campaigns again and runs term
@@ -161,7 +162,7 @@ func (l *loop) run(ctx context.Context, term func(context.Context) error) error 
 		}
 	}()
 	for {
-		ls, err := l.campaign(ctx)
+		ls, sctx, err := l.campaign(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -171,19 +172,19 @@ func (l *loop) run(ctx context.Context, term func(context.Context) error) error 
 			}
 			continue
 		}
-		done, err := l.lead(ctx, ls, term)
+		done, err := l.lead(ctx, sctx, ls, term)
 		if done {
 			return err
 		}
 	}
 }
 
-// campaign campaigns once, under its span.
-func (l *loop) campaign(ctx context.Context) (Leadership, error) {
+// campaign campaigns once, under its span; sctx carries the span.
+func (l *loop) campaign(ctx context.Context) (ls Leadership, sctx context.Context, err error) {
 	sctx, span := l.h.Tracer().Start(ctx, telemetry.SpanName(telemetry.SpanCampaign, l.h.Name()),
 		trace.WithNewRoot(), trace.WithSpanKind(trace.SpanKindInternal),
 		trace.WithLinks(trace.Link{SpanContext: l.h.StartSpanContext()}), trace.WithAttributes(l.attrs...))
-	ls, err := l.e.Campaign(sctx)
+	ls, err = l.e.Campaign(sctx)
 	switch {
 	case err == nil && values.IsNil(ls):
 		err = fmt.Errorf("%T.Campaign returned neither a leadership nor an error", l.e)
@@ -196,7 +197,7 @@ func (l *loop) campaign(ctx context.Context) (Leadership, error) {
 	default:
 		telemetry.End(span, err)
 	}
-	return ls, err
+	return ls, sctx, err
 }
 
 // standBy logs the failed campaign err, rate-limited, and waits the
@@ -232,7 +233,8 @@ func (l *loop) standBy(ctx context.Context, err error) bool {
 
 // lead runs one term ls: term, then what its end calls for (see Lead). done
 // is set when Lead returns, with err.
-func (l *loop) lead(ctx context.Context, ls Leadership, term func(context.Context) error) (done bool, err error) {
+// sctx carries the campaign's span, for the record of the election.
+func (l *loop) lead(ctx, sctx context.Context, ls Leadership, term func(context.Context) error) (done bool, err error) {
 	if l.failing > 0 {
 		l.h.Log().InfoContext(ctx, "campaign succeeded after failures", "unit", l.unit, "failures", l.failing)
 	}
@@ -241,7 +243,7 @@ func (l *loop) lead(ctx context.Context, ls Leadership, term func(context.Contex
 	tok := ls.Token()
 	ectx := context.WithoutCancel(ctx)
 	l.gauge.Add(ectx, 1, l.gopts...)
-	l.h.Emit(ectx, core.LeadershipWon{Unit: l.unit, Token: tok})
+	l.h.Emit(context.WithoutCancel(sctx), core.LeadershipWon{Unit: l.unit, Token: tok})
 
 	tctx, cancel := context.WithCancelCause(context.WithValue(ctx, tokenKey{}, tok))
 	var wg sync.WaitGroup

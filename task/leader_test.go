@@ -7,9 +7,12 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/cenkalti/backoff/v4"
 
 	"github.com/coreservice/coreservice/core"
 	"github.com/coreservice/coreservice/internal/coretest"
@@ -393,6 +396,73 @@ func TestLeaderStatus(t *testing.T) {
 		want(b, "leader (token 2)")
 		if got := a.Statuses(); len(got) != 0 {
 			t.Fatalf("statuses of a stopped: got %+v, want none", got)
+		}
+	})
+}
+
+// A task with several workers campaigns once: every worker runs in the
+// same terms, with the same token; a loss cancels them all, and with a
+// Retry policy too it is no failure and schedules no retry.
+func TestLeaderOneCampaignPerTask(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		el := &coretest.Election{}
+		var tokens sync.Map // worker run's token -> count
+		var ev coretest.Events
+		tk := task.Func("report", func(ctx context.Context) error {
+			tok, _ := leader.Token(ctx)
+			n, _ := tokens.LoadOrStore(tok, new(atomic.Int32))
+			n.(*atomic.Int32).Add(1)
+			<-ctx.Done()
+			return ctx.Err()
+		}, task.Leader(el.Elector("a")), task.Workers(3),
+			task.Retry(func() backoff.BackOff { return backoff.NewConstantBackOff(time.Second) }))
+		svc := newService(tk, core.OnEvent(ev.Hook))
+		coretest.MustStart(t, svc)
+		synctest.Wait()
+		el.Lose(errSession)
+		synctest.Wait()
+		coretest.MustStop(t, svc)
+		for _, tok := range []uint64{1, 2} {
+			n, ok := tokens.Load(tok)
+			if !ok || n.(*atomic.Int32).Load() != 3 {
+				t.Fatalf("runs in term %d: got %v, want 3 (one per worker)", tok, n)
+			}
+		}
+		var won int
+		for _, e := range ev.All() {
+			switch e.(type) {
+			case core.LeadershipWon:
+				won++
+			case core.TaskRunFailed, core.TaskRetryScheduled:
+				t.Fatalf("event: got %#v, want no failure event", e)
+			}
+		}
+		if won != 2 || tk.Failures() != 0 {
+			t.Fatalf("got %d LeadershipWon and %d failures, want 2 and 0", won, tk.Failures())
+		}
+	})
+}
+
+// A worker that ended (Once) stays ended in the next terms; the task keeps
+// the leadership once its work is done, so that no other replica redoes it.
+func TestLeaderOnceKeepsLeadership(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		el := &coretest.Election{}
+		var runs atomic.Int32
+		tk := task.Func("report", func(context.Context) error { runs.Add(1); return nil },
+			task.Leader(el.Elector("a")), task.Once())
+		coretest.MustStart(t, newService(tk))
+		synctest.Wait() // a leads, and has run once
+		el.Lose(errSession)
+		synctest.Wait() // a leads again, token 2, and runs nothing
+		if _, tok, _ := el.Leader(); tok != 2 {
+			t.Fatalf("token after the loss: got %d, want 2", tok)
+		}
+		b, _ := replica("b", el.Elector("b"), func(context.Context) error { runs.Add(100); return nil })
+		coretest.MustStart(t, b)
+		advance(time.Hour)
+		if id, _, _ := el.Leader(); id != "a" || runs.Load() != 1 {
+			t.Fatalf("got leader %q and runs %d, want a, 1", id, runs.Load())
 		}
 	})
 }
