@@ -52,11 +52,12 @@ func Token(ctx context.Context) (uint64, bool) {
 
 // Check reports an invalid elector, as Lead's start and task.Leader's
 // Validate do: a nil one (also a typed nil), or one that is a Validator and
-// whose Validate returns an error (or panics). The error matches
-// core.ErrInvalidOption.
+// whose Validate returns an error (or panics, as a *core.PanicError). The
+// caller reports it as an invalid option: Lead wraps it with
+// core.ErrInvalidOption, the unit and the service.
 func Check(e Elector) (err error) {
 	if values.IsNil(e) {
-		return fmt.Errorf("%w: nil leader.Elector", core.ErrInvalidOption)
+		return errors.New("nil leader.Elector")
 	}
 	v, ok := e.(Validator)
 	if !ok {
@@ -64,12 +65,11 @@ func Check(e Elector) (err error) {
 	}
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("%w: leader.Elector %T: Validate: %w", core.ErrInvalidOption, e,
-				&core.PanicError{Value: r, Stack: debug.Stack()})
+			err = fmt.Errorf("leader.Elector %T: Validate: %w", e, &core.PanicError{Value: r, Stack: debug.Stack()})
 		}
 	}()
 	if verr := v.Validate(); verr != nil {
-		return fmt.Errorf("%w: leader.Elector %T: %w", core.ErrInvalidOption, e, verr)
+		return fmt.Errorf("leader.Elector %T: %w", e, verr)
 	}
 	return nil
 }
@@ -112,7 +112,7 @@ func Check(e Elector) (err error) {
 // resign failed.
 func Lead(ctx context.Context, h *core.Host, unit string, e Elector, term func(ctx context.Context) error) error {
 	if err := Check(e); err != nil {
-		return fmt.Errorf("%s of service %s: %w", unit, h.Name(), err)
+		return fmt.Errorf("%s of service %s: %w: %w", unit, h.Name(), core.ErrInvalidOption, err)
 	}
 	if term == nil {
 		return fmt.Errorf("%s of service %s: %w: nil term function", unit, h.Name(), core.ErrInvalidOption)

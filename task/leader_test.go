@@ -337,14 +337,23 @@ func TestLeaderBadInput(t *testing.T) {
 		{"typed nil", (*coretest.Elector)(nil), "nil leader.Elector"},
 		{"invalid", &coretest.Elector{Invalid: errBad}, errBad.Error()},
 	}
+	cases = append(cases, struct {
+		name string
+		e    leader.Elector
+		want string
+	}{"status name", (&coretest.Election{}).Elector("a"), "cannot name a status"})
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			tk := task.Func("report", func(context.Context) error { return nil }, task.Leader(tc.e))
+			name := "report"
+			if tc.name == "status name" {
+				name = "report/daily" // a probe path segment cannot hold '/'
+			}
+			tk := task.Func(name, func(context.Context) error { return nil }, task.Leader(tc.e))
 			err := newService(tk).Start(t.Context())
 			if !errors.Is(err, core.ErrInvalidOption) {
 				t.Fatalf("Start: got %v, want an error matching core.ErrInvalidOption", err)
 			}
-			for _, s := range []string{"svc", "task report", "task.Leader", tc.want} {
+			for _, s := range []string{"svc", "task " + name, "task.Leader", tc.want} {
 				if !strings.Contains(err.Error(), s) {
 					t.Fatalf("Start: got %q, want it to name %q", err, s)
 				}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/coreservice/coreservice/core"
 	"github.com/coreservice/coreservice/internal/inline"
+	"github.com/coreservice/coreservice/internal/names"
 	"github.com/coreservice/coreservice/internal/values"
 	"github.com/coreservice/coreservice/leader"
 )
@@ -298,6 +299,10 @@ func (u unit[T]) Validate() error {
 	if e := t.cfg.elector; e != nil {
 		if err := leader.Check(e); err != nil {
 			errs = append(errs, fmt.Errorf("task.Leader: %w", err))
+		}
+		// The task's role is the service's status "leader <task>".
+		if err := names.Check(t.statusName()); err != nil {
+			errs = append(errs, fmt.Errorf("task.Leader: the task's name cannot name a status: %w", err))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
