@@ -87,8 +87,8 @@ func Check(e Elector) (err error) {
 // overlaps on this replica; a term that ignores its context holds
 // leadership until it returns. Then:
 //
-//   - lost: Lead raises core.LeadershipLost with the reason and campaigns
-//     again at once;
+//   - lost: Lead campaigns again at once (core.LeadershipLost, with the
+//     reason, and the gauge's 0 come at the loss, not once term returned);
 //   - ctx ended: Lead resigns at once, bounded by h.StopTimeout(), so that
 //     another replica is elected without waiting out the store's session,
 //     raises core.LeadershipLost with a nil Err, and returns the resign's
@@ -246,11 +246,18 @@ func (l *loop) lead(ctx, sctx context.Context, ls Leadership, term func(context.
 	l.h.Emit(context.WithoutCancel(sctx), core.LeadershipWon{Unit: l.unit, Token: tok})
 
 	tctx, cancel := context.WithCancelCause(context.WithValue(ctx, tokenKey{}, tok))
+	// The watcher ends the term's context at once when the term is lost,
+	// and reports the loss then, not once term has returned: a term that
+	// ignores its context does not delay the record of the loss.
 	var wg sync.WaitGroup
+	lost := false // set by the watcher, read after wg.Wait
 	wg.Go(func() {
 		select {
 		case <-ls.Lost():
-			cancel(l.lostCause(ls, tok))
+			reason := lossReason(ls)
+			cancel(fmt.Errorf("%s: %w (token %d): %w", l.unit, ErrLost, tok, reason))
+			l.lost(ectx, tok, reason)
+			lost = true
 		case <-tctx.Done():
 		}
 	})
@@ -270,19 +277,19 @@ func (l *loop) lead(ctx, sctx context.Context, ls Leadership, term func(context.
 	cancel(nil)
 	wg.Wait()
 
-	select {
-	case <-ls.Lost():
-		reason := ls.Err()
-		if reason == nil {
-			reason = errors.New("resigned by another caller")
+	if !lost {
+		select {
+		case <-ls.Lost(): // after the watcher had ended
+			l.lost(ectx, tok, lossReason(ls))
+			lost = true
+		default:
 		}
-		l.gauge.Add(ectx, -1, l.gopts...)
-		l.h.Emit(ectx, core.LeadershipLost{Unit: l.unit, Token: tok, Err: reason})
+	}
+	if lost {
 		if termErr != nil {
 			return true, termErr
 		}
 		return ctx.Err() != nil, nil
-	default:
 	}
 	rctx, rcancel := context.WithTimeout(ectx, l.h.StopTimeout())
 	if rerr := ls.Resign(rctx); rerr != nil {
@@ -294,11 +301,19 @@ func (l *loop) lead(ctx, sctx context.Context, ls Leadership, term func(context.
 	return true, errors.Join(termErr, err)
 }
 
-func (l *loop) lostCause(ls Leadership, tok uint64) error {
+// lost records the loss of the term tok, for reason.
+func (l *loop) lost(ctx context.Context, tok uint64, reason error) {
+	l.gauge.Add(ctx, -1, l.gopts...)
+	l.h.Emit(ctx, core.LeadershipLost{Unit: l.unit, Token: tok, Err: reason})
+}
+
+// lossReason is why ls, whose Lost is closed, ended: its Err, or, for a
+// term resigned by someone other than Lead, an error saying so.
+func lossReason(ls Leadership) error {
 	if err := ls.Err(); err != nil {
-		return fmt.Errorf("%s: %w (token %d): %w", l.unit, ErrLost, tok, err)
+		return err
 	}
-	return fmt.Errorf("%s: %w (token %d): resigned", l.unit, ErrLost, tok)
+	return errors.New("resigned by another caller")
 }
 
 // callTerm calls term, turning a panic into a *core.PanicError.

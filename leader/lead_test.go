@@ -239,3 +239,40 @@ func TestLeadBadInput(t *testing.T) {
 		})
 	}
 }
+
+// The loss is recorded when it happens (LeadershipLost, with the reason),
+// even while the term's function ignores its context; Lead campaigns again
+// only once the function has returned.
+func TestLeadRecordsLossAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		el := &coretest.Election{}
+		var ev coretest.Events
+		release := make(chan struct{})
+		var calls atomic.Int32
+		svc := newService("svc", el.Elector("a"), func(ctx context.Context) error {
+			if calls.Add(1) == 1 {
+				<-release // ignores ctx
+			}
+			<-ctx.Done()
+			return nil
+		}, core.OnEvent(ev.Hook))
+		coretest.MustStart(t, svc)
+		synctest.Wait()
+		errGone := errors.New("gone")
+		el.Lose(errGone)
+		synctest.Wait()
+		lost := coretest.OfType[core.LeadershipLost](&ev)
+		if len(lost) != 1 || !errors.Is(lost[0].Err, errGone) || lost[0].Token != 1 {
+			t.Fatalf("LeadershipLost while the term runs on: got %+v, want one, token 1, %v", lost, errGone)
+		}
+		if _, _, ok := el.Leader(); ok || calls.Load() != 1 {
+			t.Fatalf("got a leader or %d calls before the term returned, want none and 1", calls.Load())
+		}
+		close(release)
+		synctest.Wait()
+		if _, tok, _ := el.Leader(); tok != 2 || calls.Load() != 2 {
+			t.Fatalf("after the term returned: got token %d and %d calls, want 2 and 2", tok, calls.Load())
+		}
+		coretest.MustStop(t, svc)
+	})
+}
