@@ -172,8 +172,8 @@ func (t *Task[T]) Runs() uint64 { return t.Stats().Runs }
 // Failures returns how many runs have failed: Stats().Failures. A run fails
 // when fn or a result consumer returns an error other than ErrDone,
 // panics, or times out. Failures that were retried count too. A run cut
-// short by the service's stop (its error matches context.Canceled) is not a
-// failure.
+// short by the service's stop (its error matches context.Canceled), or
+// under Leader by the loss of leadership, is not a failure.
 func (t *Task[T]) Failures() uint64 { return t.failures.Load() }
 
 // OnResult adds fn to the task's result consumers: every successful result
