@@ -36,6 +36,14 @@
 // returns any other negative delay), or when the error is
 // backoff.Permanent, the service fails with that run's failure.
 //
+// Under Leader, the task runs only on the replica of the service that
+// leads an election (package leader): the workers run during each term won,
+// with the term's fencing token in their runs' context (leader.Token); the
+// loss of leadership cancels the runs in progress at once (no failure) and
+// no run starts until leadership is won again; the other replicas run
+// nothing. The task's role is a status of its service, "leader <task>":
+// "leader (token N)" or "standby", ready in both cases.
+//
 // A task that fails while its service is still starting (its first run
 // fails at once, say) makes the service's Start fail with that failure, and
 // the start is rolled back. A Task belongs to one service: giving it to a

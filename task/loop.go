@@ -20,6 +20,7 @@ import (
 	"github.com/coreservice/coreservice/core"
 	"github.com/coreservice/coreservice/internal/telemetry"
 	"github.com/coreservice/coreservice/internal/values"
+	"github.com/coreservice/coreservice/leader"
 )
 
 // worker is one loop of a task, run in a goroutine owned by the service.
@@ -41,6 +42,11 @@ type worker[T any] struct {
 	// retry policy is Reset at the start of each streak of failures.
 	failing bool
 	retries int // failed runs of the current streak that were retried
+	// cut is set by a run that ended the loop because its context ended
+	// (a stop, or under Leader the loss of leadership); ended once the
+	// loop ended for good otherwise (ErrDone, Once, the Schedule, a
+	// failure): under Leader, the next term does not run it again.
+	cut, ended bool
 	// delivering is when the current delivery to consumers began (Unix
 	// nanoseconds), 0 outside one; read by watchdog's function.
 	delivering atomic.Int64
@@ -164,6 +170,8 @@ func (w *worker[T]) loop(ctx context.Context) error {
 	for {
 		next, end, err := w.runOnce(ctx)
 		if end {
+			w.ended = !w.cut
+			w.cut = false
 			return err
 		}
 		if !w.sleep(ctx, next) {
@@ -266,9 +274,13 @@ func (w *worker[T]) runOnce(ctx context.Context) (next time.Duration, end bool, 
 	case panicked == nil && ctx.Err() != nil && interrupted(ctx, err):
 		// The service is stopping and the run returned its cancellation:
 		// not a failure.
-		end = true
+		end, w.cut = true, true
 		if st == stageConsumer {
-			w.logRun(lctx, slog.LevelWarn, "task result not delivered to every consumer: the service is stopping", err)
+			msg := "task result not delivered to every consumer: the service is stopping"
+			if errors.Is(context.Cause(ctx), leader.ErrLost) {
+				msg = "task result not delivered to every consumer: leadership was lost"
+			}
+			w.logRun(lctx, slog.LevelWarn, msg, err)
 		}
 	default:
 		next, end, result, runErr = w.failed(ctx, lctx, err, timedOut)
@@ -335,7 +347,8 @@ func (w *worker[T]) failed(ctx, lctx context.Context, err error, timedOut bool) 
 	case ctx.Err() != nil:
 		// A failure the policy would retry, but the service stops:
 		// it is no more the service's than it was a moment earlier.
-		end = true
+		// Under Leader, the same holds for the loss of leadership.
+		end, w.cut = true, true
 		w.emitFailed(lctx, err, false, true)
 	default:
 		w.retries++

@@ -9,6 +9,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 
 	"github.com/coreservice/coreservice/internal/values"
+	"github.com/coreservice/coreservice/leader"
 )
 
 // Option configures a task built by New or Func. Options are values, not
@@ -47,6 +48,7 @@ type config struct {
 	delay    time.Duration
 	timeout  time.Duration // 0: none
 	jitter   float64
+	elector  leader.Elector // nil: no task.Leader
 	errs     []error
 }
 
@@ -278,4 +280,46 @@ func jittered(d time.Duration, f, r float64) time.Duration {
 		return math.MaxInt64
 	}
 	return time.Duration(x)
+}
+
+// Leader makes the task run only while this replica of the service leads
+// the election e campaigns on (package leader): the task's workers run
+// while it leads, and on the other replicas the task waits, running
+// nothing. The task campaigns once (one campaign for all its workers),
+// from the service's Start, retrying failed campaigns with a backoff
+// (leader.Lead), and the service starts and runs whether it leads or not.
+//
+// Each term won starts the workers as a launch does (Delay first); the
+// context of every run carries the term's fencing token (leader.Token).
+// When leadership is lost, the run in progress is cancelled at once: its
+// context ends with a cause matching leader.ErrLost. A run that then
+// returns that cancellation is not a failure (no TaskRunFailed, no
+// TaskRetryScheduled, no retry counted); a run that returns another error
+// is handled as a failure during a stop is. No new run starts until
+// leadership is won again; workers resume with their own state (a worker
+// that ended, by ErrDone, Once or its Schedule, stays ended). Once every
+// worker has ended, the task keeps the leadership until it is lost or the
+// service stops, so that another replica does not do the work again.
+// Stop cancels the runs, waits for them, and resigns at once.
+//
+// A nil e (also a typed nil) is invalid; an e that is a leader.Validator
+// is validated by the service's Start. Repeats replace. Leader options
+// compare by identity.
+func Leader(e leader.Elector) Option { return &leaderOption{e} }
+
+type leaderOption struct{ e leader.Elector }
+
+func (o *leaderOption) apply(c *config) {
+	if values.IsNil(o.e) {
+		c.invalid("task.Leader: nil leader.Elector")
+		return
+	}
+	c.elector = o.e
+}
+
+func (o *leaderOption) String() string {
+	if values.IsNil(o.e) {
+		return "task.Leader(<nil>)"
+	}
+	return fmt.Sprintf("task.Leader(%T)", o.e)
 }

@@ -13,7 +13,9 @@ import (
 
 	"github.com/coreservice/coreservice/core"
 	"github.com/coreservice/coreservice/internal/inline"
+	"github.com/coreservice/coreservice/internal/names"
 	"github.com/coreservice/coreservice/internal/values"
+	"github.com/coreservice/coreservice/leader"
 )
 
 // ErrDone, returned by a task's function (alone or wrapped), ends the loop
@@ -170,8 +172,8 @@ func (t *Task[T]) Runs() uint64 { return t.Stats().Runs }
 // Failures returns how many runs have failed: Stats().Failures. A run fails
 // when fn or a result consumer returns an error other than ErrDone,
 // panics, or times out. Failures that were retried count too. A run cut
-// short by the service's stop (its error matches context.Canceled) is not a
-// failure.
+// short by the service's stop (its error matches context.Canceled), or
+// under Leader by the loss of leadership, is not a failure.
 func (t *Task[T]) Failures() uint64 { return t.failures.Load() }
 
 // OnResult adds fn to the task's result consumers: every successful result
@@ -294,6 +296,15 @@ func (u unit[T]) Validate() error {
 			sched = p
 		}
 	}
+	if e := t.cfg.elector; e != nil {
+		if err := leader.Check(e); err != nil {
+			errs = append(errs, fmt.Errorf("task.Leader: %w", err))
+		}
+		// The task's role is the service's status "leader <task>".
+		if err := names.Check(t.statusName()); err != nil {
+			errs = append(errs, fmt.Errorf("task.Leader: the task's name cannot name a status: %w", err))
+		}
+	}
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
@@ -313,6 +324,9 @@ func (u unit[T]) Launch(_ context.Context, h *core.Host) error {
 	t.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("%w: %w", core.ErrInvalidOption, err)
+	}
+	if t.cfg.elector != nil {
+		return t.launchLeader(h, first.sched, first.retry)
 	}
 	if t.cfg.workers == 1 {
 		w, err := newWorker(t, h, 1, first.sched, first.retry)
@@ -357,4 +371,10 @@ func (u unit[T]) LaunchInline(inline.Token) bool { return u.t.cfg.workers == 1 }
 
 // ValidateInline implements inline.Launcher: Validate calls the policy
 // factories, user code, when the task has policy options.
-func (u unit[T]) ValidateInline(inline.Token) bool { return len(u.t.cfg.policies) == 0 }
+// Under Leader it does too, when the elector is a leader.Validator.
+func (u unit[T]) ValidateInline(inline.Token) bool {
+	if _, ok := u.t.cfg.elector.(leader.Validator); ok {
+		return false
+	}
+	return len(u.t.cfg.policies) == 0
+}
