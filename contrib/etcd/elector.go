@@ -114,7 +114,9 @@ func (e *Elector) Campaign(ctx context.Context) (leader.Leadership, error) {
 	defer ccancel(nil)
 	if err := t.start(ccancel); err != nil {
 		t.lose(err)
-		<-t.done
+		rctx, rcancel := context.WithTimeout(e.client.Ctx(), t.ttl/2)
+		_, _ = e.client.Revoke(rctx, t.lease) // best effort: otherwise it expires
+		rcancel()
 		return nil, e.errorf("campaign: %w", err)
 	}
 	if err := t.campaign(cctx); err != nil {

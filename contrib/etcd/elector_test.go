@@ -379,3 +379,44 @@ func TestCampaignWithEtcdDownFailsInBoundThenSucceeds(t *testing.T) {
 		}
 	}
 }
+
+// A replica waiting in Campaign behind the leader is cut off from etcd: its
+// Campaign (whose ctx has no deadline) fails with ErrNotRenewed within the
+// documented bound (about one TTL), and the leader keeps leading.
+func TestWaitingCampaignCutOffFromEtcdFailsInBound(t *testing.T) {
+	srv := etcdtest.Start(t)
+	l := mustLead(t, newReplica(t, "r0", srv.Endpoints()))
+	px := srv.Proxy(t)
+	r := newReplica(t, "r1", px.Endpoints())
+	// Watch for r1's candidate key: once it is put, r1 waits behind r0.
+	admin := srv.Client(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	puts := admin.Watch(ctx, key+"/", clientv3.WithPrefix())
+	wins := make(chan won, 1)
+	campaign(t, context.Background(), r, wins)
+	select {
+	case wr := <-puts:
+		if err := wr.Err(); err != nil || len(wr.Events) == 0 {
+			t.Fatalf("watch candidates: got %v, %d events; want r1's put", err, len(wr.Events))
+		}
+	case <-ctx.Done():
+		t.Fatalf("r1's candidate key: not put within 5s")
+	}
+	cut := time.Now()
+	px.Partition()
+	select {
+	case w := <-wins:
+		t.Logf("waiting campaign cut off: failed after %v: %v", time.Since(cut).Round(time.Millisecond), w.err)
+		if !errors.Is(w.err, etcd.ErrNotRenewed) {
+			t.Errorf("Campaign: got %v, want ErrNotRenewed", w.err)
+		}
+	case <-time.After(ttl + time.Second):
+		t.Fatalf("Campaign cut off from etcd: no return within TTL + 1s")
+	}
+	select {
+	case <-l.Lost():
+		t.Errorf("leader lost (%v), want it still leading", l.Err())
+	default:
+	}
+}

@@ -1,7 +1,6 @@
 package etcd
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -100,6 +99,3 @@ func newConfig(opts []Option) config {
 	}
 	return c
 }
-
-// err joins the config's errors, or returns nil.
-func (c config) err() error { return errors.Join(c.errs...) }
