@@ -247,6 +247,9 @@ func TestRevokedLeaseEndsTheTermAndAnotherLeads(t *testing.T) {
 	if err != nil || len(resp.Kvs) == 0 {
 		t.Fatalf("Get leader key: got %v, %v; want the key", resp, err)
 	}
+	if got, want := string(resp.Kvs[0].Value), "r0"; got != want {
+		t.Errorf("leader key's value: got %q, want %q (etcd.Value)", got, want)
+	}
 	if got, want := resp.Kvs[0].CreateRevision, int64(l.Token()); got != want {
 		t.Fatalf("leader key's create revision: got %d, want the token %d", got, want)
 	}
@@ -360,8 +363,9 @@ func TestCampaignWithEtcdDownFailsInBoundThenSucceeds(t *testing.T) {
 			t.Fatalf("Campaign with etcd down: got nil, want an error")
 		}
 	case <-time.After(ttl + time.Second):
-		t.Fatalf("Campaign with etcd down: no return within TTL + 1s")
+		t.Errorf("Campaign with etcd down: no return within TTL + 1s")
 		<-errc
+		return
 	}
 
 	srv.Restart()
@@ -392,7 +396,11 @@ func TestWaitingCampaignCutOffFromEtcdFailsInBound(t *testing.T) {
 	admin := srv.Client(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
-	puts := admin.Watch(ctx, key+"/", clientv3.WithPrefix())
+	now, err := admin.Get(ctx, key+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		t.Fatalf("Get candidates: %v", err)
+	}
+	puts := admin.Watch(ctx, key+"/", clientv3.WithPrefix(), clientv3.WithRev(now.Header.Revision+1))
 	wins := make(chan won, 1)
 	campaign(t, context.Background(), r, wins)
 	select {
