@@ -17,7 +17,9 @@
 // Each Campaign grants a new lease with the TTL, opens a Session on it
 // (concurrency.WithLease), puts a candidate key named after the lease under
 // the election key and waits until every older candidate key is gone, as
-// concurrency.Election does. The Leadership it returns lasts until:
+// concurrency.Election does (the same layout: a replica campaigning with
+// concurrency.Election on the same key takes part in the same election, and
+// Election.Leader and Observe see the leader). The Leadership it returns lasts until:
 //   - no keepalive of the lease has reached etcd for TTL/2 (ErrNotRenewed:
 //     etcd unreachable, or too slow; see Timing);
 //   - etcd says the lease is gone, the Session's keepalive ends, or the

@@ -185,12 +185,22 @@ func (t *term) campaign(ctx context.Context) error {
 			return fmt.Errorf("wait for the leader: %w", err)
 		}
 		if len(gr.Kvs) == 0 {
-			return nil
+			break
 		}
 		if err := waitDelete(ctx, e.client, string(gr.Kvs[0].Key), gr.Header.Revision); err != nil {
 			return fmt.Errorf("wait for the leader: %w", err)
 		}
 	}
+	// Our own key may have been deleted by someone else while we waited:
+	// then we do not lead.
+	own, err := e.client.Get(ctx, key)
+	if err != nil {
+		return fmt.Errorf("check the leader key: %w", err)
+	}
+	if len(own.Kvs) == 0 || own.Kvs[0].CreateRevision != rev {
+		return fmt.Errorf("%w: %s, while waiting for the leader", ErrKeyDeleted, key)
+	}
+	return nil
 }
 
 // waitDelete waits, bounded by ctx, until key is deleted at a revision

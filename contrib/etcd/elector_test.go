@@ -428,3 +428,45 @@ func TestWaitingCampaignCutOffFromEtcdFailsInBound(t *testing.T) {
 	default:
 	}
 }
+
+// A waiting candidate whose key someone deletes does not win when the
+// leader resigns: its Campaign fails with ErrKeyDeleted.
+func TestCandidateWhoseKeyIsDeletedDoesNotWin(t *testing.T) {
+	srv := etcdtest.Start(t)
+	l := mustLead(t, newReplica(t, "r0", srv.Endpoints()))
+	admin := srv.Client(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	now, err := admin.Get(ctx, key+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		t.Fatalf("Get candidates: %v", err)
+	}
+	puts := admin.Watch(ctx, key+"/", clientv3.WithPrefix(), clientv3.WithRev(now.Header.Revision+1))
+	wins := make(chan won, 1)
+	campaign(t, t.Context(), newReplica(t, "r1", srv.Endpoints()), wins)
+	var candidate string
+	select {
+	case wr := <-puts:
+		if err := wr.Err(); err != nil || len(wr.Events) == 0 {
+			t.Fatalf("watch candidates: got %v, %d events; want r1's put", err, len(wr.Events))
+		}
+		candidate = string(wr.Events[0].Kv.Key)
+	case <-ctx.Done():
+		t.Fatalf("r1's candidate key: not put within 5s")
+	}
+	if _, err := admin.Delete(ctx, candidate); err != nil {
+		t.Fatalf("Delete %s: %v", candidate, err)
+	}
+	resign(t, l)
+	select {
+	case w := <-wins:
+		if !errors.Is(w.err, etcd.ErrKeyDeleted) {
+			t.Errorf("Campaign: got %v, want ErrKeyDeleted", w.err)
+		}
+		if w.l != nil {
+			resign(t, w.l)
+		}
+	case <-ctx.Done():
+		t.Fatalf("Campaign: no return within 5s of the leader's resignation")
+	}
+}
