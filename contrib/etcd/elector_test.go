@@ -122,6 +122,7 @@ type interval struct {
 // Three replicas campaign in turn over many terms; each works for a while
 // then resigns. No two terms overlap, and tokens strictly increase.
 func TestAtMostOneLeadsAtAnyMomentAndTokensIncrease(t *testing.T) {
+	t.Parallel()
 	srv := etcdtest.Start(t)
 	const terms = 12
 	ctx, cancel := context.WithCancel(t.Context())
@@ -203,6 +204,7 @@ func TestAtMostOneLeadsAtAnyMomentAndTokensIncrease(t *testing.T) {
 // (Lost, ErrNotRenewed) before its lease expires, so before another replica
 // wins; the winner's token is greater.
 func TestPartitionedLeaderGivesUpBeforeAnotherWins(t *testing.T) {
+	t.Parallel()
 	srv := etcdtest.Start(t)
 	px := srv.Proxy(t)
 	old := newReplica(t, "r0", px.Endpoints())
@@ -233,6 +235,7 @@ func TestPartitionedLeaderGivesUpBeforeAnotherWins(t *testing.T) {
 // Someone revokes the leader's lease: its Lost closes with the reason, and
 // another replica leads within TTL + 1 s.
 func TestRevokedLeaseEndsTheTermAndAnotherLeads(t *testing.T) {
+	t.Parallel()
 	srv := etcdtest.Start(t)
 	l := mustLead(t, newReplica(t, "r0", srv.Endpoints()))
 	wins := make(chan won, 2)
@@ -272,6 +275,7 @@ func TestRevokedLeaseEndsTheTermAndAnotherLeads(t *testing.T) {
 // The leader's client is closed: its Lost closes at once (well before the
 // TTL), and another replica leads within TTL + 1 s, after the old Lost.
 func TestClosedClientLosesLocallyBeforeAnotherLeads(t *testing.T) {
+	t.Parallel()
 	srv := etcdtest.Start(t)
 	old := newReplica(t, "r0", srv.Endpoints())
 	l := mustLead(t, old)
@@ -297,6 +301,7 @@ func TestClosedClientLosesLocallyBeforeAnotherLeads(t *testing.T) {
 
 // etcd stops: the leader gives up locally (ErrNotRenewed) before the TTL.
 func TestStoppedEtcdLosesLocallyBeforeTTL(t *testing.T) {
+	t.Parallel()
 	srv := etcdtest.Start(t)
 	l := mustLead(t, newReplica(t, "r0", srv.Endpoints()))
 	stopped := time.Now()
@@ -310,6 +315,7 @@ func TestStoppedEtcdLosesLocallyBeforeTTL(t *testing.T) {
 
 // Resign lets the next replica lead at once, well under the TTL.
 func TestResignLetsTheNextLeadAtOnce(t *testing.T) {
+	t.Parallel()
 	srv := etcdtest.Start(t)
 	l := mustLead(t, newReplica(t, "r0", srv.Endpoints()))
 	wins := make(chan won, 2)
@@ -343,6 +349,7 @@ func TestResignLetsTheNextLeadAtOnce(t *testing.T) {
 // With etcd down, Campaign (whose ctx has no deadline) fails within the
 // documented bound (about one TTL); once etcd is back, it succeeds.
 func TestCampaignWithEtcdDownFailsInBoundThenSucceeds(t *testing.T) {
+	t.Parallel()
 	srv := etcdtest.Start(t)
 	r := newReplica(t, "r0", srv.Endpoints())
 	srv.Stop()
@@ -388,6 +395,7 @@ func TestCampaignWithEtcdDownFailsInBoundThenSucceeds(t *testing.T) {
 // Campaign (whose ctx has no deadline) fails with ErrNotRenewed within the
 // documented bound (about one TTL), and the leader keeps leading.
 func TestWaitingCampaignCutOffFromEtcdFailsInBound(t *testing.T) {
+	t.Parallel()
 	srv := etcdtest.Start(t)
 	l := mustLead(t, newReplica(t, "r0", srv.Endpoints()))
 	px := srv.Proxy(t)
@@ -432,6 +440,7 @@ func TestWaitingCampaignCutOffFromEtcdFailsInBound(t *testing.T) {
 // A waiting candidate whose key someone deletes does not win when the
 // leader resigns: its Campaign fails with ErrKeyDeleted.
 func TestCandidateWhoseKeyIsDeletedDoesNotWin(t *testing.T) {
+	t.Parallel()
 	srv := etcdtest.Start(t)
 	l := mustLead(t, newReplica(t, "r0", srv.Endpoints()))
 	admin := srv.Client(t)
