@@ -103,6 +103,9 @@ func (e *Elector) Campaign(ctx context.Context) (leader.Leadership, error) {
 	grant, err := e.client.Grant(gctx, int64(e.cfg.ttl/time.Second))
 	cancel()
 	if err != nil {
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		}
 		return nil, e.errorf("campaign: grant lease: %w", err)
 	}
 	t := newTerm(e, grant.ID, time.Duration(grant.TTL)*time.Second, sent)
@@ -136,7 +139,7 @@ func (e *Elector) Campaign(ctx context.Context) (leader.Leadership, error) {
 	case <-t.lost:
 		// Lost between the win and now: report it as a failed campaign.
 		<-t.done
-		return nil, e.errorf("campaign: %w", t.Err())
+		return nil, t.Err() // names the elector already
 	default:
 	}
 	return t, nil

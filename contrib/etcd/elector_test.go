@@ -479,3 +479,43 @@ func TestCandidateWhoseKeyIsDeletedDoesNotWin(t *testing.T) {
 		t.Fatalf("Campaign: no return within 5s of the leader's resignation")
 	}
 }
+
+// A Campaign whose ctx ends while it waits returns ctx's error, and leaves
+// no candidate key behind (its lease is revoked before it returns).
+func TestCancelledCampaignReturnsCtxErrAndLeavesNoKey(t *testing.T) {
+	t.Parallel()
+	srv := etcdtest.Start(t)
+	mustLead(t, newReplica(t, "r0", srv.Endpoints()))
+	admin := srv.Client(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	now, err := admin.Get(ctx, key+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		t.Fatalf("Get candidates: %v", err)
+	}
+	puts := admin.Watch(ctx, key+"/", clientv3.WithPrefix(), clientv3.WithRev(now.Header.Revision+1))
+	cctx, ccancel := context.WithCancel(t.Context())
+	wins := make(chan won, 1)
+	campaign(t, cctx, newReplica(t, "r1", srv.Endpoints()), wins)
+	select {
+	case <-puts:
+	case <-ctx.Done():
+		t.Fatalf("r1's candidate key: not put within 5s")
+	}
+	ccancel()
+	select {
+	case w := <-wins:
+		if !errors.Is(w.err, context.Canceled) {
+			t.Errorf("Campaign: got %v, want context.Canceled", w.err)
+		}
+	case <-ctx.Done():
+		t.Fatalf("Campaign: no return within 5s of its ctx's end")
+	}
+	resp, err := admin.Get(ctx, key+"/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		t.Fatalf("Get candidates: %v", err)
+	}
+	if resp.Count != 1 {
+		t.Errorf("candidate keys after the cancelled campaign: got %d, want 1 (the leader's)", resp.Count)
+	}
+}
