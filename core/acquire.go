@@ -64,7 +64,8 @@ func (r *heldRequirement) Known() Service { return r.svc }
 // its holder when it fails or stops: the unit that acquired it watches its
 // Done and decides (a supervisor restarts it). Dependencies lists it after
 // the registered requirements, so the probes and deps.Graph show it, and
-// the holder's Healthcheck includes its health. It stays held until
+// the holder's Healthcheck includes its health, once Acquire has returned
+// (not while it starts). It stays held until
 // Release, or until the holder's stop releases it, after the OnStop hooks
 // and before the registered requirements (what a unit acquired may use
 // them).
@@ -282,14 +283,26 @@ func (b *Base) releaseHeld(ctx context.Context) []error {
 	return errs
 }
 
-// heldDependencies returns the services b's units acquired, as
-// Dependencies lists them. b.mu is held.
+// heldDependenciesLocked returns the services b's units acquired, as
+// Dependencies lists them: once Acquire has returned them. b.mu is held.
 func (b *Base) heldDependenciesLocked() []Dependency {
-	deps := make([]Dependency, len(b.held.reqs))
-	for i, st := range b.held.reqs {
-		deps[i] = Dependency{Requirement: st.r, Service: st.svc}
+	var deps []Dependency
+	for _, st := range b.heldLocked() {
+		deps = append(deps, Dependency{Requirement: st.r, Service: st.svc})
 	}
 	return deps
+}
+
+// heldLocked returns the services b's units acquired and Acquire returned:
+// not those an Acquire under way is starting. b.mu is held.
+func (b *Base) heldLocked() []*reqState {
+	var out []*reqState
+	for _, st := range b.held.reqs {
+		if st.ok {
+			out = append(out, st)
+		}
+	}
+	return out
 }
 
 // sameService reports whether a and b are one service: the same *Base,

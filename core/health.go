@@ -397,7 +397,7 @@ func (b *Base) Healthcheck(ctx context.Context) error {
 	b.mu.Lock()
 	state, reqs := b.state, b.reqs
 	if len(b.held.reqs) > 0 {
-		reqs = slices.Concat(reqs, b.held.reqs)
+		reqs = slices.Concat(reqs, b.heldLocked())
 	}
 	if state == StateRunning {
 		b.checking++ // the stop waits for it before its OnStop hooks
