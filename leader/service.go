@@ -52,7 +52,7 @@ func Name(name string) Option { return nameOption(name) }
 type nameOption string
 
 func (nameOption) apply(*Requirement[core.Service]) {}
-func (o nameOption) String() string                { return fmt.Sprintf("leader.Name(%q)", string(o)) }
+func (o nameOption) String() string                 { return fmt.Sprintf("leader.Name(%q)", string(o)) }
 
 // OnEvent adds fn to the OnEvent hooks of the service that campaigns
 // (core.OnEvent): it receives core.LeadershipWon, core.LeadershipLost and
@@ -63,7 +63,7 @@ func OnEvent(fn func(core.Event)) Option { return &onEventOption{fn} }
 type onEventOption struct{ fn func(core.Event) }
 
 func (*onEventOption) apply(*Requirement[core.Service]) {}
-func (*onEventOption) String() string                  { return "leader.OnEvent(func)" }
+func (*onEventOption) String() string                   { return "leader.OnEvent(func)" }
 
 // Service returns a requirement on the service that build returns, run
 // only while this replica leads the election of e: the parent starts a
