@@ -4,9 +4,12 @@
 // An Elector campaigns on the store; each term it wins is a Leadership
 // with a fencing token, strictly greater than every token before it. Two
 // ways use it: the task option task.Leader (a task that runs only on the
-// leader), and Service (a requirement started on the leader; to come).
+// leader), and Service (a requirement whose service runs only on the
+// leader: started when this replica is elected, stopped when it loses).
 // Both run Lead, the campaign loop, which is exported for them and for
-// units of other packages.
+// units of other packages. Both show the role as a status
+// (core.Host.SetStatus) in the probes and deps.Graph: "leader (token N)" or
+// "standby", ready either way.
 //
 // # Lifecycle
 //
