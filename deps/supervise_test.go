@@ -398,3 +398,34 @@ func TestSupervisionIsLoggedByTheParentsLoggerAsTheSupervisor(t *testing.T) {
 		}
 	})
 }
+
+func TestRestartedInstanceResolvesItsRequirementsAgain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		rec := &coretest.Recorder{}
+		shared := coretest.Node("shared", rec) // also required by the parent: held by two
+		lazyBuilds := 0
+		var fails []*coretest.HostUnit
+		factory := func(context.Context) (*core.Base, error) {
+			fu := coretest.NewHostUnit("fail")
+			fails = append(fails, fu)
+			return core.NewService(core.Name(fmt.Sprintf("db#%d", len(fails))), core.Logger(coretest.Quiet()), fu,
+				deps.Requires(shared),
+				deps.Lazy(func(context.Context) (*core.Base, error) {
+					lazyBuilds++
+					return coretest.Node(fmt.Sprintf("pool#%d", lazyBuilds), rec), nil
+				}, deps.Name("pool"))), nil
+		}
+		db := deps.Supervise(factory, func() backoff.BackOff { return coretest.NewPolicy(time.Second) }, deps.Name("db"))
+		api := core.NewService(core.Name("api"), core.Logger(coretest.Quiet()), deps.Requires(shared), db)
+		coretest.MustStart(t, api)
+		fails[0].Host().Fail(errors.New("disk full"))
+		advance(time.Second)
+		if lazyBuilds != 2 {
+			t.Fatalf("Lazy builds: got %d, want 2 (built again for the new instance)", lazyBuilds)
+		}
+		if shared.State() != core.StateRunning {
+			t.Fatalf("shared: got %v, want Running", shared.State())
+		}
+		coretest.WantEvents(t, rec.Events(), []string{"shared start", "pool#1 start", "pool#1 stop", "pool#2 start"})
+	})
+}
