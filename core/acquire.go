@@ -85,7 +85,7 @@ func (h *Host) Acquire(ctx context.Context, name string, svc Service) error {
 	b.mu.Lock()
 	if err := b.acquireAllowedLocked(name, svc); err != nil {
 		b.mu.Unlock()
-		return fmt.Errorf("%s: acquire %s: %w", b.name, name, err)
+		return fmt.Errorf("acquire %s: %w", name, err)
 	}
 	b.held.acquiring++
 	b.held.reqs = append(b.held.reqs, st)
@@ -94,7 +94,7 @@ func (h *Host) Acquire(ctx context.Context, name string, svc Service) error {
 	life := b.workers.lifetime()
 	if life == nil { // Starting, before its units' context exists
 		b.dropHeld(st)
-		return fmt.Errorf("%s: acquire %s: %s is not started yet", b.name, name, b.name)
+		return fmt.Errorf("acquire %s: %s is not started yet", name, b.name)
 	}
 
 	// Ended by the caller, or by the stop (which cancels the lifetime
@@ -114,7 +114,7 @@ func (h *Host) Acquire(ctx context.Context, name string, svc Service) error {
 			err = errors.Join(err, rerr)
 		}
 	}
-	return fmt.Errorf("%s: acquire %s: %w", b.name, name, err)
+	return fmt.Errorf("acquire %s: %w", name, err)
 }
 
 // validateAcquire checks what Acquire is given, before anything is held.

@@ -91,7 +91,7 @@ func TestAcquireThatFailsHoldsNothing(t *testing.T) {
 	api, h := holder(t, "api", rec)
 	db := coretest.Node("db", rec, core.OnStart(func(context.Context) error { return errors.New("no route") }))
 	err := h.Acquire(t.Context(), "db", db)
-	if err == nil || !strings.Contains(err.Error(), "api: acquire db") || !strings.Contains(err.Error(), "no route") {
+	if err == nil || !strings.Contains(err.Error(), "acquire db: ") || !strings.Contains(err.Error(), "no route") {
 		t.Fatalf("Acquire: got %v, want the start error naming the requirement", err)
 	}
 	if len(api.Dependencies()) != 0 {
