@@ -130,11 +130,20 @@ func (b *Base) resolve(ctx context.Context, name string, r Requirement) (svc Ser
 // embedding one, whose Healthcheck may be its own) with no checks and no
 // requirement of another type (whose State it would call), so that its
 // Healthcheck runs no user code; else bounded by callBounded.
+//
+// For a *Base (or a type embedding one) it is the check of its start
+// (startCheck): the statuses of its units and the services they hold say
+// whether it is ready, not whether it started, so that a parent starts
+// while a supervised requirement restarts, and is not ready meanwhile.
 func (b *Base) healthcheck(ctx context.Context, name string, svc Service) error {
 	if child, ok := svc.(*Base); ok && !child.needsMonitor() {
-		return protect(func() error { return child.Healthcheck(ctx) })
+		return protect(func() error { return child.startCheck(ctx) })
 	}
-	err, _ := b.callBounded(ctx, "requirement "+name+" Healthcheck", svc.Healthcheck)
+	check := svc.Healthcheck
+	if bb, ok := svc.(baser); ok {
+		check = bb.coreBase().startCheck
+	}
+	err, _ := b.callBounded(ctx, "requirement "+name+" Healthcheck", check)
 	return err
 }
 

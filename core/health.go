@@ -390,13 +390,23 @@ func (b *Base) runCheck(ctx context.Context, i int, ends *workerSet) error {
 // Run, package deps and package health reject such a type
 // (ValidateHealthcheck); declare its health as checks (health.Check) with
 // its methods, which this Healthcheck, the monitor and the probes all run.
-func (b *Base) Healthcheck(ctx context.Context) error {
+func (b *Base) Healthcheck(ctx context.Context) error { return b.check(ctx, true) }
+
+// startCheck is the Healthcheck of b in a parent's start (of a registered
+// requirement, or of one acquired by a unit): without the statuses of its
+// units and the services they hold, in b and below it, which say whether
+// it is ready, not whether it started.
+func (b *Base) startCheck(ctx context.Context) error { return b.check(ctx, false) }
+
+// check is Healthcheck, with (ready) or without the statuses of b's units
+// and the services they hold.
+func (b *Base) check(ctx context.Context, ready bool) error {
 	if err := b.invalid(); err != nil {
 		return fmt.Errorf("%w: %w", ErrUnhealthy, err)
 	}
 	b.mu.Lock()
 	state, reqs := b.state, b.reqs
-	if len(b.held.reqs) > 0 {
+	if ready && len(b.held.reqs) > 0 {
 		reqs = slices.Concat(reqs, b.heldLocked())
 	}
 	if state == StateRunning {
@@ -415,7 +425,10 @@ func (b *Base) Healthcheck(ctx context.Context) error {
 		defer cancel()
 		defer b.workers.dropCloser(b.workers.onClose(cancel))
 	}
-	errs := b.notReadyStatuses()
+	var errs []error
+	if ready {
+		errs = b.notReadyStatuses()
+	}
 	for _, r := range reqs {
 		if st := r.svc.State(); st != StateRunning {
 			errs = append(errs, fmt.Errorf("requirement %s is %s", r.name, st))
@@ -427,7 +440,7 @@ func (b *Base) Healthcheck(ctx context.Context) error {
 		// another type has only its State to go by (its Healthcheck is
 		// user code that nothing bounds but ctx).
 		if bb, ok := r.svc.(baser); ok {
-			if err := bb.coreBase().Healthcheck(ctx); err != nil {
+			if err := bb.coreBase().check(ctx, ready); err != nil {
 				errs = append(errs, fmt.Errorf("requirement %s: %w", r.name, err))
 			}
 		}

@@ -22,8 +22,11 @@ type Status struct {
 	Text string
 	// Ready reports whether the unit lets the service be ready. A status
 	// that is not Ready makes Healthcheck fail (ErrUnhealthy) and the
-	// service not ready in the probes, but it never fails the service:
-	// the monitor does not look at statuses.
+	// service not ready in the probes, but it never fails the service
+	// (the monitor does not look at statuses), nor the start of a parent
+	// (the one check of a requirement in its parent's start leaves the
+	// statuses out, and the services its units hold: they say whether it
+	// is ready, not whether it started).
 	Ready bool
 }
 

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/coreservice/coreservice/core"
+	"github.com/coreservice/coreservice/deps"
 	"github.com/coreservice/coreservice/internal/coretest"
 )
 
@@ -78,5 +79,29 @@ func TestSetStatusWithAnInvalidNameIsLoggedNotSet(t *testing.T) {
 	}
 	if n != 3 {
 		t.Fatalf("error records for invalid names: got %d, want 3 (%v)", n, logs.Records())
+	}
+}
+
+// statusAtLaunch is a unit that sets a status that is not ready as it
+// launches, before its service is Running.
+type statusAtLaunch struct{}
+
+func (statusAtLaunch) ApplyTo(c *core.Config) { c.AddUnit(statusAtLaunch{}) }
+func (statusAtLaunch) Name() string           { return "restarter" }
+func (statusAtLaunch) Launch(_ context.Context, h *core.Host) error {
+	h.SetStatus("supervisor", "restarting (attempt 1 in 1s)", false)
+	return nil
+}
+
+func TestStatusNotReadyDoesNotFailAParentsStart(t *testing.T) {
+	db := core.NewService(core.Name("db"), core.Logger(coretest.Quiet()), statusAtLaunch{})
+	api := core.NewService(core.Name("api"), core.Logger(coretest.Quiet()), deps.Requires(db))
+	if err := api.Start(t.Context()); err != nil {
+		t.Fatalf("Start: got %v, want nil: a requirement that is restarting is started, not ready", err)
+	}
+	defer coretest.MustStop(t, api)
+	if err := api.Healthcheck(t.Context()); !errors.Is(err, core.ErrUnhealthy) ||
+		!strings.Contains(err.Error(), "requirement db: ") || !strings.Contains(err.Error(), "supervisor: restarting (attempt 1 in 1s)") {
+		t.Fatalf("parent's Healthcheck: got %v, want not ready, naming db's status", err)
 	}
 }
