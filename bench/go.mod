@@ -5,6 +5,7 @@ go 1.26.0
 replace github.com/coreservice/coreservice => ../
 
 require (
+	github.com/cenkalti/backoff/v4 v4.3.0
 	github.com/coreservice/coreservice v0.0.0-00010101000000-000000000000
 	github.com/oklog/run v1.2.0
 	github.com/thejerf/suture/v4 v4.0.6
@@ -25,7 +26,6 @@ require (
 	git.sr.ht/~sbinet/gg v0.7.0 // indirect
 	github.com/aclements/go-moremath v0.0.0-20210112150236-f10218a38794 // indirect
 	github.com/ajstarks/svgo v0.0.0-20211024235047-1546f124cd8b // indirect
-	github.com/cenkalti/backoff/v4 v4.3.0 // indirect
 	github.com/cespare/xxhash/v2 v2.3.0 // indirect
 	github.com/go-logr/logr v1.4.4 // indirect
 	github.com/go-logr/stdr v1.2.2 // indirect

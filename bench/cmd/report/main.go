@@ -25,6 +25,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/perf/benchfmt"
 )
@@ -258,6 +259,12 @@ func (s *Set) complete() error {
 	for _, v := range loopVariants {
 		need("Loop", "ns/run", "impl="+v)
 	}
+	for _, v := range restartVariants {
+		need("Restart", "ns/op", "impl="+v)
+	}
+	for _, v := range restartLoopVariants {
+		need("RestartLoop", "restarts-600s", "impl="+v[0], "policy="+v[1])
+	}
 	if len(missing) > 0 {
 		return errors.New("no results for: " + strings.Join(missing, ", "))
 	}
@@ -273,6 +280,27 @@ var loopLabels = map[string]string{
 	"coreservice-sdk":  "coreservice task, SDK sampling every span (batcher, exporter drops)",
 	"suture":           "suture restart loop (Serve returns at once)",
 }
+
+// restartVariants are the implementations of BenchmarkRestart.
+var restartVariants = []string{"bare", "suture", "coreservice"}
+
+var restartLabels = map[string]string{
+	"bare":        "bare goroutine calling the body in a loop",
+	"suture":      "suture, FailureThreshold +Inf (never backs off)",
+	"coreservice": "coreservice, deps.Supervise with backoff.ZeroBackOff",
+}
+
+// restartLoopVariants are the implementation and policy of each row of the
+// crash loop (TestRestartLoopUnderDefaultPolicies), and its label.
+var restartLoopVariants = [][3]string{
+	{"suture", "default", "suture, default Spec (FailureDecay 30 s, FailureThreshold 5, FailureBackoff 15 s, DefaultJitter +0-50 %)"},
+	{"coreservice", "exponential", "coreservice, backoff.NewExponentialBackOff() as given (jitter from math/rand: varies between runs)"},
+	{"coreservice", "exponential-seeded", "coreservice, the same policy, jitter from a fixed seed (bench.SeededExponential)"},
+	{"coreservice", "exponential-nojitter", "coreservice, the same policy, RandomizationFactor 0"},
+}
+
+// restartCheckpoints are the columns of the crash loop's table.
+var restartCheckpoints = []string{"1s", "10s", "60s", "600s"}
 
 // dur formats nanoseconds.
 func dur(ns float64) string {
@@ -591,6 +619,74 @@ func writeTables(w io.Writer, s *Set) {
 		table(w, []string{"implementation", fmt.Sprintf("%s parents, one op", num(float64(n))), "per service", "allocs per service"}, rows)
 		table(w, ratioHead("coreservice"), [][]string{ratioRow("one op", func(impl string) (float64, bool) { return get(impl, "ns/op") })})
 	}
+
+	fmt.Fprintln(w, "## (h) Restart loop")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Cost of one restart of a child that fails when told to, restarted with no delay,")
+	fmt.Fprintln(w, "`BenchmarkRestart`: the crash, the library's restart, and the wait until the new child runs (its")
+	fmt.Fprintln(w, "body has begun; for coreservice, the requirement's `Current` returns it), per restart.")
+	fmt.Fprintln(w)
+	{
+		var rows [][]string
+		bare, okb := s.median("Restart", "ns/op", "impl=bare")
+		sut, oks := s.median("Restart", "ns/op", "impl=suture")
+		for _, v := range restartVariants {
+			x, ok := s.median("Restart", "ns/op", "impl="+v)
+			b, okB := s.median("Restart", "B/op", "impl="+v)
+			a, okA := s.median("Restart", "allocs/op", "impl="+v)
+			rb, rs := "–", "–"
+			if ok && okb {
+				rb = ratio(x, bare)
+			}
+			if ok && oks {
+				rs = ratio(x, sut)
+			}
+			rows = append(rows, []string{restartLabels[v], or(x, ok, dur), or(b, okB, bytesf), or(a, okA, num), rb, rs})
+		}
+		table(w, []string{"restarter", "per restart", "bytes per restart", "allocs per restart", "÷ bare", "÷ suture"}, rows)
+	}
+	fmt.Fprintln(w, "Restarts that a child failing at once each time it is started causes under each library's default")
+	fmt.Fprintln(w, "policy, counted on a fake clock (`testing/synctest`) over 20 minutes of fake time,")
+	fmt.Fprintln(w, "`TestRestartLoopUnderDefaultPolicies`: restarts by each time since the start, the steady rate")
+	fmt.Fprintln(w, "(restarts per minute between 5 and 10 min), and when the supervisor gave up. A count, not a")
+	fmt.Fprintln(w, "timing: it does not depend on the machine.")
+	fmt.Fprintln(w)
+	{
+		head := []string{"policy"}
+		for _, c := range restartCheckpoints {
+			head = append(head, "by "+c)
+		}
+		head = append(head, "per minute, steady", "gave up")
+		var rows [][]string
+		for _, v := range restartLoopVariants {
+			cfg := []string{"impl=" + v[0], "policy=" + v[1]}
+			row := []string{v[2]}
+			for _, c := range restartCheckpoints {
+				x, ok := s.median("RestartLoop", "restarts-"+c, cfg...)
+				row = append(row, or(x, ok, num))
+			}
+			x, ok := s.median("RestartLoop", "restarts/min-steady", cfg...)
+			row = append(row, or(x, ok, func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }))
+			gave := "–"
+			if g, ok := s.median("RestartLoop", "gave-up", cfg...); ok {
+				total, _ := s.median("RestartLoop", "restarts-total", cfg...)
+				if g > 0 {
+					at, _ := s.median("RestartLoop", "gave-up-s", cfg...)
+					gave = fmt.Sprintf("at %v, after %s restarts", time.Duration(at*1e9).Round(100*time.Millisecond), num(total))
+				} else {
+					gave = fmt.Sprintf("never in 20 min (%s restarts)", num(total))
+				}
+			}
+			rows = append(rows, append(row, gave))
+		}
+		table(w, head, rows)
+	}
+	fmt.Fprintln(w, "suture restarts at once until its failure count (halved every FailureDecay) passes FailureThreshold,")
+	fmt.Fprintln(w, "then pauses the whole supervisor for FailureBackoff: 5 restarts at once, then 6 per pause of 15 to")
+	fmt.Fprintln(w, "22.5 s, for ever. backoff.NewExponentialBackOff waits 500 ms ×1.5 up to 60 s (±50 %), and its")
+	fmt.Fprintln(w, "MaxElapsedTime of 15 min makes NextBackOff return Stop: coreservice then gives up, and the parent")
+	fmt.Fprintln(w, "fails with a *deps.GaveUpError (give it MaxElapsedTime 0 to retry for ever).")
+	fmt.Fprintln(w)
 }
 
 func cpuModel() string {
