@@ -424,3 +424,87 @@ func TestStatusesAreSafeForConcurrentUse(t *testing.T) {
 		t.Fatalf("Statuses once each was cleared: got %v, want none", got)
 	}
 }
+
+func TestStatusTextIsServedOnOneLine(t *testing.T) {
+	api, h := holder(t, "api", &coretest.Recorder{})
+	srv := health.Handler(api)
+	for _, ready := range []bool{true, false} {
+		h.SetStatus("role", "standby\n[+]forged ok", ready)
+		w := httptest.NewRecorder()
+		srv.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/readyz?verbose", nil))
+		for _, line := range strings.Split(strings.TrimSpace(w.Body.String()), "\n") {
+			if strings.HasPrefix(line, "[+]forged") {
+				t.Fatalf("/readyz?verbose with a status text of two lines (ready %v): got\n%s\nwant the text on its status's line", ready, w.Body.String())
+			}
+		}
+	}
+}
+
+// wrapped is a user type embedding *core.Base.
+type wrapped struct{ *core.Base }
+
+func TestReleaseFindsTheServiceWhateverTypeItIsSeenThrough(t *testing.T) {
+	rec := &coretest.Recorder{}
+	_, h := holder(t, "api", rec)
+	db := coretest.Node("db", rec)
+	if err := h.Acquire(t.Context(), "db", &wrapped{db}); err != nil {
+		t.Fatalf("Acquire: got %v, want nil", err)
+	}
+	if err := h.Release(t.Context(), db); err != nil {
+		t.Fatalf("Release through another type: got %v, want nil", err)
+	}
+	if db.State() != core.StateTerminated {
+		t.Fatalf("db: got %v, want Terminated", db.State())
+	}
+}
+
+func TestReleaseOfWhatTheHostDoesNotHold(t *testing.T) {
+	rec := &coretest.Recorder{}
+	_, h1 := holder(t, "api", rec)
+	_, h2 := holder(t, "worker", rec)
+	db := coretest.Node("db", rec)
+	if err := h1.Acquire(t.Context(), "db", db); err != nil {
+		t.Fatalf("Acquire: got %v, want nil", err)
+	}
+	var typedNil *core.Base
+	for name, svc := range map[string]core.Service{"nil": nil, "typed nil": typedNil, "held by another host": db} {
+		if err := h2.Release(t.Context(), svc); !errors.Is(err, core.ErrNotHeld) {
+			t.Errorf("Release of %s: got %v, want ErrNotHeld", name, err)
+		}
+	}
+	if db.State() != core.StateRunning {
+		t.Fatalf("db: got %v, want Running (api holds it)", db.State())
+	}
+}
+
+func TestAcquireWithAnEndedContextHoldsNothing(t *testing.T) {
+	rec := &coretest.Recorder{}
+	api, h := holder(t, "api", rec)
+	db := coretest.Node("db", rec)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	err := h.Acquire(ctx, "db", db)
+	if err == nil || !strings.Contains(err.Error(), "acquire db") {
+		t.Fatalf("Acquire with an ended context: got %v, want an error naming db", err)
+	}
+	if st := db.State(); st != core.StateNew && !isFinal(st) {
+		t.Fatalf("db: got %v, want never started or stopped", st)
+	}
+	if n := len(api.Dependencies()); n != 0 {
+		t.Fatalf("Dependencies: got %d, want none", n)
+	}
+}
+
+func TestAcquireOfAFailedServiceFailsNamingIt(t *testing.T) {
+	rec := &coretest.Recorder{}
+	api, h := holder(t, "api", rec)
+	db := coretest.Node("db", rec, core.OnStart(func(context.Context) error { return errors.New("no route") }))
+	_ = db.Start(t.Context())
+	err := h.Acquire(t.Context(), "db", db)
+	if err == nil || !strings.Contains(err.Error(), "acquire db") || !strings.Contains(err.Error(), "failed") {
+		t.Fatalf("Acquire of a failed service: got %v, want an error naming db, saying it failed", err)
+	}
+	if n := len(api.Dependencies()); n != 0 {
+		t.Fatalf("Dependencies: got %d, want none", n)
+	}
+}

@@ -945,3 +945,95 @@ func TestInstanceOfAnotherTypeWhoseStartHangsIsStoppedOnceItReturns(t *testing.T
 		}
 	})
 }
+
+func TestPolicyIsCalledOncePerStartOfTheParent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &coretest.Flaky{Name: "db"}
+		calls := 0
+		db := deps.Supervise(f.Factory, func() backoff.BackOff {
+			calls++
+			return coretest.NewPolicy(time.Second, time.Second, time.Second)
+		}, deps.Name("db"))
+		api := core.NewService(core.Name("api"), core.Logger(coretest.Quiet()), db)
+		_ = deps.Graph(api)
+		coretest.MustStart(t, api)
+		_ = deps.Graph(api)
+		_ = api.Healthcheck(t.Context())
+		for range 2 {
+			f.Last().Fail(errors.New("disk full"))
+			advance(time.Second)
+		}
+		if calls != 1 {
+			t.Fatalf("policy function calls: got %d, want 1 for one start of the parent", calls)
+		}
+		coretest.MustStop(t, api)
+	})
+}
+
+func TestNegativeHealthyAfterIsRejectedNamingTheRequirement(t *testing.T) {
+	f := &coretest.Flaky{Name: "db"}
+	db := deps.Supervise(f.Factory, constant(time.Second), deps.Name("db"), deps.HealthyAfter(-time.Second))
+	api := core.NewService(core.Name("api"), core.Logger(coretest.Quiet()), db)
+	err := api.Start(t.Context())
+	if !errors.Is(err, core.ErrInvalidOption) || !strings.Contains(err.Error(), "db") || !strings.Contains(err.Error(), "HealthyAfter") {
+		t.Fatalf("Start: got %v, want ErrInvalidOption naming db and HealthyAfter", err)
+	}
+	if len(f.Built()) != 0 {
+		t.Fatalf("instances: got %d, want none built", len(f.Built()))
+	}
+}
+
+func TestStopFromAnEventHookEndsTheParent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &coretest.Flaky{Name: "db"}
+		var api *core.Base
+		var once sync.Once
+		stopped := make(chan error, 1)
+		hook := func(e core.Event) {
+			if _, ok := e.(core.RestartScheduled); ok {
+				once.Do(func() { stopped <- api.Stop(context.Background()) })
+			}
+		}
+		db := deps.Supervise(f.Factory, constant(time.Second), deps.Name("db"), deps.OnEvent(hook))
+		api = core.NewService(core.Name("api"), core.Logger(coretest.Quiet()), db)
+		coretest.MustStart(t, api)
+		f.Last().Fail(errors.New("disk full"))
+		advance(time.Hour)
+		select {
+		case <-stopped:
+		default:
+			t.Fatalf("Stop called from an OnEvent hook still blocked an hour later (parent %v)", api.State())
+		}
+		for _, inst := range f.Built() {
+			if st := inst.State(); st != core.StateNew && !isFinal(st) {
+				t.Fatalf("%s: got %v, want it never started or stopped", inst.Name(), st)
+			}
+		}
+	})
+}
+
+func TestFailedInstanceWhoseStopHangsDoesNotStallTheRestarts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		gate := make(chan struct{})
+		f := &coretest.Flaky{Name: "db"}
+		factory := func(ctx context.Context) (*coretest.Instance, error) {
+			if len(f.Built()) == 0 {
+				f.Opts = []core.Option{core.StopTimeout(2 * time.Second), core.OnStop(func(context.Context) error { <-gate; return nil })}
+			} else {
+				f.Opts = nil
+			}
+			return f.Factory(ctx)
+		}
+		db := deps.Supervise(factory, constant(time.Second), deps.Name("db"))
+		api := core.NewService(core.Name("api"), core.Logger(coretest.Quiet()), db)
+		coretest.MustStart(t, api)
+		f.Last().Fail(errors.New("disk full"))
+		advance(time.Minute)
+		if got := f.Last(); got.N != 2 || got.State() != core.StateRunning || db.Restarts() != 1 {
+			t.Fatalf("a minute after db#1 failed with a hung stop: got instance %d %v, Restarts %d, want db#2 Running", got.N, got.State(), db.Restarts())
+		}
+		close(gate)
+		synctest.Wait()
+		coretest.MustStop(t, api)
+	})
+}
