@@ -508,3 +508,32 @@ func TestAcquireOfAFailedServiceFailsNamingIt(t *testing.T) {
 		t.Fatalf("Dependencies: got %d, want none", n)
 	}
 }
+
+// Release and Acquire race on real goroutines, many rounds: whichever
+// wins, once the holder stopped nothing it acquired may be left running.
+func TestReleaseRacingAcquireLeavesNothingRunningOnceTheHolderStops(t *testing.T) {
+	for i := range 2000 {
+		rec := &coretest.Recorder{}
+		u := coretest.NewHostUnit("holder")
+		api := coretest.Node("api", rec, u)
+		if err := api.Start(context.Background()); err != nil {
+			t.Fatalf("holder's Start: got %v, want nil", err)
+		}
+		h := u.Host()
+		db := coretest.Node("db", rec)
+		begin := make(chan struct{})
+		acquired := make(chan error, 1)
+		released := make(chan error, 1)
+		go func() { <-begin; acquired <- h.Acquire(context.Background(), "db", db) }()
+		go func() { <-begin; released <- h.Release(context.Background(), db) }()
+		close(begin)
+		aerr, rerr := <-acquired, <-released
+		if err := api.Stop(context.Background()); err != nil {
+			t.Fatalf("holder's Stop: got %v, want nil", err)
+		}
+		if st := db.State(); st != core.StateNew && !isFinal(st) {
+			_ = db.Stop(context.Background())
+			t.Fatalf("round %d: Acquire %v, Release %v: got db %v once the holder stopped, want it never started or stopped", i, aerr, rerr, st)
+		}
+	}
+}
