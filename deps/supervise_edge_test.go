@@ -1037,3 +1037,96 @@ func TestFailedInstanceWhoseStopHangsDoesNotStallTheRestarts(t *testing.T) {
 		coretest.MustStop(t, api)
 	})
 }
+
+func TestBadInstanceDuringARestartGivesUpAtOnce(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		bad  func(first *coretest.Instance) *coretest.Instance
+		want string
+	}{
+		{"nil", func(*coretest.Instance) *coretest.Instance { return nil }, "factory returned a nil service"},
+		{"the failed instance again", func(first *coretest.Instance) *coretest.Instance { return first }, "build a new service each time"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				f := &coretest.Flaky{Name: "db"}
+				var first *coretest.Instance
+				factory := func(ctx context.Context) (*coretest.Instance, error) {
+					if first == nil {
+						var err error
+						first, err = f.Factory(ctx)
+						return first, err
+					}
+					return tc.bad(first), nil
+				}
+				pol := coretest.NewPolicy(time.Second, time.Second, time.Second)
+				db := deps.Supervise(factory, func() backoff.BackOff { return pol }, deps.Name("db"))
+				api := core.NewService(core.Name("api"), core.Logger(coretest.Quiet()), db)
+				coretest.MustStart(t, api)
+				first.Fail(errors.New("disk full"))
+				advance(time.Second)
+				<-api.Done()
+				var gu *deps.GaveUpError
+				err := api.Err()
+				if !errors.As(err, &gu) || gu.Attempts != 1 || !errors.Is(err, core.ErrInvalidOption) ||
+					!strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "db") {
+					t.Fatalf("parent's Err: got %v, want a *GaveUpError after 1 restart, ErrInvalidOption, %q, naming db", err, tc.want)
+				}
+			})
+		})
+	}
+}
+
+func TestAllCurrentWaitersGetTheRestartedInstance(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &coretest.Flaky{Name: "db"}
+		db, api := supervised(f, coretest.NewPolicy(time.Second), &coretest.Events{})
+		coretest.MustStart(t, api)
+		f.Last().Fail(errors.New("disk full"))
+		synctest.Wait()
+		const waiters = 5
+		got := make(chan *coretest.Instance, waiters)
+		for range waiters {
+			go func() {
+				inst, err := db.Current(context.Background())
+				if err != nil {
+					t.Errorf("Current: got %v, want an instance", err)
+				}
+				got <- inst
+			}()
+		}
+		advance(time.Second)
+		for range waiters {
+			if inst := <-got; inst == nil || inst.N != 2 {
+				t.Fatalf("a waiter got %v, want instance 2", inst)
+			}
+		}
+		coretest.MustStop(t, api)
+	})
+}
+
+// The failure and the parent's Stop race on real goroutines (a bubble
+// orders them too tidily), many rounds, with restarts at once.
+func TestFailureRacingTheParentsStopLeavesNoInstanceRunning(t *testing.T) {
+	for i := range 300 {
+		f := &coretest.Flaky{Name: "db"}
+		_, api := supervised(f, coretest.NewPolicy(0, 0, 0), &coretest.Events{}, deps.HealthyAfter(time.Hour))
+		if err := api.Start(context.Background()); err != nil {
+			t.Fatalf("Start: got %v, want nil", err)
+		}
+		begin := make(chan struct{})
+		stopped := make(chan error, 1)
+		go func() { <-begin; f.Last().Fail(errors.New("disk full")) }()
+		go func() { <-begin; stopped <- api.Stop(context.Background()) }()
+		close(begin)
+		// A failure the stop saw first is in its result.
+		if err := <-stopped; err != nil && !strings.Contains(err.Error(), "disk full") {
+			t.Fatalf("round %d: Stop: got %v, want nil or the instance's failure", i, err)
+		}
+		for _, inst := range f.Built() {
+			if st := inst.State(); st != core.StateNew && !isFinal(st) {
+				t.Fatalf("round %d: %s once the parent stopped: got %v, want it never started or stopped", i, inst.Name(), st)
+			}
+		}
+	}
+}
