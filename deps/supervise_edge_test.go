@@ -1115,10 +1115,11 @@ func TestFailureRacingTheParentsStopLeavesNoInstanceRunning(t *testing.T) {
 			t.Fatalf("Start: got %v, want nil", err)
 		}
 		begin := make(chan struct{})
-		stopped := make(chan error, 1)
-		go func() { <-begin; f.Last().Fail(errors.New("disk full")) }()
+		stopped, failed := make(chan error, 1), make(chan struct{})
+		go func() { <-begin; f.Last().Fail(errors.New("disk full")); close(failed) }()
 		go func() { <-begin; stopped <- api.Stop(context.Background()) }()
 		close(begin)
+		<-failed
 		// A failure the stop saw first is in its result.
 		if err := <-stopped; err != nil && !strings.Contains(err.Error(), "disk full") {
 			t.Fatalf("round %d: Stop: got %v, want nil or the instance's failure", i, err)
@@ -1128,5 +1129,44 @@ func TestFailureRacingTheParentsStopLeavesNoInstanceRunning(t *testing.T) {
 				t.Fatalf("round %d: %s once the parent stopped: got %v, want it never started or stopped", i, inst.Name(), st)
 			}
 		}
+	}
+}
+
+func TestCurrentAfterTheParentsStartFailedReturns(t *testing.T) {
+	for _, order := range []string{"a sibling requirement fails first", "the first instance fails"} {
+		t.Run(order, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				f := &coretest.Flaky{Name: "db"}
+				if order == "the first instance fails" {
+					f.StartErr = func(int) error { return errors.New("connection refused") }
+				}
+				db := deps.Supervise(f.Factory, constant(time.Second), deps.Name("db"))
+				bad := core.NewService(core.Name("bad"), core.Logger(coretest.Quiet()),
+					core.OnStart(func(context.Context) error { return errors.New("no config") }))
+				opts := []core.Option{core.Name("api"), core.Logger(coretest.Quiet())}
+				if order == "a sibling requirement fails first" {
+					opts = append(opts, deps.Requires(bad), db)
+				} else {
+					opts = append(opts, db)
+				}
+				api := core.NewService(opts...)
+				if err := api.Start(context.Background()); err == nil {
+					t.Fatal("parent's Start: got nil, want an error")
+				}
+				res := make(chan error, 1)
+				go func() {
+					_, err := db.Current(context.Background())
+					res <- err
+				}()
+				select {
+				case err := <-res:
+					if err == nil {
+						t.Fatal("Current after the parent's start failed: got nil, want an error")
+					}
+				case <-time.After(time.Hour):
+					t.Fatal("Current after the parent's start failed still waiting an hour later: want an error at once")
+				}
+			})
+		})
 	}
 }
