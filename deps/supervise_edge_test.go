@@ -1170,3 +1170,59 @@ func TestCurrentAfterTheParentsStartFailedReturns(t *testing.T) {
 		})
 	}
 }
+
+func TestCurrentOfOtherKindsIsGetOnceRunning(t *testing.T) {
+	rec := &coretest.Recorder{}
+	node := coretest.Node("cfg", rec)
+	cfg := deps.Requires(node)
+	lazy := deps.Lazy(func(context.Context) (*core.Base, error) { return coretest.Node("cache", rec), nil }, deps.Name("cache"))
+	if _, err := lazy.Current(t.Context()); err == nil || !strings.Contains(err.Error(), "not built") {
+		t.Fatalf("Lazy's Current before the parent's start: got %v, want an error saying it is not built", err)
+	}
+	if _, err := cfg.Current(t.Context()); err == nil || !strings.Contains(err.Error(), "cfg") {
+		t.Fatalf("Requires' Current before the parent's start: got %v, want an error naming cfg", err)
+	}
+	api := core.NewService(core.Name("api"), core.Logger(coretest.Quiet()), cfg, lazy)
+	coretest.MustStart(t, api)
+	if got, err := cfg.Current(t.Context()); got != node || err != nil {
+		t.Fatalf("Requires' Current while Running: got %v, %v, want cfg", got, err)
+	}
+	if got, err := lazy.Current(t.Context()); err != nil || got != lazy.Get() {
+		t.Fatalf("Lazy's Current while Running: got %v, %v, want Get", got, err)
+	}
+	if cfg.Restarts() != 0 || lazy.Restarts() != 0 {
+		t.Fatalf("Restarts of other kinds: got %d, %d, want 0", cfg.Restarts(), lazy.Restarts())
+	}
+	coretest.MustStop(t, api)
+	if _, err := cfg.Current(t.Context()); err == nil || !strings.Contains(err.Error(), "terminated") {
+		t.Fatalf("Requires' Current once stopped: got %v, want an error saying cfg is terminated", err)
+	}
+}
+
+func TestStopFromInsideTheFirstFactoryCallEndsTheStart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &coretest.Flaky{Name: "db"}
+		var api *core.Base
+		stopped := make(chan error, 1)
+		factory := func(ctx context.Context) (*coretest.Instance, error) {
+			stopped <- api.Stop(context.Background()) // the parent is Starting
+			return f.Factory(ctx)
+		}
+		db := deps.Supervise(factory, constant(time.Second), deps.Name("db"))
+		api = core.NewService(core.Name("api"), core.Logger(coretest.Quiet()), db)
+		took, err := coretest.Bounded(t, "parent's Start", func() error { return api.Start(context.Background()) })
+		if err == nil {
+			t.Fatalf("Start stopped from the factory: got nil after %v, want an error", took)
+		}
+		select {
+		case <-stopped:
+		case <-time.After(time.Hour):
+			t.Fatal("Stop called from the factory still blocked an hour later")
+		}
+		for _, inst := range f.Built() {
+			if st := inst.State(); st != core.StateNew && !isFinal(st) {
+				t.Fatalf("%s: got %v, want it never started or stopped", inst.Name(), st)
+			}
+		}
+	})
+}
