@@ -537,3 +537,16 @@ func TestReleaseRacingAcquireLeavesNothingRunningOnceTheHolderStops(t *testing.T
 		}
 	}
 }
+
+func TestStatusIsAStatusEntryInTheJSONProbe(t *testing.T) {
+	api, h := holder(t, "api", &coretest.Recorder{})
+	h.SetStatus("role", "standby", false)
+	req := httptest.NewRequest(http.MethodGet, "/readyz", nil)
+	req.Header.Set("Accept", "application/json")
+	w := httptest.NewRecorder()
+	health.Handler(api).ServeHTTP(w, req)
+	body := w.Body.String()
+	if w.Code != http.StatusServiceUnavailable || !strings.Contains(body, `{"name":"api/role","kind":"status","status":"failed","text":"standby"}`) {
+		t.Fatalf("JSON /readyz: got %d %s, want 503 with api/role, kind status, failed, text standby", w.Code, body)
+	}
+}
