@@ -74,8 +74,10 @@ func (r *heldRequirement) Known() Service { return r.svc }
 // of its goroutines. It fails with an error matching ErrInvalidOption for
 // an invalid name (empty, not a probe path segment, or taken by another
 // requirement), a nil or unusable service, the service itself, or a
-// service held already; and with a *CycleError when svc requires, directly
-// or not, the host's service.
+// service held already (acquired, or a registered requirement); and with
+// a *CycleError when svc requires, directly or not, the host's service.
+// A service of another type whose Start returns after Acquire gave up on
+// it is stopped then, as the Start of a registered requirement is.
 func (h *Host) Acquire(ctx context.Context, name string, svc Service) error {
 	b := h.b
 	if err := b.validateAcquire(name, svc); err != nil {
@@ -147,8 +149,8 @@ func (b *Base) acquireAllowedLocked(name string, svc Service) error {
 	if slices.ContainsFunc(b.reqs, taken) || slices.ContainsFunc(b.held.reqs, taken) {
 		return fmt.Errorf("%w: the name %q is taken by another requirement of %s", ErrInvalidOption, name, b.name)
 	}
-	same := func(st *reqState) bool { return sameService(st.svc, svc) }
-	if slices.ContainsFunc(b.held.reqs, same) {
+	same := func(st *reqState) bool { return st.svc != nil && sameService(st.svc, svc) }
+	if slices.ContainsFunc(b.held.reqs, same) || slices.ContainsFunc(b.reqs, same) {
 		return fmt.Errorf("%w: service %s is held by %s already", ErrInvalidOption, svc.Name(), b.name)
 	}
 	return nil
@@ -212,13 +214,18 @@ func (b *Base) dropHeld(st *reqState) (release bool) {
 // requirement, bounded by svc's own StopTimeout steps (a *Base) or by the
 // host's StopTimeout (another type's Stop). ctx carries the trace; the
 // stop does not end when ctx does. Release of a service the host does not
-// hold returns an error matching ErrNotHeld. It is safe for concurrent
-// use.
+// hold (never acquired, released already, or whose Acquire has not
+// returned yet) returns an error matching ErrNotHeld. It is safe for
+// concurrent use: of two calls for one service, one releases it and the
+// other returns ErrNotHeld.
 func (h *Host) Release(ctx context.Context, svc Service) error {
 	b := h.b
+	// Found and dropped in one step: of two concurrent calls, one releases
+	// and the other gets ErrNotHeld. A service whose Acquire is under way
+	// is not held yet.
 	b.mu.Lock()
 	i := slices.IndexFunc(b.held.reqs, func(st *reqState) bool {
-		return !values.IsNil(svc) && sameService(st.svc, svc)
+		return st.ok && !values.IsNil(svc) && sameService(st.svc, svc)
 	})
 	if i < 0 {
 		b.mu.Unlock()
@@ -229,10 +236,8 @@ func (h *Host) Release(ctx context.Context, svc Service) error {
 		return fmt.Errorf("%s: Host.Release(%s): %w", b.name, name, ErrNotHeld)
 	}
 	st := b.held.reqs[i]
+	b.held.reqs = slices.Delete(b.held.reqs, i, i+1)
 	b.mu.Unlock()
-	if !b.dropHeld(st) {
-		return nil // an Acquire that failed, or the stop, releases it
-	}
 	if err := b.release(detach(ctx), st.name, true, st.svc); err != nil {
 		return fmt.Errorf("requirement %s: %w", st.name, err)
 	}

@@ -29,19 +29,32 @@ const AbandonGrace = 100 * time.Millisecond
 // ctx's cause (the caller names what in its own error), and fn finishes in the background; its result, whenever it
 // comes, is logged.
 func (b *Base) callBounded(ctx context.Context, what string, fn func(context.Context) error) (err error, returned bool) {
+	return b.callBoundedLate(ctx, what, fn, nil)
+}
+
+// callBoundedLate is callBounded, which also calls late, if not nil, with
+// fn's error in fn's goroutine when fn returns after it was abandoned: to
+// undo what it did for a caller that gave up (the Start of a requirement
+// of another type is followed by its Stop).
+func (b *Base) callBoundedLate(ctx context.Context, what string, fn func(context.Context) error, late func(error)) (err error, returned bool) {
 	c := &boundedCall{done: make(chan struct{})}
 	begin := time.Now()
 	go func() {
 		err := protect(func() error { return fn(ctx) })
 		c.mu.Lock()
-		defer c.mu.Unlock()
-		if c.abandoned {
+		abandoned := c.abandoned
+		if !abandoned {
+			c.err = err
+			close(c.done)
+		}
+		c.mu.Unlock()
+		if abandoned {
 			b.logger().Warn("abandoned call returned", "call", what,
 				"after", time.Since(begin).Round(time.Millisecond), "error", err)
-			return
+			if late != nil {
+				late(err)
+			}
 		}
-		c.err = err
-		close(c.done)
 	}()
 	select {
 	case <-c.done:
@@ -65,7 +78,7 @@ func (b *Base) callBounded(ctx context.Context, what string, fn func(context.Con
 	default:
 	}
 	c.abandoned = true
-	err = fmt.Errorf("did not return and was left running: %w", context.Cause(ctx))
+	err = fmt.Errorf("%w: %w", ErrLeftRunning, context.Cause(ctx))
 	b.mu.Lock()
 	if b.state == StateStarting {
 		// Left running by the start: its stop names it (see startup).

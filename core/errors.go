@@ -171,3 +171,9 @@ func (e *PanicError) Unwrap() error {
 	err, _ := e.Value.(error)
 	return err
 }
+
+// ErrLeftRunning is wrapped by the error of a call to user code (an
+// OnStart hook, a requirement's Start or Stop, a unit's Launch) that did
+// not return once its context ended, and that the caller stopped waiting
+// for: "did not return and was left running: <why its context ended>".
+var ErrLeftRunning = errors.New("did not return and was left running")

@@ -18,7 +18,26 @@ func (b *Base) require(ctx context.Context, svc Service) error {
 		return bb.coreBase().acquire(ctx, b)
 	}
 	ctx, span := b.span(ctx, telemetry.SpanStart, svc.Name())
-	err, _ := b.callBounded(ctx, "requirement "+svc.Name()+" Start", svc.Start)
+	// A Start that returns once b gave up on it (after its context ended)
+	// may have started the service for nobody: it is stopped then, bounded
+	// by b's StopTimeout, and what that stop returns is logged.
+	late := func(err error) {
+		if err != nil {
+			return
+		}
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), b.cfg.stopTimeout)
+		defer cancel()
+		err, returned := b.callBounded(sctx, "requirement "+svc.Name()+" Stop", svc.Stop)
+		switch {
+		case !returned:
+			b.logger().Error("the Stop of a requirement started after its start was abandoned did not return",
+				"requirement", svc.Name(), "timeout", b.cfg.stopTimeout)
+		case err != nil:
+			b.logger().Error("the Stop of a requirement started after its start was abandoned failed",
+				"requirement", svc.Name(), "error", err)
+		}
+	}
+	err, _ := b.callBoundedLate(ctx, "requirement "+svc.Name()+" Start", svc.Start, late)
 	telemetry.End(span, err)
 	return err
 }

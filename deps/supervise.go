@@ -51,11 +51,14 @@ const SupervisorStatus = "supervisor"
 // it begins): each start has a fresh BackOff.
 //
 // The first instance is part of the parent's start: a failure to build or
-// start it fails the parent's start, as Lazy's would; supervision begins
-// once the parent is Running. A new instance's own requirements are
+// start it fails the parent's start, as Lazy's would; once it is Running,
+// a failure is restarted, also while the parent is still starting (the
+// parent then starts, not ready). A new instance's own requirements are
 // resolved again by its start: Lazy builders run again, and a shared
-// service held by other parents is joined, not restarted (one held only by
-// the failed instance was stopped with it, and starts again).
+// service held by other parents is joined, not restarted. A service that
+// only the failed instance held was stopped with it, and a stopped service
+// never starts again: build such requirements in the factory, with the
+// instance, or let the parent hold them too.
 //
 // While an instance restarts, the parent stays Running but is not ready:
 // the supervisor's status (SupervisorStatus) is "restarting (attempt 2 in
@@ -74,8 +77,9 @@ const SupervisorStatus = "supervisor"
 //
 // Bad input, reported by the parent's Start naming the requirement: a nil
 // factory or policy, a policy that returns nil, a factory that returns a
-// nil service or one that was started already (these give up at once
-// during a restart: they are not transient).
+// nil service or one that was started already, an instance whose start
+// fails as an invalid option (core.ErrInvalidOption). During a restart
+// these give up at once: they are not transient.
 func Supervise[S core.Service](factory func(context.Context) (S, error), policy func() backoff.BackOff, opts ...Option) *Requirement[S] {
 	var zero S
 	r := newRequirement(kindSupervise, zero, factory, opts)
@@ -325,9 +329,13 @@ func (u *supervisor[S]) watch(ctx context.Context) error {
 		u.running = false
 		u.changeLocked()
 		u.mu.Unlock()
-		// Its stop errors are its own: it logged them, and they are in its
-		// Stop's result. What the supervisor acts on is the failure.
-		_ = u.host.Release(ctx, inst)
+		// What the supervisor acts on is the failure. The stop errors of a
+		// *Base are logged by it; those of another type are logged here.
+		if err := u.host.Release(ctx, inst); err != nil {
+			if _, ok := any(inst).(interface{ Dependencies() []core.Dependency }); !ok {
+				u.host.Log().ErrorContext(ctx, "stop of the failed instance met errors", "instance", inst.Name(), "error", err)
+			}
+		}
 		if failedAt.Sub(since) >= u.r.cfg.healthyAfter {
 			u.policy.Reset() // it was healthy long enough: a new streak
 			u.mu.Lock()
@@ -383,7 +391,13 @@ func (u *supervisor[S]) restart(ctx context.Context, failed string, cause error,
 			return nil
 		}
 		if ctx.Err() != nil {
-			return nil // stopping: the failure is the stop's
+			if errors.Is(err, core.ErrLeftRunning) {
+				// A start the stop could not wait for: in its result (not
+				// as a cancellation, which a stop drops).
+				return fmt.Errorf("%s: restart %d: the start of %s %w when the supervisor stopped (it is stopped once it returns)",
+					u.name, attempt, inst.Name(), core.ErrLeftRunning)
+			}
+			return nil // cut short by the stop
 		}
 		cause = err
 		if !values.IsNil(inst) {
@@ -393,6 +407,9 @@ func (u *supervisor[S]) restart(ctx context.Context, failed string, cause error,
 		}
 		if perm := (*backoff.PermanentError)(nil); errors.As(err, &perm) {
 			return u.giveUp(ctx, attempt, perm.Err)
+		}
+		if errors.Is(err, core.ErrInvalidOption) {
+			return u.giveUp(ctx, attempt, err) // bad input is not transient
 		}
 		under = span.SpanContext()
 	}

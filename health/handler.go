@@ -222,7 +222,7 @@ func (r response) text() string {
 		case r.reasons:
 			fmt.Fprintf(&b, "[-]%s failed: %s\n", l.name, oneLine(l.n.err.Error()))
 		case l.n.status != "":
-			fmt.Fprintf(&b, "[-]%s failed: %s\n", l.name, l.n.status)
+			fmt.Fprintf(&b, "[-]%s failed: %s\n", l.name, oneLine(l.n.status))
 		default:
 			fmt.Fprintf(&b, "[-]%s failed: reason withheld\n", l.name)
 		}
