@@ -100,10 +100,14 @@ func (h *Host) Acquire(ctx context.Context, name string, svc Service) error {
 	}
 
 	// Ended by the caller, or by the stop (which cancels the lifetime
-	// context first), whichever comes first.
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	defer context.AfterFunc(life, func() { cancel(fmt.Errorf("%s is stopping", b.name)) })()
+	// context first), whichever comes first; a context of the service's
+	// goroutines (a unit's) ends with the lifetime already.
+	if ctx.Done() != life.Done() {
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(ctx)
+		defer cancel(nil)
+		defer context.AfterFunc(life, func() { cancel(fmt.Errorf("%s is stopping", b.name)) })()
+	}
 	if lastInPath(ctx) != b {
 		ctx = withPath(ctx, b)
 	}

@@ -195,6 +195,8 @@ type supervisor[S core.Service] struct {
 	under    trace.SpanContext // the span inst was started under
 	restarts int
 	streak   int // restarts tried since the policy's last Reset
+
+	timer *time.Timer // the delay before a restart; the watch goroutine's only
 }
 
 // ApplyTo registers the unit with the supervisor service.
@@ -367,11 +369,15 @@ func (u *supervisor[S]) restart(ctx context.Context, failed string, cause error,
 		u.host.Emit(ctx, core.RestartScheduled{Instance: failed, Attempt: attempt, Delay: delay, Err: cause})
 		u.host.SetStatus(SupervisorStatus, fmt.Sprintf("restarting (attempt %d in %v)", attempt, roundDelay(delay)), false)
 		sctx, span := u.span(ctx, attempt, delay, failed, cause, under)
-		timer := time.NewTimer(delay)
+		if u.timer == nil {
+			u.timer = time.NewTimer(delay)
+		} else {
+			u.timer.Reset(delay)
+		}
 		select {
-		case <-timer.C:
+		case <-u.timer.C:
 		case <-ctx.Done():
-			timer.Stop()
+			u.timer.Stop()
 			span.End()
 			return nil
 		}
