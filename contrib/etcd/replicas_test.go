@@ -154,12 +154,13 @@ type node struct {
 const taskCadence = 20 * time.Millisecond
 
 // startTaskNode starts replica name: a service with a leader task whose
-// runs, recorded in runs, last runFor; elect wraps its elector (nil: none).
+// runs, recorded in runs, last runFor, with a client of endpoints; elect
+// wraps its elector (nil: none).
 // t.Cleanup stops it (if the test has not) and closes its client.
-func startTaskNode(t *testing.T, srv *etcdtest.Server, name string, runs *runLog, lease, runFor time.Duration,
+func startTaskNode(t *testing.T, endpoints []string, name string, runs *runLog, lease, runFor time.Duration,
 	elect func(*etcd.Elector) leader.Elector) *node {
 	t.Helper()
-	c := etcdtest.NewClient(t, srv.Endpoints())
+	c := etcdtest.NewClient(t, endpoints)
 	e := etcd.NewElector(c, key, etcd.TTL(lease), etcd.Value(name))
 	var el leader.Elector = e
 	if elect != nil {
@@ -255,7 +256,7 @@ func TestLeaderTaskRunsOnOneReplicaAtATimeWithIncreasingTokens(t *testing.T) {
 	runs := newRunLog()
 	nodes := map[string]*node{}
 	for i := range 3 {
-		n := startTaskNode(t, srv, fmt.Sprintf("r%d", i), runs, ttl, 100*time.Millisecond, nil)
+		n := startTaskNode(t, srv.Endpoints(), fmt.Sprintf("r%d", i), runs, ttl, 100*time.Millisecond, nil)
 		nodes[n.name] = n
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 40*time.Second)
@@ -285,7 +286,7 @@ func TestLeaderTaskRunsOnOneReplicaAtATimeWithIncreasingTokens(t *testing.T) {
 		}
 		delete(nodes, old.name) // replace the dead replica
 		spare++
-		n := startTaskNode(t, srv, fmt.Sprintf("s%d", spare), runs, ttl, 100*time.Millisecond, nil)
+		n := startTaskNode(t, srv.Endpoints(), fmt.Sprintf("s%d", spare), runs, ttl, 100*time.Millisecond, nil)
 		nodes[n.name] = n
 		cur = next
 	}
@@ -316,7 +317,7 @@ func failover(t *testing.T, how string, ordered bool, kill func(old *node, admin
 	runs := newRunLog()
 	nodes := map[string]*node{}
 	for i := range 3 {
-		n := startTaskNode(t, srv, fmt.Sprintf("r%d", i), runs, ttl, time.Hour, nil)
+		n := startTaskNode(t, srv.Endpoints(), fmt.Sprintf("r%d", i), runs, ttl, time.Hour, nil)
 		nodes[n.name] = n
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
@@ -389,7 +390,7 @@ func TestLeaderTaskStopResignsAtOnce(t *testing.T) {
 	runs := newRunLog()
 	nodes := map[string]*node{}
 	for i := range 3 {
-		n := startTaskNode(t, srv, fmt.Sprintf("r%d", i), runs, lease, time.Hour, nil)
+		n := startTaskNode(t, srv.Endpoints(), fmt.Sprintf("r%d", i), runs, lease, time.Hour, nil)
 		nodes[n.name] = n
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
@@ -462,7 +463,7 @@ func TestLeaderTaskStandsByWhileEtcdIsDownThenLeads(t *testing.T) {
 	runs := newRunLog()
 	counter := &countingElector{notify: make(chan struct{})}
 	began := time.Now()
-	n := startTaskNode(t, srv, "r0", runs, ttl, 100*time.Millisecond, func(e *etcd.Elector) leader.Elector {
+	n := startTaskNode(t, srv.Endpoints(), "r0", runs, ttl, 100*time.Millisecond, func(e *etcd.Elector) leader.Elector {
 		counter.Elector = e
 		return counter
 	})
@@ -504,4 +505,48 @@ func TestLeaderTaskStandsByWhileEtcdIsDownThenLeads(t *testing.T) {
 	if recs := n.logs.Find("campaign succeeded after failures"); len(recs) != 1 {
 		t.Errorf(`"campaign succeeded after failures" records: got %d, want 1`, len(recs))
 	}
+}
+
+// The leader is cut off from etcd (its connection stays open but carries
+// nothing), the case the elector's timing argument is for: its run is
+// cancelled (leader.ErrLost, etcd.ErrNotRenewed) before another replica's
+// first run begins, and that one begins within TTL + 1 s of the cut.
+func TestLeaderTaskPartitionedLeaderStopsBeforeAnotherRuns(t *testing.T) {
+	t.Parallel()
+	srv := etcdtest.Start(t)
+	px := srv.Proxy(t)
+	runs := newRunLog()
+	old := startTaskNode(t, px.Endpoints(), "r0", runs, ttl, time.Hour, nil)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	first := runs.wait(t, ctx, "r0's first run", func(taskRun) bool { return true })
+	nodes := []*node{old}
+	for i := 1; i < 3; i++ {
+		nodes = append(nodes, startTaskNode(t, srv.Endpoints(), fmt.Sprintf("r%d", i), runs, ttl, time.Hour, nil))
+	}
+	cut := time.Now()
+	px.Partition()
+	next := runs.wait(t, ctx, "the new leader's first run", func(r taskRun) bool { return r.token > first.token })
+	took := next.begin.Sub(cut)
+	if took > ttl+time.Second {
+		t.Errorf("failover (partition): got %v, want within TTL + 1s = %v", took, ttl+time.Second)
+	}
+	px.Heal()
+	for _, n := range nodes {
+		n.stop(t)
+	}
+	all := runs.snapshot()
+	oldRun := all[slices.IndexFunc(all, func(r taskRun) bool { return r.token == first.token })]
+	if oldRun.end.IsZero() {
+		t.Fatalf("partitioned leader's run %v: not ended after every replica stopped", oldRun)
+	}
+	t.Logf("failover (partition): old run cancelled %v after the cut; %s's first run began %v after the cut",
+		oldRun.end.Sub(cut).Round(time.Millisecond), next.replica, took.Round(time.Millisecond))
+	if !oldRun.end.Before(next.begin) {
+		t.Errorf("partitioned leader's run %v, new leader's first run %v: want the old one cancelled first", oldRun, next)
+	}
+	if !errors.Is(oldRun.cause, leader.ErrLost) || !errors.Is(oldRun.cause, etcd.ErrNotRenewed) {
+		t.Errorf("partitioned leader's run ended by: got %v, want leader.ErrLost and etcd.ErrNotRenewed", oldRun.cause)
+	}
+	checkOneAtATime(t, all)
 }

@@ -3,6 +3,8 @@ package etcd_test
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -14,6 +16,7 @@ import (
 	"github.com/coreservice/coreservice/contrib/etcd"
 	"github.com/coreservice/coreservice/contrib/etcd/internal/etcdtest"
 	"github.com/coreservice/coreservice/core"
+	"github.com/coreservice/coreservice/health"
 	"github.com/coreservice/coreservice/internal/coretest"
 	"github.com/coreservice/coreservice/leader"
 )
@@ -214,6 +217,17 @@ func TestLeaderServiceRunsOnOneReplicaAndShowsTheRole(t *testing.T) {
 		}
 	}
 	waitRoles(t, ctx, rest, last.replica, last.token)
+	for _, p := range rest { // as the probes show it
+		want := fmt.Sprintf("[+]%s/mailer/leader ok: standby", p.name)
+		if p.name == last.replica {
+			want = fmt.Sprintf("[+]%s/mailer/leader ok: leader (token %d)", p.name, last.token)
+		}
+		w := httptest.NewRecorder()
+		health.Handler(p.svc).ServeHTTP(w, httptest.NewRequest("GET", "/readyz?verbose", nil))
+		if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), want+"\n") {
+			t.Errorf("GET /readyz?verbose of %s: got %d\n%s\nwant 200 with the line %q", p.name, w.Code, w.Body, want)
+		}
+	}
 
 	m.mu.Lock()
 	maxRunning, got := m.max, slices.Clone(m.events)
