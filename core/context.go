@@ -79,6 +79,9 @@ func (b *Base) inherit(parent *Base) {
 	if b.meter == nil && parent.meter != nil {
 		b.meter, b.metrics.gate = parent.meter, parent.metrics.gate
 	}
+	if b.cfg.inheritTimeouts {
+		b.cfg.startTimeout, b.cfg.stopTimeout = parent.cfg.startTimeout, parent.cfg.stopTimeout
+	}
 }
 
 // resolveTelemetry gives b, about to move to Starting, the defaults for

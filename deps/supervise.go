@@ -199,8 +199,12 @@ type supervisor[S core.Service] struct {
 	timer *time.Timer // the delay before a restart; the watch goroutine's only
 }
 
-// ApplyTo registers the unit with the supervisor service.
-func (u *supervisor[S]) ApplyTo(c *core.Config) { c.AddUnit(u) }
+// ApplyTo registers the unit with the supervisor service, which is part
+// of its parent: it has the parent's StartTimeout and StopTimeout.
+func (u *supervisor[S]) ApplyTo(c *core.Config) {
+	c.AddUnit(u)
+	c.InheritTimeouts(inline.Token{})
+}
 
 // Name names the unit.
 func (u *supervisor[S]) Name() string { return SupervisorStatus }

@@ -429,3 +429,33 @@ func TestRestartedInstanceResolvesItsRequirementsAgain(t *testing.T) {
 		coretest.WantEvents(t, rec.Events(), []string{"shared start", "pool#1 start", "pool#1 stop", "pool#2 start"})
 	})
 }
+
+func TestSupervisorHasItsParentsStopTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &coretest.Flaky{Name: "db"}
+		release := make(chan struct{})
+		calls := 0
+		factory := func(ctx context.Context) (*coretest.Instance, error) {
+			if calls++; calls == 2 {
+				<-release // a factory that ignores its context
+			}
+			return f.Factory(ctx)
+		}
+		db := deps.Supervise(factory, func() backoff.BackOff { return coretest.NewPolicy(time.Second) }, deps.Name("db"))
+		api := core.NewService(core.Name("api"), core.Logger(coretest.Quiet()), core.StopTimeout(3*time.Second), db)
+		coretest.MustStart(t, api)
+		f.Last().Fail(errors.New("disk full"))
+		advance(time.Second) // the restart's factory hangs
+		start := time.Now()
+		err := api.Stop(context.Background())
+		var ste *core.StopTimeoutError
+		if !errors.As(err, &ste) || ste.Service != "db" || ste.Timeout != 3*time.Second {
+			t.Fatalf("Stop: got %v, want the supervisor's *StopTimeoutError with the parent's 3s", err)
+		}
+		if took := time.Since(start); took != 3*time.Second {
+			t.Fatalf("Stop took %v, want the parent's StopTimeout, 3s", took)
+		}
+		close(release)
+		synctest.Wait()
+	})
+}

@@ -21,7 +21,7 @@
 // once when the term is lost; Lead waits for the function to return before
 // it campaigns again or resigns, so that the work of two terms of this
 // replica never overlaps. When its context ends (the service stops), Lead
-// resigns at once, bounded by the service's StopTimeout, so that another
+// resigns at once, bounded by half the service's StopTimeout, so that another
 // replica is elected without waiting for the store's session to expire.
 //
 // Leadership is not a lock: a replica that is partitioned from the store

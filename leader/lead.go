@@ -89,7 +89,8 @@ func Check(e Elector) (err error) {
 //
 //   - lost: Lead campaigns again at once (core.LeadershipLost, with the
 //     reason, and the gauge's 0 come at the loss, not once term returned);
-//   - ctx ended: Lead resigns at once, bounded by h.StopTimeout(), so that
+//   - ctx ended: Lead resigns at once, bounded by half h.StopTimeout()
+//     (the stop waits StopTimeout for the goroutine running Lead), so that
 //     another replica is elected without waiting out the store's session,
 //     raises core.LeadershipLost with a nil Err, and returns the resign's
 //     error (nil once it succeeded);
@@ -291,7 +292,7 @@ func (l *loop) lead(ctx, sctx context.Context, ls Leadership, term func(context.
 		}
 		return ctx.Err() != nil, nil
 	}
-	rctx, rcancel := context.WithTimeout(ectx, l.h.StopTimeout())
+	rctx, rcancel := context.WithTimeout(ectx, resignTimeout(l.h.StopTimeout()))
 	if rerr := ls.Resign(rctx); rerr != nil {
 		err = fmt.Errorf("%s: resign (token %d): %w", l.unit, tok, rerr)
 	}
@@ -325,3 +326,9 @@ func callTerm(ctx context.Context, term func(context.Context) error) (err error)
 	}()
 	return term(ctx)
 }
+
+// resignTimeout bounds a resign within a service's stop: half its
+// StopTimeout, which bounds the whole goroutine running Lead, so that the
+// resign of a store that cannot be reached leaves the goroutine time to
+// return within it.
+func resignTimeout(stopTimeout time.Duration) time.Duration { return stopTimeout / 2 }

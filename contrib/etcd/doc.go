@@ -26,7 +26,9 @@
 //     client is closed (ErrSessionEnded);
 //   - the leader key is deleted (ErrKeyDeleted);
 //   - or Resign, which deletes the key and revokes the lease, so that the
-//     next candidate is elected at once (Err is then nil).
+//     next candidate is elected at once (Err is then nil); bounded by its
+//     ctx and by TTL/2, after which the lease, no longer renewed, expires
+//     by itself (a stop during an etcd outage does not wait longer).
 //
 // Lost is closed first, then the lease's keepalives stop and, after a loss,
 // the lease is revoked (best effort, bounded by TTL/2), so that a replica

@@ -243,6 +243,10 @@ func (t *term) Resign(ctx context.Context) error {
 	close(t.lost)
 	t.mu.Unlock()
 	t.cancel()
+	// A resign that etcd cannot take within TTL/2 would find the term
+	// lost anyway (see monitor): the lease expires by itself then.
+	ctx, cancel := context.WithTimeout(ctx, t.ttl/2)
+	defer cancel()
 
 	var errs []error
 	if err := t.election.Resign(ctx); err != nil {
