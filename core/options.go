@@ -10,8 +10,8 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/coreservice/coreservice/internal/names"
 	"github.com/coreservice/coreservice/internal/inline"
+	"github.com/coreservice/coreservice/internal/names"
 	"github.com/coreservice/coreservice/internal/values"
 )
 

@@ -187,7 +187,7 @@ func (u *leaderUnit[S]) ApplyTo(c *core.Config) {
 	c.AddUnit(u)
 	c.InheritTimeouts(inline.Token{})
 }
-func (u *leaderUnit[S]) Name() string           { return "campaign" }
+func (u *leaderUnit[S]) Name() string { return "campaign" }
 
 // Validate checks the elector at each start.
 func (u *leaderUnit[S]) Validate() error {
