@@ -89,6 +89,9 @@ func (h *Host) Acquire(ctx context.Context, name string, svc Service) error {
 		b.mu.Unlock()
 		return fmt.Errorf("acquire %s: %w", name, err)
 	}
+	if b.held == nil {
+		b.held = &held{}
+	}
 	b.held.acquiring++
 	b.held.reqs = append(b.held.reqs, st)
 	b.mu.Unlock()
@@ -146,15 +149,15 @@ func (b *Base) validateAcquire(name string, svc Service) error {
 // acquireAllowedLocked reports why b cannot acquire svc as name now, or
 // nil. b.mu is held.
 func (b *Base) acquireAllowedLocked(name string, svc Service) error {
-	if b.held.closed || (b.state != StateStarting && b.state != StateRunning) {
+	if (b.held != nil && b.held.closed) || (b.state != StateStarting && b.state != StateRunning) {
 		return fmt.Errorf("%s is %s", b.name, b.state)
 	}
 	taken := func(st *reqState) bool { return st.name == name }
-	if slices.ContainsFunc(b.reqs, taken) || slices.ContainsFunc(b.held.reqs, taken) {
+	if slices.ContainsFunc(b.reqs, taken) || slices.ContainsFunc(b.heldReqsLocked(), taken) {
 		return fmt.Errorf("%w: the name %q is taken by another requirement of %s", ErrInvalidOption, name, b.name)
 	}
 	same := func(st *reqState) bool { return st.svc != nil && sameService(st.svc, svc) }
-	if slices.ContainsFunc(b.held.reqs, same) || slices.ContainsFunc(b.reqs, same) {
+	if slices.ContainsFunc(b.heldReqsLocked(), same) || slices.ContainsFunc(b.reqs, same) {
 		return fmt.Errorf("%w: service %s is held by %s already", ErrInvalidOption, svc.Name(), b.name)
 	}
 	return nil
@@ -204,7 +207,7 @@ func (b *Base) acquireDone() {
 func (b *Base) dropHeld(st *reqState) (release bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	i := slices.Index(b.held.reqs, st)
+	i := slices.Index(b.heldReqsLocked(), st)
 	if i < 0 {
 		return false
 	}
@@ -228,7 +231,7 @@ func (h *Host) Release(ctx context.Context, svc Service) error {
 	// and the other gets ErrNotHeld. A service whose Acquire is under way
 	// is not held yet.
 	b.mu.Lock()
-	i := slices.IndexFunc(b.held.reqs, func(st *reqState) bool {
+	i := slices.IndexFunc(b.heldReqsLocked(), func(st *reqState) bool {
 		return st.ok && !values.IsNil(svc) && sameService(st.svc, svc)
 	})
 	if i < 0 {
@@ -254,6 +257,10 @@ func (h *Host) Release(ctx context.Context, svc Service) error {
 // for.
 func (b *Base) releaseHeld(ctx context.Context) []error {
 	b.mu.Lock()
+	if b.held == nil { // no unit ever acquired anything; none can now (Stopping)
+		b.mu.Unlock()
+		return nil
+	}
 	b.held.closed = true
 	var idle chan struct{}
 	if b.held.acquiring > 0 {
@@ -306,7 +313,7 @@ func (b *Base) heldDependenciesLocked() []Dependency {
 // not those an Acquire under way is starting. b.mu is held.
 func (b *Base) heldLocked() []*reqState {
 	var out []*reqState
-	for _, st := range b.held.reqs {
+	for _, st := range b.heldReqsLocked() {
 		if st.ok {
 			out = append(out, st)
 		}
@@ -328,4 +335,13 @@ func sameService(a, b Service) (same bool) {
 		return ab.coreBase() == bb.coreBase()
 	}
 	return values.Same(a, b)
+}
+
+// heldReqsLocked returns the services b's units acquired, also those an
+// Acquire under way is starting. b.mu is held.
+func (b *Base) heldReqsLocked() []*reqState {
+	if b.held == nil {
+		return nil
+	}
+	return b.held.reqs
 }

@@ -6,6 +6,7 @@ import (
 
 	"go.opentelemetry.io/otel"
 
+	"github.com/coreservice/coreservice/internal/inline"
 	"github.com/coreservice/coreservice/internal/telemetry"
 )
 
@@ -66,7 +67,8 @@ func (b *Base) own(ctx context.Context) context.Context {
 
 // inherit gives b, a New service that parent is about to start as its
 // requirement, parent's logger, tracer and meter where b's options set
-// none. b.mu is held; parent is Starting, so its own are resolved.
+// none, and its StartTimeout and StopTimeout when b is part of parent
+// (a unit of b's is an inline.Part). b.mu is held; parent is Starting, so its own are resolved.
 func (b *Base) inherit(parent *Base) {
 	if b.logBaseP.Load() == nil {
 		if l := parent.logBaseP.Load(); l != nil {
@@ -79,8 +81,11 @@ func (b *Base) inherit(parent *Base) {
 	if b.meter == nil && parent.meter != nil {
 		b.meter, b.metrics.gate = parent.meter, parent.metrics.gate
 	}
-	if b.cfg.inheritTimeouts {
-		b.cfg.startTimeout, b.cfg.stopTimeout = parent.cfg.startTimeout, parent.cfg.stopTimeout
+	for _, u := range b.cfg.units {
+		if p, ok := u.(inline.Part); ok && p.PartOfParent(inline.Token{}) {
+			b.cfg.startTimeout, b.cfg.stopTimeout = parent.cfg.startTimeout, parent.cfg.stopTimeout
+			break
+		}
 	}
 }
 

@@ -406,7 +406,7 @@ func (b *Base) check(ctx context.Context, ready bool) error {
 	}
 	b.mu.Lock()
 	state, reqs := b.state, b.reqs
-	if ready && len(b.held.reqs) > 0 {
+	if ready && len(b.heldReqsLocked()) > 0 {
 		reqs = slices.Concat(reqs, b.heldLocked())
 	}
 	if state == StateRunning {

@@ -10,7 +10,6 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/coreservice/coreservice/internal/inline"
 	"github.com/coreservice/coreservice/internal/names"
 	"github.com/coreservice/coreservice/internal/values"
 )
@@ -46,10 +45,6 @@ type Config struct {
 	grace           *graceClock // the startup grace of the checks; nil when none has one
 	onEvent         []func(Event)
 	errs            []error
-	// inheritTimeouts: the service is part of its parent (a supervisor, a
-	// leader's campaign): it takes the StartTimeout and StopTimeout of the
-	// parent that starts it.
-	inheritTimeouts bool
 }
 
 type hook struct {
@@ -96,13 +91,6 @@ func (c *Config) AddCheck(ch Check) {
 		c.grace = &graceClock{}
 	}
 }
-
-// InheritTimeouts makes the service take the StartTimeout and StopTimeout
-// of the parent that starts it, as it takes its logger: for the services
-// this module builds as part of their parent (the supervisor of a
-// deps.Supervise, the campaign of a leader.Service), which their users do
-// not configure. Only the module can call it (inline.Token).
-func (c *Config) InheritTimeouts(inline.Token) { c.inheritTimeouts = true }
 
 // AddError records that an option was invalid. Start then fails with a
 // *StartupError wrapping err and ErrInvalidOption, before anything starts.

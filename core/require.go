@@ -542,7 +542,7 @@ func (b *Base) Dependencies() []Dependency {
 			deps[i].Service = b.reqs[i].svc
 		}
 	}
-	if len(b.held.reqs) > 0 {
+	if len(b.heldReqsLocked()) > 0 {
 		deps = append(deps, b.heldDependenciesLocked()...)
 	}
 	return deps

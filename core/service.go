@@ -83,7 +83,7 @@ type Base struct {
 	startSpan    trace.SpanContext
 	reqs         []*reqState
 	statuses     []Status      // set by the units (Host.SetStatus)
-	held         held          // services the units acquired (Host.Acquire)
+	held         *held         // services the units acquired (Host.Acquire); nil until the first Acquire
 	changed      chan struct{} // closed at the next state change; nil until Changed asks
 	dependents   dependents    // parents to tell when b begins to stop, with b's name there
 	waits        map[*Base]int // services this one's start is waiting for

@@ -24,14 +24,28 @@ type config struct {
 	after []AnyRequirement
 	errs  []error
 
-	// Supervise only.
-	healthyAfter  time.Duration
-	hooks         []func(core.Event)
-	superviseOnly []string // the options given that only Supervise takes
+	sv *superviseConfig // the options only Supervise takes; nil when none was given
+}
+
+// superviseConfig is the settings only Supervise takes, apart so that the
+// other requirements do not carry them.
+type superviseConfig struct {
+	healthyAfter time.Duration
+	hooks        []func(core.Event)
+	given        []string // the options given, for the error on another kind
+}
+
+// supervise returns c's Supervise settings, made with their defaults on
+// first use.
+func (c *config) supervise() *superviseConfig {
+	if c.sv == nil {
+		c.sv = &superviseConfig{healthyAfter: DefaultHealthyAfter}
+	}
+	return c.sv
 }
 
 func newConfig(opts []Option) config {
-	c := config{healthyAfter: DefaultHealthyAfter}
+	var c config
 	for i, o := range opts {
 		if o == nil {
 			c.errs = append(c.errs, fmt.Errorf("option %d is nil", i))
@@ -104,12 +118,13 @@ func HealthyAfter(d time.Duration) Option { return healthyAfterOption(d) }
 type healthyAfterOption time.Duration
 
 func (o healthyAfterOption) apply(c *config) {
-	c.superviseOnly = append(c.superviseOnly, o.String())
+	sv := c.supervise()
+	sv.given = append(sv.given, o.String())
 	if o <= 0 {
 		c.errs = append(c.errs, fmt.Errorf("%v: must be positive", o))
 		return
 	}
-	c.healthyAfter = time.Duration(o)
+	sv.healthyAfter = time.Duration(o)
 }
 
 func (o healthyAfterOption) String() string {
@@ -127,12 +142,13 @@ func OnEvent(fn func(core.Event)) Option { return &onEventOption{fn} }
 type onEventOption struct{ fn func(core.Event) }
 
 func (o *onEventOption) apply(c *config) {
-	c.superviseOnly = append(c.superviseOnly, o.String())
+	sv := c.supervise()
+	sv.given = append(sv.given, o.String())
 	if o.fn == nil {
 		c.errs = append(c.errs, errors.New("deps.OnEvent: nil function"))
 		return
 	}
-	c.hooks = append(c.hooks, o.fn)
+	sv.hooks = append(sv.hooks, o.fn)
 }
 
 func (o *onEventOption) String() string { return "deps.OnEvent(func)" }

@@ -28,11 +28,16 @@ type Requirement[S core.Service] struct {
 	adapter *adapter[S]
 	applied atomic.Bool
 
-	policy func() backoff.BackOff // Supervise
+	sv *supervision[S] // Supervise only; nil for the other kinds
 
 	mu    sync.Mutex
-	built S              // Lazy: the service built; Supervise: the latest instance that ran
-	sup   *supervisor[S] // Supervise: the supervisor of the parent's current start
+	built S // Lazy: the service built; Supervise: the latest instance that ran
+}
+
+// supervision is what a Supervise requirement holds beyond the others.
+type supervision[S core.Service] struct {
+	policy func() backoff.BackOff
+	sup    *supervisor[S] // the supervisor of the parent's current start, under Requirement.mu
 }
 
 type kind int
@@ -108,7 +113,7 @@ func (r *Requirement[S]) ApplyTo(c *core.Config) {
 	case r.build == nil && r.kind == kindSupervise:
 		c.AddError(fmt.Errorf("%s: nil factory", r))
 		return
-	case r.policy == nil && r.kind == kindSupervise:
+	case r.kind == kindSupervise && r.sv.policy == nil:
 		c.AddError(fmt.Errorf("%s: nil policy", r))
 		return
 	case !built && values.IsNil(r.svc):
@@ -118,8 +123,8 @@ func (r *Requirement[S]) ApplyTo(c *core.Config) {
 	for _, err := range r.cfg.errs {
 		c.AddError(fmt.Errorf("%s: %w", r, err))
 	}
-	if r.kind != kindSupervise {
-		for _, o := range r.cfg.superviseOnly {
+	if r.kind != kindSupervise && r.cfg.sv != nil {
+		for _, o := range r.cfg.sv.given {
 			c.AddError(fmt.Errorf("%s: %s: only for deps.Supervise", r, o))
 		}
 	}

@@ -83,7 +83,8 @@ const SupervisorStatus = "supervisor"
 func Supervise[S core.Service](factory func(context.Context) (S, error), policy func() backoff.BackOff, opts ...Option) *Requirement[S] {
 	var zero S
 	r := newRequirement(kindSupervise, zero, factory, opts)
-	r.policy = policy
+	r.sv = &supervision[S]{policy: policy}
+	r.cfg.supervise() // the defaults
 	return r
 }
 
@@ -127,7 +128,7 @@ func (r *Requirement[S]) Current(ctx context.Context) (S, error) {
 		return s, nil
 	}
 	r.mu.Lock()
-	u := r.sup
+	u := r.sv.sup
 	r.mu.Unlock()
 	if u == nil {
 		return zero, fmt.Errorf("%s: not started", r)
@@ -139,8 +140,11 @@ func (r *Requirement[S]) Current(ctx context.Context) (S, error) {
 // requirement restarted its instance since the parent's start (0 for the
 // other kinds).
 func (r *Requirement[S]) Restarts() int {
+	if r.sv == nil {
+		return 0
+	}
 	r.mu.Lock()
-	u := r.sup
+	u := r.sv.sup
 	r.mu.Unlock()
 	if u == nil {
 		return 0
@@ -163,12 +167,12 @@ func (a superviseAdapter[S]) Resolve(context.Context) (core.Service, error) {
 	r := a.r
 	u := &supervisor[S]{r: r, name: r.name(), changed: make(chan struct{})}
 	opts := []core.Option{core.Name(u.name), u}
-	for _, fn := range r.cfg.hooks {
+	for _, fn := range r.cfg.sv.hooks {
 		opts = append(opts, core.OnEvent(fn))
 	}
 	u.svc = core.NewService(opts...)
 	r.mu.Lock()
-	r.sup = u
+	r.sv.sup = u
 	r.mu.Unlock()
 	return u.svc, nil
 }
@@ -199,12 +203,12 @@ type supervisor[S core.Service] struct {
 	timer *time.Timer // the delay before a restart; the watch goroutine's only
 }
 
-// ApplyTo registers the unit with the supervisor service, which is part
-// of its parent: it has the parent's StartTimeout and StopTimeout.
-func (u *supervisor[S]) ApplyTo(c *core.Config) {
-	c.AddUnit(u)
-	c.InheritTimeouts(inline.Token{})
-}
+// ApplyTo registers the unit with the supervisor service.
+func (u *supervisor[S]) ApplyTo(c *core.Config) { c.AddUnit(u) }
+
+// PartOfParent implements inline.Part: the supervisor is part of its
+// parent, and has the parent's StartTimeout and StopTimeout.
+func (u *supervisor[S]) PartOfParent(inline.Token) bool { return true }
 
 // Name names the unit.
 func (u *supervisor[S]) Name() string { return SupervisorStatus }
@@ -212,7 +216,7 @@ func (u *supervisor[S]) Name() string { return SupervisorStatus }
 // Validate calls the policy function, for this start: a nil BackOff is
 // bad input.
 func (u *supervisor[S]) Validate() error {
-	if u.policy = u.r.policy(); u.policy == nil {
+	if u.policy = u.r.sv.policy(); u.policy == nil {
 		return fmt.Errorf("%s: the policy function returned a nil BackOff", u.r)
 	}
 	return nil
@@ -342,7 +346,7 @@ func (u *supervisor[S]) watch(ctx context.Context) error {
 				u.host.Log().ErrorContext(ctx, "stop of the failed instance met errors", "instance", inst.Name(), "error", err)
 			}
 		}
-		if failedAt.Sub(since) >= u.r.cfg.healthyAfter {
+		if failedAt.Sub(since) >= u.r.cfg.sv.healthyAfter {
 			u.policy.Reset() // it was healthy long enough: a new streak
 			u.mu.Lock()
 			u.streak = 0

@@ -181,13 +181,13 @@ func (a *adapter[S]) Resolve(context.Context) (core.Service, error) {
 // leaderUnit is the unit of the campaigning service.
 type leaderUnit[S core.Service] struct{ r *Requirement[S] }
 
-// ApplyTo registers the unit with the campaigning service, which is part
-// of its parent: it has the parent's StartTimeout and StopTimeout.
-func (u *leaderUnit[S]) ApplyTo(c *core.Config) {
-	c.AddUnit(u)
-	c.InheritTimeouts(inline.Token{})
-}
-func (u *leaderUnit[S]) Name() string { return "campaign" }
+// ApplyTo registers the unit with the campaigning service.
+func (u *leaderUnit[S]) ApplyTo(c *core.Config) { c.AddUnit(u) }
+
+// PartOfParent implements inline.Part: the campaigning service is part of
+// its parent, and has the parent's StartTimeout and StopTimeout.
+func (u *leaderUnit[S]) PartOfParent(inline.Token) bool { return true }
+func (u *leaderUnit[S]) Name() string                   { return "campaign" }
 
 // Validate checks the elector at each start.
 func (u *leaderUnit[S]) Validate() error {

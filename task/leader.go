@@ -28,7 +28,7 @@ func (t *Task[T]) launchLeader(h *core.Host, sched, retry backoff.BackOff) error
 			return fmt.Errorf("%w: %w", core.ErrInvalidOption, err)
 		}
 	}
-	e := t.cfg.elector
+	e := t.cfg.leader.e
 	h.Go(t.unit, func(ctx context.Context) error {
 		t.setRole(h, 0, false)
 		defer h.SetStatus(t.statusName(), "", false) // the service's state says more

@@ -41,12 +41,13 @@ type worker[T any] struct {
 	// failing is set by a failed run and cleared by a successful one: the
 	// retry policy is Reset at the start of each streak of failures.
 	failing bool
-	retries int // failed runs of the current streak that were retried
 	// cut is set by a run that ended the loop because its context ended
 	// (a stop, or under Leader the loss of leadership); ended once the
 	// loop ended for good otherwise (ErrDone, Once, the Schedule, a
-	// failure): under Leader, the next term does not run it again.
+	// failure): under Leader, the next term does not run it again. (Next
+	// to failing: the three take one word.)
 	cut, ended bool
+	retries    int // failed runs of the current streak that were retried
 	// delivering is when the current delivery to consumers began (Unix
 	// nanoseconds), 0 outside one; read by watchdog's function.
 	delivering atomic.Int64

@@ -48,7 +48,7 @@ type config struct {
 	delay    time.Duration
 	timeout  time.Duration // 0: none
 	jitter   float64
-	elector  leader.Elector // nil: no task.Leader
+	leader   *leaderOption // nil: no task.Leader (a pointer: one word in every task's config)
 	errs     []error
 }
 
@@ -314,7 +314,7 @@ func (o *leaderOption) apply(c *config) {
 		c.invalid("task.Leader: nil leader.Elector")
 		return
 	}
-	c.elector = o.e
+	c.leader = o
 }
 
 func (o *leaderOption) String() string {

@@ -296,7 +296,8 @@ func (u unit[T]) Validate() error {
 			sched = p
 		}
 	}
-	if e := t.cfg.elector; e != nil {
+	if t.cfg.leader != nil {
+		e := t.cfg.leader.e
 		if err := leader.Check(e); err != nil {
 			errs = append(errs, fmt.Errorf("task.Leader: %w", err))
 		}
@@ -325,7 +326,7 @@ func (u unit[T]) Launch(_ context.Context, h *core.Host) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", core.ErrInvalidOption, err)
 	}
-	if t.cfg.elector != nil {
+	if t.cfg.leader != nil {
 		return t.launchLeader(h, first.sched, first.retry)
 	}
 	if t.cfg.workers == 1 {
@@ -373,8 +374,10 @@ func (u unit[T]) LaunchInline(inline.Token) bool { return u.t.cfg.workers == 1 }
 // factories, user code, when the task has policy options.
 // Under Leader it does too, when the elector is a leader.Validator.
 func (u unit[T]) ValidateInline(inline.Token) bool {
-	if _, ok := u.t.cfg.elector.(leader.Validator); ok {
-		return false
+	if l := u.t.cfg.leader; l != nil {
+		if _, ok := l.e.(leader.Validator); ok {
+			return false
+		}
 	}
 	return len(u.t.cfg.policies) == 0
 }

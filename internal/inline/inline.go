@@ -29,3 +29,14 @@ type Resolver interface {
 	// ResolveInline reports whether Resolve can be called inline.
 	ResolveInline(Token) bool
 }
+
+// Part is a core.Unit of a service that the module builds as part of its
+// parent (the supervisor of deps.Supervise, the campaign of
+// leader.Service), which its users do not configure: the service takes
+// the StartTimeout and StopTimeout of the parent that starts it, as it
+// takes its logger.
+type Part interface {
+	// PartOfParent reports whether the unit's service is part of its
+	// parent.
+	PartOfParent(Token) bool
+}
