@@ -80,9 +80,14 @@
 // The timing argument covers a leader that loses etcd. A lease revoked, or a
 // leader key deleted, by someone else (etcdctl, an operator) is seen by the
 // old leader and by its successor through the same kind of watch, with no
-// order between the two: the old leader's Lost is closed promptly (tens of
-// milliseconds), but not necessarily before the new leader starts. Guard
-// writes with the Token where that matters.
+// order between the two. So a successor whose predecessor did not resign
+// waits a little before it leads (TTL/8, at most Settle, 1 s): the old
+// leader's Lost is closed within tens of milliseconds of the deletion, so
+// its work has stopped first, unless that work takes longer than the wait
+// to notice its cancellation. A resign records itself (the key
+// <key>!resigned, in the transaction that deletes the leader key), and its
+// successor leads at once. The wait is a margin, not a proof: guard writes
+// with the Token where it matters.
 //
 // # Concurrency
 //

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.etcd.io/etcd/client/v3/concurrency"
 
 	"github.com/coreservice/coreservice/core"
 	"github.com/coreservice/coreservice/leader"
@@ -178,9 +178,10 @@ func (t *term) campaign(ctx context.Context) error {
 		rev = kvs[0].CreateRevision
 	}
 	t.key, t.rev = key, rev
-	t.election = concurrency.ResumeElection(t.session, e.prefix(), key, rev)
 
-	// Wait until no key under the prefix was created before ours.
+	// Wait until no key under the prefix was created before ours. The last
+	// key waited for is the one that led before us, if any.
+	var before int64 // its create revision; 0: we waited for no one
 	for {
 		getOpts := append(clientv3.WithLastCreate(), clientv3.WithMaxCreateRev(rev-1))
 		gr, err := e.client.Get(ctx, e.prefix(), getOpts...)
@@ -190,8 +191,14 @@ func (t *term) campaign(ctx context.Context) error {
 		if len(gr.Kvs) == 0 {
 			break
 		}
+		before = gr.Kvs[0].CreateRevision
 		if err := waitDelete(ctx, e.client, string(gr.Kvs[0].Key), gr.Header.Revision); err != nil {
 			return fmt.Errorf("wait for the leader: %w", err)
+		}
+	}
+	if before != 0 {
+		if err := t.settle(ctx, before); err != nil {
+			return err
 		}
 	}
 	// Our own key may have been deleted by someone else while we waited:
@@ -225,4 +232,42 @@ func waitDelete(ctx context.Context, client *clientv3.Client, key string, rev in
 		return err
 	}
 	return errors.New("watch ended")
+}
+
+// resignedKey is the key where Resign records the create revision of the
+// leader key it deletes, so that the successor knows the old leader
+// stopped before it resigned. It is beside the candidates' prefix, not
+// under it.
+func (e *Elector) resignedKey() string { return e.key + "!resigned" }
+
+// settle is how long a successor waits, after the key before it was
+// deleted without a resign (its lease revoked or expired, the key deleted
+// by someone else), before it leads: time for the old leader, which sees
+// the same deletion through a watch of its own, to close Lost and for its
+// work to notice. An eighth of the TTL, at most Settle.
+func (t *term) settleDelay() time.Duration { return min(t.ttl/8, Settle) }
+
+// Settle bounds the wait of a successor whose predecessor did not resign
+// (see the package doc's Limits).
+const Settle = time.Second
+
+// settle waits before leading unless the leader key created at revision
+// before was resigned; bounded by ctx, and ended by the loss of the term.
+func (t *term) settle(ctx context.Context, before int64) error {
+	e := t.elector
+	gr, err := e.client.Get(ctx, e.resignedKey())
+	if err != nil {
+		return fmt.Errorf("read the resign record: %w", err)
+	}
+	if len(gr.Kvs) == 1 && string(gr.Kvs[0].Value) == strconv.FormatInt(before, 10) {
+		return nil // the old leader stopped, then resigned
+	}
+	timer := time.NewTimer(t.settleDelay())
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -338,6 +339,12 @@ func TestResignLetsTheNextLeadAtOnce(t *testing.T) {
 	}
 	if err := l.Resign(ctx); err != nil {
 		t.Errorf("second Resign: got %v, want nil", err)
+	}
+	// The resign is recorded, so that the successor leads without the
+	// settling wait of a takeover (TTL/8).
+	rec, err := srv.Client(t).Get(ctx, key+"!resigned")
+	if err != nil || len(rec.Kvs) != 1 || string(rec.Kvs[0].Value) != strconv.FormatUint(l.Token(), 10) {
+		t.Errorf("resign record: got %v, %v, want the resigned term's token %d", rec, err, l.Token())
 	}
 	w := next(t, wins, ttl/2)
 	t.Logf("resign: %s won after %v", w.r.name, w.at.Sub(resigned).Round(time.Millisecond))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -29,10 +30,9 @@ type term struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	session  *concurrency.Session
-	election *concurrency.Election
-	key      string // the candidate (then leader) key
-	rev      int64  // its create revision: the token
+	session *concurrency.Session
+	key     string // the candidate (then leader) key
+	rev     int64  // its create revision: the token
 
 	renewals chan renewal
 	wg       sync.WaitGroup // renewer, watcher
@@ -249,7 +249,13 @@ func (t *term) Resign(ctx context.Context) error {
 	defer cancel()
 
 	var errs []error
-	if err := t.election.Resign(ctx); err != nil {
+	// Delete the leader key and record that it was resigned, in one
+	// transaction: the successor need not wait for this replica to settle.
+	_, err := t.elector.client.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(t.key), "=", t.rev)).
+		Then(clientv3.OpDelete(t.key), clientv3.OpPut(t.elector.resignedKey(), strconv.FormatInt(t.rev, 10))).
+		Commit()
+	if err != nil {
 		errs = append(errs, fmt.Errorf("delete leader key: %w", err))
 	}
 	if _, err := t.elector.client.Revoke(ctx, t.lease); err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {

@@ -249,7 +249,7 @@ func checkOneAtATime(t *testing.T, runs []taskRun) []uint64 {
 // Exactly one replica runs the task at any moment, over many terms forced
 // by the leader's client closing or its service stopping, and the fencing
 // tokens strictly increase from term to term. (A lease revoked by someone
-// else gives no such order: see TestLeaderTaskFailsOverWhenTheLeaderSessionIsRevoked.)
+// else: TestLeaderTaskFailsOverWhenTheLeaderSessionIsRevoked.)
 func TestLeaderTaskRunsOnOneReplicaAtATimeWithIncreasingTokens(t *testing.T) {
 	t.Parallel()
 	srv := etcdtest.Start(t)
@@ -290,9 +290,14 @@ func TestLeaderTaskRunsOnOneReplicaAtATimeWithIncreasingTokens(t *testing.T) {
 		nodes[n.name] = n
 		cur = next
 	}
+	// The standbys first, then the leader: no term begins after the last
+	// forced one.
 	for _, n := range nodes {
-		n.stop(t)
+		if n.name != cur.replica {
+			n.stop(t)
+		}
 	}
+	nodes[cur.replica].stop(t)
 	all := runs.snapshot()
 	tokens := checkOneAtATime(t, all)
 	if len(tokens) != len(forces)+1 {
@@ -371,14 +376,14 @@ func TestLeaderTaskFailsOverWhenTheLeaderClientCloses(t *testing.T) {
 }
 
 // The leader's session (its lease) is revoked by someone else: another
-// replica leads within TTL + 1 s, and the old leader's run is cancelled
-// with leader.ErrLost. Which comes first is not checked: the old leader and
-// its successor see the revocation through independent watches (the
-// package doc's Limits), and a run of the many-terms test forced this way
-// once began 10 ms before the old run ended.
+// replica leads within TTL + 1 s, and the old leader's run was cancelled
+// with leader.ErrLost before the new leader's first run began. The two see
+// the revocation through independent watches; the successor of a leader
+// that did not resign waits TTL/8 before it leads (the package doc's
+// Limits), which orders them.
 func TestLeaderTaskFailsOverWhenTheLeaderSessionIsRevoked(t *testing.T) {
 	t.Parallel()
-	failover(t, "session revoked", false, func(_ *node, admin *clientv3.Client) { revokeLeader(t, admin) })
+	failover(t, "session revoked", true, func(_ *node, admin *clientv3.Client) { revokeLeader(t, admin) })
 }
 
 // The parent's Stop resigns at once: with a TTL of 10 s, the next
