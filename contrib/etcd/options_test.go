@@ -3,6 +3,7 @@ package etcd_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/coreservice/coreservice/contrib/etcd"
 	"github.com/coreservice/coreservice/core"
+	"github.com/coreservice/coreservice/leader"
+	"github.com/coreservice/coreservice/task"
 )
 
 // Bad settings are errors from Validate (and Campaign) that match
@@ -69,5 +72,43 @@ func TestValidateAcceptsGoodSettings(t *testing.T) {
 	}
 	if got, want := etcd.Value("a b").String(), `etcd.Value("a b")`; got != want {
 		t.Errorf("Value String: got %q, want %q", got, want)
+	}
+}
+
+// The issue's bad input reaches the service's Start as an invalid option
+// naming the task or the requirement, the service, and the setting, before
+// anything starts; through task.Leader and through leader.Service.
+func TestBadSettingsFailTheServicesStart(t *testing.T) {
+	client, err := clientv3.New(clientv3.Config{Endpoints: []string{"127.0.0.1:1"}})
+	if err != nil {
+		t.Fatalf("clientv3.New: %v", err)
+	}
+	t.Cleanup(func() { _ = client.Close() })
+	var nilElector *etcd.Elector
+	cases := []struct {
+		name string
+		e    leader.Elector
+		want string
+	}{
+		{"TTL 0", etcd.NewElector(client, "k", etcd.TTL(0)), "etcd.TTL(0s): TTL must be positive"},
+		{"TTL below minimum", etcd.NewElector(client, "k", etcd.TTL(time.Second)), "below etcd's minimum lease TTL 2s"},
+		{"empty key", etcd.NewElector(client, ""), "election key is empty"},
+		{"nil elector", nilElector, "nil leader.Elector"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, opt := range []core.Option{
+				task.Func("report", func(context.Context) error { return nil }, task.Leader(tc.e)),
+				leader.Service(tc.e, func(context.Context) (*core.Base, error) { return core.NewService(), nil }, leader.Name("mailer")),
+			} {
+				svc := core.NewService(core.Name("api"), core.Logger(slog.New(slog.DiscardHandler)), opt)
+				err := svc.Start(t.Context())
+				var se *core.StartupError
+				if !errors.As(err, &se) || !errors.Is(err, core.ErrInvalidOption) || !strings.Contains(err.Error(), tc.want) ||
+					!strings.Contains(err.Error(), "api") {
+					t.Errorf("Start with %v: got %v, want a *StartupError of api, an invalid option with %q", opt, err, tc.want)
+				}
+			}
+		})
 	}
 }
