@@ -28,8 +28,12 @@ func ExampleElector() {
 	for {
 		l, err := e.Campaign(ctx)
 		if err != nil {
-			slog.Warn("campaign", "err", err) // etcd unreachable: retry with a backoff
-			time.Sleep(time.Second)
+			slog.Warn("campaign", "err", err) // etcd unreachable: retry after a pause
+			select {
+			case <-time.After(time.Second):
+			case <-ctx.Done():
+				return
+			}
 			continue
 		}
 		work, stop := context.WithCancel(ctx)
