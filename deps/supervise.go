@@ -165,7 +165,7 @@ func (a superviseAdapter[S]) ResolveInline(inline.Token) bool { return true }
 // Resolve builds the supervisor of this start of the parent.
 func (a superviseAdapter[S]) Resolve(context.Context) (core.Service, error) {
 	r := a.r
-	u := &supervisor[S]{r: r, name: r.name(), changed: make(chan struct{})}
+	u := &supervisor[S]{r: r, name: r.name()}
 	opts := []core.Option{core.Name(u.name), u}
 	for _, fn := range r.cfg.sv.hooks {
 		opts = append(opts, core.OnEvent(fn))
@@ -194,7 +194,7 @@ type supervisor[S core.Service] struct {
 	mu       sync.Mutex
 	inst     S                 // the latest instance that was Running
 	running  bool              // inst is Running under the supervisor, as far as it knows
-	changed  chan struct{}     // closed and replaced when inst or running change
+	changed  chan struct{}     // closed when inst or running change; made by the first waiter after a change
 	since    time.Time         // when inst became Running
 	under    trace.SpanContext // the span inst was started under
 	restarts int
@@ -289,13 +289,18 @@ func (u *supervisor[S]) current(ctx context.Context) (S, error) {
 	var zero S
 	for {
 		u.mu.Lock()
-		inst, running, changed := u.inst, u.running, u.changed
-		u.mu.Unlock()
 		// An instance that failed is Running no more before the supervisor
 		// has noticed: wait for it to.
-		if running && inst.State() == core.StateRunning {
+		if u.running && u.inst.State() == core.StateRunning {
+			inst := u.inst
+			u.mu.Unlock()
 			return inst, nil
 		}
+		if u.changed == nil {
+			u.changed = make(chan struct{})
+		}
+		changed := u.changed
+		u.mu.Unlock()
 		select {
 		case <-changed:
 		case <-u.svc.Done():
@@ -311,8 +316,10 @@ func (u *supervisor[S]) current(ctx context.Context) (S, error) {
 
 // changeLocked wakes the callers of current. u.mu is held.
 func (u *supervisor[S]) changeLocked() {
-	close(u.changed)
-	u.changed = make(chan struct{})
+	if u.changed != nil {
+		close(u.changed)
+		u.changed = nil
+	}
 }
 
 // watch waits for the Running instance to end and restarts it, until the
