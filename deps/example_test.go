@@ -2,11 +2,16 @@ package deps_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
 
 	"github.com/coreservice/coreservice/core"
 	"github.com/coreservice/coreservice/deps"
+	"github.com/coreservice/coreservice/task"
 )
 
 // Postgres is a service of the user's own, embedding *core.Base.
@@ -79,4 +84,58 @@ func ExampleGraph() {
 	// 	n2 [label="db\nnew", fillcolor=white];
 	// 	n1 -> n2;
 	// }
+}
+
+// Conn is a connection that breaks: its keepalive task fails on its third
+// run.
+type Conn struct {
+	*core.Base
+}
+
+func dial(n int) *Conn {
+	runs := 0
+	return &Conn{Base: core.NewService(core.Name(fmt.Sprintf("conn#%d", n)), core.Logger(slog.New(slog.DiscardHandler)),
+		task.Func("keepalive", func(context.Context) error {
+			if runs++; runs == 3 && n == 1 {
+				return errors.New("connection reset by peer")
+			}
+			return nil
+		}, task.Every(10*time.Millisecond)))}
+}
+
+func ExampleSupervise() {
+	n := 0
+	restarted := make(chan struct{})
+	db := deps.Supervise(func(context.Context) (*Conn, error) { n++; return dial(n), nil },
+		func() backoff.BackOff { return backoff.NewConstantBackOff(50 * time.Millisecond) },
+		deps.Name("db"),
+		deps.OnEvent(func(e core.Event) {
+			switch e := e.(type) {
+			case core.RestartScheduled:
+				fmt.Printf("restart %d of db in %v: %v\n", e.Attempt, e.Delay, e.Err)
+			case core.Restarted:
+				fmt.Println("restarted db as", e.Instance)
+				close(restarted)
+			}
+		}))
+	api := core.NewService(core.Name("api"), core.Logger(slog.New(slog.DiscardHandler)), db)
+	if err := api.Start(context.Background()); err != nil {
+		fmt.Println(err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	<-db.Get().Done() // conn#1 breaks
+	conn, err := db.Current(ctx) // waits for the restart, bounded by ctx
+	<-restarted                  // the hook has printed its line
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println("api is", api.State(), "with", conn.Name())
+	_ = api.Stop(context.Background())
+	// Output:
+	// restart 1 of db in 50ms: task conn#1/keepalive worker 1: connection reset by peer
+	// restarted db as conn#2
+	// api is running with conn#2
 }
