@@ -258,3 +258,84 @@ func TestLeaderStatusFollowsEachTerm(t *testing.T) {
 		coretest.MustStop(t, a)
 	})
 }
+
+// Under Once, a run cut by the loss of leadership was not a successful
+// run: the worker has not ended, and runs again in the next term (with the
+// new token); once that run succeeds, it ends.
+func TestLeaderOnceRunCutByTheLossRunsAgainNextTerm(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		el := &coretest.Election{}
+		var mu sync.Mutex
+		var tokens []uint64
+		tk := task.Func("report", func(ctx context.Context) error {
+			tok, _ := leader.Token(ctx)
+			mu.Lock()
+			tokens = append(tokens, tok)
+			n := len(tokens)
+			mu.Unlock()
+			if n == 1 {
+				<-ctx.Done() // the first run is cut by the loss
+				return ctx.Err()
+			}
+			return nil
+		}, task.Leader(el.Elector("a")), task.Once())
+		a := core.NewService(core.Name("a"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Hour), tk)
+		coretest.MustStart(t, a)
+		synctest.Wait()
+		el.Lose(errSession)
+		advance(time.Hour)
+		mu.Lock()
+		got := append([]uint64(nil), tokens...)
+		mu.Unlock()
+		if len(got) != 2 || got[1] != 2 {
+			t.Fatalf("runs' tokens: got %v, want [1 2] (the cut run done again in term 2, then ended)", got)
+		}
+		if a.State() != core.StateRunning {
+			t.Fatalf("state: got %s (%v), want Running", a.State(), a.Err())
+		}
+		coretest.MustStop(t, a)
+	})
+}
+
+// Each term won starts the workers as a launch does: Delay first.
+func TestLeaderEachTermWaitsTheDelayBeforeItsFirstRun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		el := &coretest.Election{}
+		st := newStamps()
+		tk := task.Func("report", func(ctx context.Context) error {
+			st.add()
+			<-ctx.Done()
+			return ctx.Err()
+		}, task.Leader(el.Elector("a")), task.Delay(5*time.Second), task.Every(time.Second))
+		a := core.NewService(core.Name("a"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Hour), tk)
+		coretest.MustStart(t, a)
+		advance(10 * time.Second)
+		el.Lose(errSession) // at 10s; term 2 is won at once
+		advance(10 * time.Second)
+		wantStamps(t, st, secs(5, 15)...)
+		coretest.MustStop(t, a)
+	})
+}
+
+// A run's failure while leading fails the service with its error, and the
+// term is resigned so that another replica leads at once.
+func TestLeaderRunFailureFailsTheServiceAndResigns(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		el := &coretest.Election{Expiry: time.Hour}
+		errReport := errors.New("report: disk full")
+		a, _ := replica("a", el.Elector("a"), func(context.Context) error { return errReport })
+		if err := a.Start(t.Context()); err == nil {
+			<-a.Done()
+			err = a.Err()
+			if !errors.Is(err, errReport) {
+				t.Fatalf("Err: got %v, want %v", err, errReport)
+			}
+		} else if !errors.Is(err, errReport) {
+			t.Fatalf("Start: got %v, want %v", err, errReport)
+		}
+		synctest.Wait()
+		if id, _, ok := el.Leader(); ok {
+			t.Fatalf("leader after the failure: got %q, want none (resigned)", id)
+		}
+	})
+}
