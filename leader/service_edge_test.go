@@ -9,7 +9,10 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
+
 	"github.com/coreservice/coreservice/core"
+	"github.com/coreservice/coreservice/deps"
 	"github.com/coreservice/coreservice/internal/coretest"
 	"github.com/coreservice/coreservice/leader"
 )
@@ -291,5 +294,117 @@ func TestServiceNotStartedOnALeadershipAlreadyLost(t *testing.T) {
 		if log, _, _ := m.snapshot(); strings.Contains(strings.Join(log, ","), "start") {
 			t.Fatalf("log: got %q, want no start on a lost leadership", log)
 		}
+	})
+}
+
+// The stop errors of the leader's service are the term's: at a loss they
+// fail the parent; at the parent's stop they are in its Stop result.
+func TestServiceStopErrorsFailTheParentAtALossAndReachStop(t *testing.T) {
+	errStop := errors.New("flush queue: broken pipe")
+	build := func(context.Context) (*core.Base, error) {
+		return core.NewService(core.Name("mailer-a"), core.Logger(coretest.Quiet()),
+			core.OnStop(func(context.Context) error { return errStop })), nil
+	}
+	t.Run("loss", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			el := &coretest.Election{}
+			a, _ := replica("a", el.Elector("a"), build)
+			coretest.MustStart(t, a)
+			synctest.Wait()
+			el.Lose(errors.New("session expired"))
+			synctest.Wait()
+			<-a.Done()
+			if err := a.Err(); !errors.Is(err, errStop) {
+				t.Fatalf("parent's Err after a loss: got %v, want %v", err, errStop)
+			}
+		})
+	})
+	t.Run("stop", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			el := &coretest.Election{}
+			a, _ := replica("a", el.Elector("a"), build)
+			coretest.MustStart(t, a)
+			synctest.Wait()
+			if err := a.Stop(context.Background()); !errors.Is(err, errStop) {
+				t.Fatalf("parent's Stop: got %v, want %v", err, errStop)
+			}
+			if _, _, ok := el.Leader(); ok {
+				t.Fatalf("leader after Stop: got one, want none (resigned)")
+			}
+		})
+	})
+}
+
+// A loss while the parent stops (the service is being stopped) is no
+// failure of the parent: Stop returns nil, the loss recorded once.
+func TestServiceLossDuringTheParentStopIsNoFailure(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		el := &coretest.Election{}
+		ev := &coretest.Events{}
+		inStop := make(chan struct{})
+		release := make(chan struct{})
+		build := func(context.Context) (*core.Base, error) {
+			return core.NewService(core.Name("mailer-a"), core.Logger(coretest.Quiet()),
+				core.OnStop(func(context.Context) error { close(inStop); <-release; return nil })), nil
+		}
+		a, _ := replica("a", el.Elector("a"), build, leader.OnEvent(ev.Hook))
+		coretest.MustStart(t, a)
+		synctest.Wait()
+		done := make(chan error, 1)
+		go func() { done <- a.Stop(context.Background()) }()
+		<-inStop
+		el.Lose(errors.New("session expired"))
+		close(release)
+		if err := <-done; err != nil {
+			t.Fatalf("Stop with a loss during it: got %v, want nil", err)
+		}
+		if n := len(coretest.OfType[core.LeadershipLost](ev)); n != 1 {
+			t.Fatalf("LeadershipLost: got %d, want 1", n)
+		}
+	})
+}
+
+// A leader.Service next to a deps.Supervise requirement on one parent, the
+// leader's service itself restarted in place by a deps.Supervise inside
+// build: a failure of the supervised service under the leader's restarts
+// it without failing the parent or giving up the term; a loss stops only
+// the leader's side; the parent stops clean.
+func TestServiceNextToSuperviseAndSupervisedInsideBuild(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		el := &coretest.Election{}
+		var fu atomic.Pointer[coretest.HostUnit]
+		var made atomic.Int32
+		factory := func(context.Context) (*core.Base, error) {
+			made.Add(1)
+			u := coretest.NewHostUnit("work")
+			fu.Store(u)
+			return core.NewService(core.Name("worker"), core.Logger(coretest.Quiet()), u), nil
+		}
+		policy := func() backoff.BackOff { return backoff.NewConstantBackOff(time.Second) }
+		build := func(context.Context) (*core.Base, error) {
+			return core.NewService(core.Name("mailer"), core.Logger(coretest.Quiet()), deps.Supervise(factory, policy)), nil
+		}
+		sideFactory := func(context.Context) (*core.Base, error) {
+			return core.NewService(core.Name("cache"), core.Logger(coretest.Quiet())), nil
+		}
+		req := leader.Service(el.Elector("a"), build, leader.Name("mailer"))
+		parent := core.NewService(core.Name("api"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Hour),
+			deps.Supervise(sideFactory, policy), req)
+		coretest.MustStart(t, parent)
+		synctest.Wait()
+		fu.Load().Host().Fail(errors.New("transient"))
+		advance(2 * time.Second)
+		if parent.State() != core.StateRunning || made.Load() != 2 {
+			t.Fatalf("after the supervised failure: parent %s (%v), %d made, want Running and 2", parent.State(), parent.Err(), made.Load())
+		}
+		if _, tok, _ := el.Leader(); tok != 1 {
+			t.Fatalf("token: got %d, want 1 (the term goes on)", tok)
+		}
+		el.Lose(errors.New("session expired"))
+		synctest.Wait()
+		if parent.State() != core.StateRunning || req.Get() == nil {
+			t.Fatalf("after a loss: parent %s (%v), Get %v, want Running and the next term's service", parent.State(), parent.Err(), req.Get())
+		}
+		coretest.MustStop(t, parent)
 	})
 }
