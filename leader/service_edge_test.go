@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -406,5 +407,85 @@ func TestServiceNextToSuperviseAndSupervisedInsideBuild(t *testing.T) {
 			t.Fatalf("after a loss: parent %s (%v), Get %v, want Running and the next term's service", parent.State(), parent.Err(), req.Get())
 		}
 		coretest.MustStop(t, parent)
+	})
+}
+
+// stubborn is a core.Service (not a *core.Base) whose Start ignores its
+// context until release is closed, then counts as running in m until Stop.
+type stubborn struct {
+	m       *mailers
+	release chan struct{}
+	mu      sync.Mutex
+	state   core.State
+	done    chan struct{}
+}
+
+func (s *stubborn) Name() string { return "stubborn" }
+func (s *stubborn) Start(context.Context) error {
+	<-s.release
+	s.m.mu.Lock()
+	s.m.running++
+	s.m.max = max(s.m.max, s.m.running)
+	s.m.log = append(s.m.log, "start a")
+	s.m.mu.Unlock()
+	s.mu.Lock()
+	s.state = core.StateRunning
+	s.mu.Unlock()
+	return nil
+}
+func (s *stubborn) Stop(context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state != core.StateRunning {
+		return nil
+	}
+	s.state = core.StateTerminated
+	close(s.done)
+	s.m.mu.Lock()
+	s.m.running--
+	s.m.log = append(s.m.log, "stop a")
+	s.m.mu.Unlock()
+	return nil
+}
+func (s *stubborn) Healthcheck(context.Context) error { return nil }
+func (s *stubborn) State() core.State {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state
+}
+func (s *stubborn) Done() <-chan struct{} { return s.done }
+func (s *stubborn) Err() error            { return nil }
+
+// A term lost while its service's Start ignores its context: the next
+// leader's service does not run while this one's Start has not returned
+// and it has not been stopped (the two replicas' services never overlap).
+func TestServiceLostDuringAStartThatIgnoresItsContextNeverOverlapsTheNextLeader(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		el := &coretest.Election{}
+		m := &mailers{}
+		s := &stubborn{m: m, release: make(chan struct{}), state: core.StateNew, done: make(chan struct{})}
+		first := true
+		build := func(ctx context.Context) (core.Service, error) {
+			if first {
+				first = false
+				return s, nil
+			}
+			<-ctx.Done() // later terms of a build nothing
+			return nil, ctx.Err()
+		}
+		reqA := leader.Service(el.Elector("a"), build, leader.Name("mailer"))
+		a := core.NewService(core.Name("api-a"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Hour), reqA)
+		coretest.MustStart(t, a)
+		synctest.Wait()
+		b, _ := replica("b", el.Elector("b"), m.build("b"))
+		coretest.MustStart(t, b)
+		synctest.Wait()
+		el.Lose(errors.New("session expired"))
+		advance(time.Second)
+		close(s.release)
+		advance(time.Minute)
+		if log, maxRunning, _ := m.snapshot(); maxRunning > 1 {
+			t.Fatalf("log: got %q, at most %d at once, want 1 (a's service overlapped b's)", log, maxRunning)
+		}
 	})
 }
