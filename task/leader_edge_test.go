@@ -24,6 +24,8 @@ type edgeElector struct {
 	n          int
 	resignErr  error
 	lostAtOnce bool
+	winAtStop  bool // Campaign waits for its context to end, then wins
+	resigned   atomic.Int32
 }
 
 type edgeTerm struct {
@@ -40,6 +42,9 @@ func (e *edgeElector) Campaign(ctx context.Context) (leader.Leadership, error) {
 	e.n++
 	n := e.n
 	e.mu.Unlock()
+	if e.winAtStop {
+		<-ctx.Done()
+	}
 	if e.lostAtOnce && n > 1 {
 		<-ctx.Done()
 		return nil, ctx.Err()
@@ -66,7 +71,11 @@ func (t *edgeTerm) Err() error {
 	defer t.errMu.Unlock()
 	return t.err
 }
-func (t *edgeTerm) Resign(context.Context) error { t.end(nil); return t.e.resignErr }
+func (t *edgeTerm) Resign(context.Context) error {
+	t.e.resigned.Add(1)
+	t.end(nil)
+	return t.e.resignErr
+}
 
 // The resign's error at the stop is in Stop's result.
 func TestLeaderResignErrorIsInStopResult(t *testing.T) {
@@ -336,6 +345,25 @@ func TestLeaderRunFailureFailsTheServiceAndResigns(t *testing.T) {
 		synctest.Wait()
 		if id, _, ok := el.Leader(); ok {
 			t.Fatalf("leader after the failure: got %q, want none (resigned)", id)
+		}
+	})
+}
+
+// An election won just as the stop begins (Campaign returns a leadership
+// after its context ended) starts no run, and is resigned.
+func TestLeaderElectionWonAsTheStopBeginsRunsNothingAndResigns(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var runs atomic.Int32
+		e := &edgeElector{winAtStop: true}
+		a, _ := replica("a", e, func(ctx context.Context) error { runs.Add(1); return nil })
+		coretest.MustStart(t, a)
+		synctest.Wait()
+		coretest.MustStop(t, a)
+		if n := runs.Load(); n != 0 {
+			t.Fatalf("runs after the stop began: got %d, want 0", n)
+		}
+		if r := e.resigned.Load(); r != 1 {
+			t.Fatalf("Resign calls: got %d, want 1", r)
 		}
 	})
 }
