@@ -125,7 +125,7 @@ func ExampleSupervise() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	<-db.Get().Done() // conn#1 breaks
+	<-db.Get().Done()            // conn#1 breaks
 	conn, err := db.Current(ctx) // waits for the restart, bounded by ctx
 	<-restarted                  // the hook has printed its line
 	if err != nil {

@@ -103,7 +103,11 @@ func Check(e Elector) (err error) {
 //     anew) or ctx ends.
 //
 // A Campaign that fails is retried after a backoff (CampaignRetryInitial to
-// CampaignRetryMax); the failures are logged at WARN, "campaign failed;
+// CampaignRetryMax); after a loss Lead campaigns again at once, unless the
+// terms keep being lost within CampaignRetryInitial of their election (from
+// the second such term in a row, the campaigns are paced by the same
+// backoff). A term already lost when Campaign returns runs no work. The
+// failures are logged at WARN, "campaign failed;
 // standing by", rate-limited by CampaignLogInterval. Each campaign is a span
 // "campaign <service>", the root of its own trace, from its start to the
 // election (with the token) or its failure.
@@ -134,6 +138,7 @@ type loop struct {
 	bo       *backoff.ExponentialBackOff
 	timer    *time.Timer
 	failing  int       // campaigns failed in the current streak
+	short    int       // terms in a row lost within CampaignRetryInitial of their election
 	unlogged int       // of those, failures not logged yet
 	loggedAt time.Time // when the last failure record was logged
 }
@@ -173,9 +178,23 @@ func (l *loop) run(ctx context.Context, term func(context.Context) error) error 
 			}
 			continue
 		}
+		won := time.Now()
 		done, err := l.lead(ctx, sctx, ls, term)
 		if done {
 			return err
+		}
+		// Lost: campaign again at once. But terms lost within
+		// CampaignRetryInitial of their election, one after the other (a
+		// store that ends every session at once), are paced by the backoff
+		// from the second on, rather than a loop; a longer term starts
+		// afresh.
+		if time.Since(won) >= CampaignRetryInitial {
+			l.short = 0
+			l.bo.Reset()
+			continue
+		}
+		if l.short++; l.short > 1 && !l.wait(ctx, l.bo.NextBackOff()) {
+			return nil
 		}
 	}
 }
@@ -218,7 +237,11 @@ func (l *loop) standBy(ctx context.Context, err error) bool {
 	default:
 		l.unlogged++
 	}
-	d := l.bo.NextBackOff()
+	return l.wait(ctx, l.bo.NextBackOff())
+}
+
+// wait waits d, and reports whether ctx is still on.
+func (l *loop) wait(ctx context.Context, d time.Duration) bool {
 	if l.timer == nil {
 		l.timer = time.NewTimer(d)
 	} else {
@@ -240,7 +263,6 @@ func (l *loop) lead(ctx, sctx context.Context, ls Leadership, term func(context.
 		l.h.Log().InfoContext(ctx, "campaign succeeded after failures", "unit", l.unit, "failures", l.failing)
 	}
 	l.failing, l.unlogged = 0, 0
-	l.bo.Reset()
 	tok := ls.Token()
 	ectx := context.WithoutCancel(ctx)
 	l.gauge.Add(ectx, 1, l.gopts...)
@@ -262,7 +284,14 @@ func (l *loop) lead(ctx, sctx context.Context, ls Leadership, term func(context.
 		case <-tctx.Done():
 		}
 	})
-	termErr := callTerm(tctx, term)
+	var termErr error
+	select {
+	case <-ls.Lost():
+		// Lost before its work began (while Campaign returned): no work
+		// starts on a term that is over. The loss is recorded below.
+	default:
+		termErr = callTerm(tctx, term)
+	}
 	if termErr != nil && tctx.Err() != nil &&
 		(errors.Is(termErr, context.Canceled) || errors.Is(termErr, context.Cause(tctx))) {
 		termErr = nil // cut short by the loss or by ctx: no failure
@@ -293,7 +322,7 @@ func (l *loop) lead(ctx, sctx context.Context, ls Leadership, term func(context.
 		return ctx.Err() != nil, nil
 	}
 	rctx, rcancel := context.WithTimeout(ectx, resignTimeout(l.h.StopTimeout()))
-	if rerr := ls.Resign(rctx); rerr != nil {
+	if rerr := resign(rctx, ls); rerr != nil {
 		err = fmt.Errorf("%s: resign (token %d): %w", l.unit, tok, rerr)
 	}
 	rcancel()
@@ -315,6 +344,17 @@ func lossReason(ls Leadership) error {
 		return err
 	}
 	return errors.New("resigned by another caller")
+}
+
+// resign calls ls.Resign, turning a panic into a *core.PanicError: the
+// term is over either way, and is recorded so.
+func resign(ctx context.Context, ls Leadership) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &core.PanicError{Value: r, Stack: debug.Stack()}
+		}
+	}()
+	return ls.Resign(ctx)
 }
 
 // callTerm calls term, turning a panic into a *core.PanicError.

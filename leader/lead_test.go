@@ -75,6 +75,9 @@ func TestLeadRunsTermWithTokenUntilLost(t *testing.T) {
 		synctest.Wait()
 		el.Lose(errGone)
 		synctest.Wait()
+		// Terms that last: two lost at once in a row would be paced
+		// (TestLeadCampaignsAfterRepeatedInstantLossesArePaced).
+		advance(leader.CampaignRetryInitial)
 		el.Lose(errGone)
 		synctest.Wait()
 		coretest.MustStop(t, svc)
@@ -173,8 +176,8 @@ func TestLeadSpanAndGauge(t *testing.T) {
 		if g := gauge(); g != 1 {
 			t.Fatalf("is_leader while leading: got %d, want 1", g)
 		}
+		el.Fail(errDown) // the next campaign fails: not leading (before the loss, which frees the seat)
 		el.Lose(errors.New("gone"))
-		el.Fail(errDown) // the next campaign fails: not leading
 		advance(time.Millisecond)
 		if g := gauge(); g != 0 {
 			t.Fatalf("is_leader after the loss: got %d, want 0", g)

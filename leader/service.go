@@ -84,6 +84,14 @@ func (*onEventOption) String() string                   { return "leader.OnEvent
 // deps.Graph; both are ready, since a standby replica is as healthy as the
 // leader.
 //
+// The service of one term is stopped before this replica campaigns again,
+// so two replicas' services do not overlap as long as the loss is seen
+// before the store lets another replica win (contrib/etcd's timing) and
+// the service's Start honours its context: a Start that ignores it is
+// abandoned at the loss (the next leader may then be elected while it
+// runs) and the service is stopped once that Start returns. Guard writes
+// with the token.
+//
 // A failure of build or of the service, while leading, fails the parent,
 // as any requirement's failure does (the term is resigned first): restart
 // it in place with deps.Supervise inside build if it should not. Bad
@@ -213,10 +221,16 @@ func (u *leaderUnit[S]) term(ctx context.Context, h *core.Host) error {
 	r := u.r
 	tok, _ := Token(ctx)
 	inst, err := u.callBuild(ctx)
+	if ctx.Err() != nil {
+		return nil // lost, or stopping, while build ran: what it built is never started
+	}
 	if err != nil {
 		return err
 	}
 	if err := h.Acquire(ctx, inst.Name(), inst); err != nil {
+		if ctx.Err() != nil && !errors.Is(err, core.ErrLeftRunning) {
+			return nil // cut short by the loss or the stop
+		}
 		return err
 	}
 	r.mu.Lock()
