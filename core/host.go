@@ -184,28 +184,9 @@ func (h *Host) Emit(ctx context.Context, e Event) {
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	switch v := e.(type) {
-	case TaskRunFailed:
-		v.Service = h.b.name
-		e = v
-	case TaskRetryScheduled:
-		v.Service = h.b.name
-		e = v
-	case RestartScheduled:
-		v.Service = h.b.name
-		e = v
-	case Restarted:
-		v.Service = h.b.name
-		e = v
-	case RestartGaveUp:
-		v.Service = h.b.name
-		e = v
-	case LeadershipWon:
-		v.Service = h.b.name
-		e = v
-	case LeadershipLost:
-		v.Service = h.b.name
-		e = v
+	switch e.(type) { // these types exactly: not a pointer to one, nor a type embedding one
+	case TaskRunFailed, TaskRetryScheduled, RestartScheduled, Restarted, RestartGaveUp, LeadershipWon, LeadershipLost:
+		e = e.(unitEvent).withService(h.b.name)
 	case nil:
 		h.b.logger().ErrorContext(ctx, "Host.Emit: nil event: dropped")
 		return
@@ -215,6 +196,21 @@ func (h *Host) Emit(ctx context.Context, e Event) {
 	}
 	emit(h.b, ctx, e)
 }
+
+// unitEvent is an event that a unit raises with Host.Emit, which sets its
+// Service field.
+type unitEvent interface {
+	Event
+	withService(name string) Event
+}
+
+func (e TaskRunFailed) withService(n string) Event      { e.Service = n; return e }
+func (e TaskRetryScheduled) withService(n string) Event { e.Service = n; return e }
+func (e RestartScheduled) withService(n string) Event   { e.Service = n; return e }
+func (e Restarted) withService(n string) Event          { e.Service = n; return e }
+func (e RestartGaveUp) withService(n string) Event      { e.Service = n; return e }
+func (e LeadershipWon) withService(n string) Event      { e.Service = n; return e }
+func (e LeadershipLost) withService(n string) Event     { e.Service = n; return e }
 
 // workerSet is the goroutines a service owns: launched by units, and the
 // monitor's ticks while one runs, waited for by the stop sequence. It counts

@@ -1,37 +1,19 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/coreservice/coreservice/internal/coretest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// syncBuffer is a bytes.Buffer safe for the example's concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // The example on an embedded etcd with a 2 s TTL, killing the leader after
 // 1 s: another replica takes over (within TTL + 1 s of the kill) and runs
@@ -39,7 +21,7 @@ func (s *syncBuffer) String() string {
 func TestLeaderIsKilledAndAnotherTakesOver(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 6*time.Second)
 	defer cancel()
-	var out syncBuffer
+	var out coretest.Buffer
 	cfg := config{ttl: 2 * time.Second, killAfter: time.Second, logger: slog.New(slog.DiscardHandler)}
 	if err := run(ctx, &out, cfg); err != nil {
 		t.Fatalf("run: got %v, want nil", err)

@@ -1,36 +1,18 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/coreservice/coreservice/internal/coretest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// syncBuffer is a bytes.Buffer safe for the example's concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestFlakyConnectionIsRestartedAndTheProbeSwitches runs the example with
 // connections that last 300 ms for 5 s, on a free port. Whatever the
@@ -40,7 +22,7 @@ func (s *syncBuffer) String() string {
 func TestFlakyConnectionIsRestartedAndTheProbeSwitches(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
-	var out syncBuffer
+	var out coretest.Buffer
 	if err := run(ctx, "127.0.0.1:0", 300*time.Millisecond, &out, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatalf("run: got %v, want nil", err)
 	}
