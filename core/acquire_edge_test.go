@@ -354,7 +354,7 @@ func TestStatusThatIsNotReadyFailsHealthcheckNeverTheService(t *testing.T) {
 		if !errors.Is(err, core.ErrUnhealthy) || !strings.Contains(err.Error(), "role: standby") {
 			t.Fatalf("Healthcheck: got %v, want ErrUnhealthy with role: standby", err)
 		}
-		time.Sleep(time.Minute) // the monitor runs many times
+		coretest.Advance(time.Minute) // the monitor runs many times
 		synctest.Wait()
 		if api.State() != core.StateRunning {
 			t.Fatalf("api with a status not ready for a minute: got %v (%v), want Running", api.State(), api.Err())

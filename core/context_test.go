@@ -85,7 +85,7 @@ func TestLogAndServiceNameFromTheContextsOfHooksUnitsAndChecks(t *testing.T) {
 		}
 		coretest.MustStart(t, other) // a Healthcheck call with other's context
 		synctest.Wait()
-		time.Sleep(time.Second) // a monitor tick
+		coretest.Advance(time.Second) // a monitor tick
 		synctest.Wait()
 		coretest.MustStop(t, other)
 		coretest.MustStop(t, svc)

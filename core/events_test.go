@@ -32,7 +32,7 @@ func closed(ch <-chan struct{}) bool {
 func TestChangedClosesAtEveryStateChange(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := core.NewService(core.Name("svc"), core.Logger(coretest.Quiet()),
-			core.OnStart(func(context.Context) error { time.Sleep(time.Second); return nil }))
+			core.OnStart(func(context.Context) error { coretest.Advance(time.Second); return nil }))
 		ch := s.Changed()
 		if err := s.Stop(context.Background()); err != nil || closed(ch) {
 			t.Fatalf("Changed after a Stop before Start: got closed=%v (Stop %v), want open: nothing changed", closed(ch), err)
@@ -106,7 +106,7 @@ func TestEventsArriveInTheOrderTheyHappened(t *testing.T) {
 		s := core.NewService(core.Name("svc"), core.Logger(logs.Logger()), core.MonitorInterval(time.Hour),
 			core.OnEvent(first.Hook), core.OnEvent(second.Hook), failingTask(failures))
 		coretest.MustStart(t, s)
-		time.Sleep(time.Second) // every failure and retry has happened
+		coretest.Advance(time.Second) // every failure and retry has happened
 		coretest.MustStop(t, s)
 
 		got := first.All()
@@ -174,7 +174,7 @@ func TestSlowHookHoldsNeitherStartNorStopPastStopTimeout(t *testing.T) {
 		if err != nil || took != 0 {
 			t.Fatalf("Start with a blocked hook: got %v after %v, want nil at once", err, took)
 		}
-		time.Sleep(time.Second) // the task's failures fill the queue
+		coretest.Advance(time.Second) // the task's failures fill the queue
 		took, err = coretest.Bounded(t, "Stop", func() error { return s.Stop(context.Background()) })
 		if err != nil || took != 5*time.Second {
 			t.Fatalf("Stop with a blocked hook: got %v after %v, want nil after StopTimeout (5s)", err, took)
@@ -209,7 +209,7 @@ func TestDroppedEventsAreReportedOnceThereIsRoom(t *testing.T) {
 		logs := coretest.NewLogs()
 		s := behindHooks(logs, &got, release)
 		coretest.MustStart(t, s)
-		time.Sleep(time.Second)
+		coretest.Advance(time.Second)
 		close(release)
 		synctest.Wait() // the hook has caught up
 		coretest.MustStop(t, s)
@@ -405,7 +405,7 @@ func TestRequirementFailedNamesTheRequirement(t *testing.T) {
 				p := core.NewService(core.Name("p"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Second),
 					requires(child), core.OnEvent(got.Hook))
 				coretest.MustStart(t, p)
-				time.Sleep(time.Millisecond)
+				coretest.Advance(time.Millisecond)
 				breakIt()
 				<-p.Done()
 				var seq []string
@@ -541,7 +541,7 @@ func TestAFailureIsLoggedAtErrorOnceAlongAChain(t *testing.T) {
 		logs := coretest.NewLogs()
 		l := logs.Logger()
 		db := core.NewService(core.Name("db"), core.Logger(l), &unit{name: "conn", fn: func(ctx context.Context) error {
-			time.Sleep(time.Second)
+			coretest.Advance(time.Second)
 			return errors.New("conn reset")
 		}})
 		cache := core.NewService(core.Name("cache"), core.Logger(l), requires(db))
@@ -619,7 +619,7 @@ func TestATaskFailureIsLoggedAtErrorOnce(t *testing.T) {
 		boom := errors.New("boom")
 		s := core.NewService(core.Name("svc"), core.Logger(logs.Logger()), &launchHook{fn: func(h *core.Host) {
 			h.Go("task fetch#1", func(ctx context.Context) error {
-				time.Sleep(time.Second)
+				coretest.Advance(time.Second)
 				h.Emit(ctx, core.TaskRunFailed{Task: "fetch", Worker: 1, Run: 1, Err: boom, Fails: true})
 				return &core.TaskError{Service: "svc", Task: "fetch", Worker: 1, Err: boom}
 			})

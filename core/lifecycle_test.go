@@ -1132,7 +1132,7 @@ func TestAStartTimeoutNamesTheOnStartHookItEnded(t *testing.T) {
 		"returns nil":     func(ctx context.Context) error { <-ctx.Done(); return nil },
 		"returns ctx.Err": func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() },
 		"ignores ctx": func(ctx context.Context) error {
-			time.Sleep(time.Second)
+			coretest.Advance(time.Second)
 			return nil
 		},
 	} {
@@ -1146,7 +1146,7 @@ func TestAStartTimeoutNamesTheOnStartHookItEnded(t *testing.T) {
 					!strings.HasPrefix(err.Error(), "start s: OnStart hook 2: ") {
 					t.Fatalf("Start: got %v, want start s: OnStart hook 2: ... matching context.DeadlineExceeded", err)
 				}
-				time.Sleep(time.Second) // the abandoned hook returns
+				coretest.Advance(time.Second) // the abandoned hook returns
 			})
 		})
 	}

@@ -78,7 +78,7 @@ func TestHealthcheckDurationPerCheck(t *testing.T) {
 			core.MonitorInterval(time.Second),
 			&check{name: "ping", threshold: 5, fn: func(context.Context) error {
 				runs++
-				time.Sleep(20 * time.Millisecond)
+				coretest.Advance(20 * time.Millisecond)
 				if runs == 3 {
 					return errDown
 				}

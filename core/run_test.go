@@ -294,7 +294,7 @@ func TestRunLogsTheSignalThatStoppedIt(t *testing.T) {
 				a := core.NewService(core.Name("a"), core.Logger(logs.Logger()))
 				sig := make(chan os.Signal, 1)
 				go func() {
-					time.Sleep(time.Second)
+					coretest.Advance(time.Second)
 					sig <- tc.sig
 				}()
 				if err := core.RunSignals(context.Background(), sig, a); err != nil {
@@ -318,7 +318,7 @@ func TestRunLogsTheServiceThatEndedIt(t *testing.T) {
 		logs := coretest.NewLogs()
 		a := core.NewService(core.Name("a"), core.Logger(logs.Logger()))
 		b := core.NewService(core.Name("b"), core.Logger(logs.Logger()), &unit{name: "u", fn: func(ctx context.Context) error {
-			time.Sleep(time.Second)
+			coretest.Advance(time.Second)
 			return boom
 		}})
 		if err := core.RunSignals(context.Background(), nil, a, b); !errors.Is(err, boom) {
@@ -350,7 +350,7 @@ func TestRunLogsAServiceThatEndedCleanlyAtInfo(t *testing.T) {
 		a := core.NewService(core.Name("a"), core.Logger(logs.Logger()))
 		b := core.NewService(core.Name("b"), core.Logger(logs.Logger()), &launchHook{fn: func(h *core.Host) {
 			h.Go("job", func(context.Context) error {
-				time.Sleep(time.Second)
+				coretest.Advance(time.Second)
 				h.Stop()
 				return nil
 			})

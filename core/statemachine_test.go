@@ -59,6 +59,7 @@ import (
 	"github.com/coreservice/coreservice/core"
 	"github.com/coreservice/coreservice/deps"
 	"github.com/coreservice/coreservice/health"
+	"github.com/coreservice/coreservice/internal/coretest"
 	"github.com/coreservice/coreservice/task"
 )
 
@@ -707,7 +708,7 @@ type smMachine struct {
 
 func (sm *smMachine) settle() {
 	synctest.Wait()
-	time.Sleep(smSettle)
+	coretest.Advance(smSettle)
 	synctest.Wait()
 }
 

@@ -69,7 +69,7 @@ func TestRestartIsASpanLinkedToTheFailedInstancesStartAndCounted(t *testing.T) {
 		coretest.MustStart(t, api)
 		f.Last().Fail(errors.New("disk full"))
 		synctest.Wait()
-		time.Sleep(2 * time.Second)
+		coretest.Advance(2 * time.Second)
 		synctest.Wait()
 		coretest.MustStop(t, api)
 

@@ -726,7 +726,7 @@ func TestParentStopRacingTheRestartLeavesNoInstanceRunning(t *testing.T) {
 				coretest.MustStart(t, api)
 				f.Last().Fail(errors.New("disk full"))
 				synctest.Wait()
-				time.Sleep(time.Second) // the timer fires as Stop begins
+				coretest.Advance(time.Second) // the timer fires as Stop begins
 				if err := api.Stop(context.Background()); err != nil {
 					t.Fatalf("Stop: got %v, want nil", err)
 				}

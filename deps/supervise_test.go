@@ -29,7 +29,7 @@ func supervised(f *coretest.Flaky, pol backoff.BackOff, ev *coretest.Events, opt
 
 // advance moves the bubble's clock by d and lets everything settle.
 func advance(d time.Duration) {
-	time.Sleep(d)
+	coretest.Advance(d)
 	synctest.Wait()
 }
 

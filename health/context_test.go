@@ -24,7 +24,7 @@ func TestCheckReachesItsServiceFromItsContext(t *testing.T) {
 		if err := svc.Healthcheck(context.Background()); err != nil {
 			t.Fatalf("Healthcheck: got %v, want nil", err)
 		}
-		time.Sleep(time.Second) // a monitor tick
+		coretest.Advance(time.Second) // a monitor tick
 		synctest.Wait()
 		coretest.MustStop(t, svc)
 		close(names)

@@ -208,7 +208,7 @@ func TestWaitReadyBadInput(t *testing.T) {
 func TestWaitReadyWakesWhenStartFinishesNotAtNextPoll(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		api := core.NewService(core.Name("api"), core.Logger(coretest.Quiet()), core.MonitorInterval(time.Hour),
-			core.OnStart(func(context.Context) error { time.Sleep(time.Second); return nil }),
+			core.OnStart(func(context.Context) error { coretest.Advance(time.Second); return nil }),
 			health.Check("ping", pass))
 		type result struct {
 			err   error
@@ -282,15 +282,15 @@ func TestStalenessIsFlooredForSubMillisecondIntervals(t *testing.T) {
 		coretest.MustStart(t, api)
 		defer coretest.MustStop(t, api)
 		// Three periods are 450µs; a result 5 ms old is fresh all the same.
-		time.Sleep(5 * time.Millisecond)
+		coretest.Advance(5 * time.Millisecond)
 		if err := health.Ready(api); err != nil {
 			t.Fatalf("Ready 5ms after the last result: got %v, want nil: staleness is at least %v", err, health.MinStale)
 		}
-		time.Sleep(health.MinStale - 5*time.Millisecond)
+		coretest.Advance(health.MinStale - 5*time.Millisecond)
 		if err := health.Ready(api); err != nil {
 			t.Fatalf("Ready %v after the last result: got %v, want nil", health.MinStale, err)
 		}
-		time.Sleep(time.Millisecond)
+		coretest.Advance(time.Millisecond)
 		if err := health.Ready(api); !errors.Is(err, health.ErrNotReady) || !strings.Contains(err.Error(), "stale") {
 			t.Fatalf("Ready past MinStale: got %v, want ErrNotReady saying the result is stale", err)
 		}

@@ -56,7 +56,7 @@ func TestReadinessProbeSaysRestartingWhileASupervisedRequirementRestarts(t *test
 			{"/readyz", "", 503, "[+]api ok\n[+]api/db ok\n[-]api/db/supervisor failed: restarting (attempt 1 in 1.5s)\nreadyz check failed\n"},
 			{"/livez", "", 200, "ok"},
 		})
-		time.Sleep(1500 * time.Millisecond)
+		coretest.Advance(1500 * time.Millisecond)
 		synctest.Wait()
 		checkProbes(t, h, []probeCase{
 			{"/readyz?verbose", "", 200, "[+]api ok\n[+]api/db ok\n[+]api/db/supervisor ok: running db#2 (restarts: 1)\n[+]api/db/db#2 ok\nreadyz check passed\n"},

@@ -89,7 +89,7 @@ func TestErrorHandlerLogsAtMostOncePerInterval(t *testing.T) {
 		for range 5 {
 			h.Handle(errBoom)
 		}
-		time.Sleep(time.Minute)
+		coretest.Advance(time.Minute)
 		h.Handle(errBoom) // logged, with the 4 suppressed
 		h.Handle(errBoom) // counted
 		otelx.FlushErrorHandler(h)

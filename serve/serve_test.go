@@ -123,7 +123,7 @@ func TestStopWaitsForTheRequestInFlight(t *testing.T) {
 
 		stopped := make(chan error, 1)
 		go func() { stopped <- svc.Stop(context.Background()) }()
-		time.Sleep(50 * time.Second) // fake time, within the drain budget of 54s
+		coretest.Advance(50 * time.Second) // fake time, within the drain budget of 54s
 		synctest.Wait()
 		select {
 		case err := <-stopped:

@@ -23,7 +23,7 @@ func TestTaskRunReachesItsServiceFromItsContext(t *testing.T) {
 				return nil
 			}, task.Every(time.Second)))
 		coretest.MustStart(t, svc)
-		time.Sleep(time.Second) // a second run
+		coretest.Advance(time.Second) // a second run
 		synctest.Wait()
 		coretest.MustStop(t, svc)
 		close(names)

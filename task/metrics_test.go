@@ -53,12 +53,12 @@ func TestRunDurationHistogramAndRetryCounter(t *testing.T) {
 			n++
 			switch n {
 			case 2:
-				time.Sleep(100 * time.Millisecond)
+				coretest.Advance(100 * time.Millisecond)
 				return errBoom
 			case 4:
 				return task.ErrDone
 			}
-			time.Sleep(300 * time.Millisecond)
+			coretest.Advance(300 * time.Millisecond)
 			return nil
 		}, task.Every(time.Second), afterStart,
 			task.Retry(func() backoff.BackOff { return backoff.NewConstantBackOff(time.Second) }))

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/coreservice/coreservice/core"
+	"github.com/coreservice/coreservice/internal/coretest"
 	"github.com/coreservice/coreservice/task"
 )
 
@@ -152,34 +153,34 @@ func (r *round) play() {
 		switch rng.IntN(4) {
 		case 0: // Stop from elsewhere
 			actors.Go(func() {
-				time.Sleep(when)
+				coretest.Advance(when)
 				r.stop(nd)
 			})
 		case 1: // Start (or ErrAlreadyStarted) and a later Stop
 			r.holds = true
 			actors.Go(func() {
-				time.Sleep(when)
+				coretest.Advance(when)
 				begin := time.Now()
 				err := nd.svc.Start(context.Background())
 				r.record("Start "+nd.name, err, time.Since(begin), nd.startTO+core.AbandonGrace+nd.l)
-				time.Sleep(then)
+				coretest.Advance(then)
 				r.stop(nd)
 			})
 		case 2: // Run, cancelled
 			r.holds = true
 			actors.Go(func() {
-				time.Sleep(when)
+				coretest.Advance(when)
 				r.run(nd, then)
 			})
 		default: // Healthcheck calls
 			actors.Go(func() {
 				ctx := context.WithValue(context.Background(), actorKey{}, true)
-				time.Sleep(when)
+				coretest.Advance(when)
 				for range 5 {
 					ctx, cancel := context.WithTimeout(ctx, time.Second)
 					_ = nd.svc.Healthcheck(ctx) // reported where the suite looks for nothing
 					cancel()
-					time.Sleep(then / 5)
+					coretest.Advance(then / 5)
 				}
 			})
 		}
@@ -210,7 +211,7 @@ func (r *round) play() {
 		for changed := root.svc.Changed(); root.svc.State() == core.StateNew; changed = root.svc.Changed() {
 			<-changed
 		}
-		time.Sleep(when)
+		coretest.Advance(when)
 		var errs [2]error
 		var stoppers sync.WaitGroup
 		for k := range errs {

@@ -12,6 +12,7 @@ import (
 	"github.com/coreservice/coreservice/core"
 	"github.com/coreservice/coreservice/deps"
 	"github.com/coreservice/coreservice/health"
+	"github.com/coreservice/coreservice/internal/coretest"
 	"github.com/coreservice/coreservice/task"
 )
 
@@ -324,7 +325,7 @@ func (r *round) taskFn(nd *node, f *fault, after int, d time.Duration) func(cont
 			return fmt.Errorf("%w: %w", f.err, ctx.Err())
 		case taskLate:
 			<-ctx.Done()
-			time.Sleep(nd.stopTO / 4) // well within StopTimeout
+			coretest.Advance(nd.stopTO / 4) // well within StopTimeout
 			f.fired.Store(true)
 			return f.err
 		case taskStuck:

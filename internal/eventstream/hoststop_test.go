@@ -99,14 +99,14 @@ func TestHostStopRacingStopAndFailuresHasOneOutcome(t *testing.T) {
 				t.Fatal(err)
 			}
 			h := <-hosts
-			time.Sleep(time.Second - time.Nanosecond)
+			coretest.Advance(time.Second - time.Nanosecond)
 			var wg sync.WaitGroup
 			results := make([]error, 3)
 			acts := []func(){
-				func() { time.Sleep(time.Nanosecond); h.Stop() },
-				func() { time.Sleep(time.Nanosecond); results[0] = s.Stop(context.Background()) },
-				func() { time.Sleep(time.Nanosecond); h.Fail(failA) },
-				func() { time.Sleep(time.Nanosecond); results[1] = s.Stop(context.Background()) },
+				func() { coretest.Advance(time.Nanosecond); h.Stop() },
+				func() { coretest.Advance(time.Nanosecond); results[0] = s.Stop(context.Background()) },
+				func() { coretest.Advance(time.Nanosecond); h.Fail(failA) },
+				func() { coretest.Advance(time.Nanosecond); results[1] = s.Stop(context.Background()) },
 			}
 			for k := range acts {
 				a := acts[(k+i)%len(acts)]

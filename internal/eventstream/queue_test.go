@@ -117,7 +117,7 @@ func TestFinalStateChangeDroppedIsCountedInTheLastEventsDropped(t *testing.T) {
 		synctest.Wait() // the hook holds new->starting; starting->running is queued
 		bursts <- core.EventQueueSize - 1
 		<-emitted // the queue is full
-		go func() { time.Sleep(time.Second); close(gate) }()
+		go func() { coretest.Advance(time.Second); close(gate) }()
 		begin := time.Now()
 		if err := s.Stop(context.Background()); err != nil {
 			t.Fatal(err)
@@ -207,7 +207,7 @@ func TestSlowHookAndFastHookGetTheSameStreamOneAtATime(t *testing.T) {
 		var slow, fast recorder
 		hosts := make(chan *core.Host, 1)
 		s := core.NewService(core.Name("svc"), core.Logger(coretest.Quiet()), core.StopTimeout(time.Hour), hostUnit(hosts),
-			core.OnEvent(func(e core.Event) { slow.hook(e); time.Sleep(time.Second) }),
+			core.OnEvent(func(e core.Event) { slow.hook(e); coretest.Advance(time.Second) }),
 			core.OnEvent(fast.hook))
 		slow.svc, fast.svc = s, s
 		begin := time.Now()

@@ -111,7 +111,7 @@ func TestHookCallingStateErrHealthcheckSeesTheEventOrLater(t *testing.T) {
 		if err := s.Start(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(3 * time.Second)
+		coretest.Advance(3 * time.Second)
 		if err := s.Stop(context.Background()); err != nil {
 			t.Fatal(err)
 		}

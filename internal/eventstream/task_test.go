@@ -38,7 +38,7 @@ func TestTaskFailuresRacingStopAreOneEventEach(t *testing.T) {
 				if err := s.Start(context.Background()); err != nil {
 					t.Fatal(err)
 				}
-				time.Sleep(time.Duration(50+i) * time.Millisecond)
+				coretest.Advance(time.Duration(50+i) * time.Millisecond)
 				_ = s.Stop(context.Background())
 				synctest.Wait()
 				evs := rec.events()

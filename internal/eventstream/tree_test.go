@@ -117,12 +117,12 @@ func randomTree(t *testing.T, seed uint64) {
 		s := nodes[r.IntN(n)].svc
 		at := time.Duration(r.IntN(3000)) * time.Millisecond
 		wg.Go(func() {
-			time.Sleep(at)
+			coretest.Advance(at)
 			_ = s.Stop(context.Background())
 		})
 	}
 	wg.Go(func() {
-		time.Sleep(4 * time.Second)
+		coretest.Advance(4 * time.Second)
 		for _, s := range roots {
 			_ = s.Stop(context.Background())
 		}
