@@ -37,3 +37,26 @@ func wantState(t *testing.T, s core.Service, want core.State) {
 }
 
 func isFinal(s core.State) bool { return s == core.StateTerminated || s == core.StateFailed }
+
+// wantNoneRunning fails the test if an instance among insts is left
+// running: each was either never started (New) or stopped. when says at
+// what point of the test ("once the parent stopped").
+func wantNoneRunning(t *testing.T, insts []*coretest.Instance, when string) {
+	t.Helper()
+	for _, inst := range insts {
+		if st := inst.State(); st != core.StateNew && !isFinal(st) {
+			t.Fatalf("%s %s: got %v, want it never started or stopped", inst.Name(), when, st)
+		}
+	}
+}
+
+// wantAllStopped fails the test unless every instance among insts is
+// stopped (a final state). when is as for wantNoneRunning.
+func wantAllStopped(t *testing.T, insts []*coretest.Instance, when string) {
+	t.Helper()
+	for _, inst := range insts {
+		if st := inst.State(); !isFinal(st) {
+			t.Fatalf("%s %s: got %v, want it stopped", inst.Name(), when, st)
+		}
+	}
+}

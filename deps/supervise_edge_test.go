@@ -234,11 +234,7 @@ func TestPanickingPolicyFailsTheParentNotTheProcess(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), "reset exploded") || !strings.Contains(err.Error(), "db") {
 				t.Fatalf("Start: got %v, want the panic, naming requirement db", err)
 			}
-			for _, inst := range f.Built() {
-				if st := inst.State(); st != core.StateNew && !isFinal(st) {
-					t.Fatalf("%s: got %v, want it stopped", inst.Name(), st)
-				}
-			}
+			wantAllStopped(t, f.Built(), "at the end")
 		})
 	})
 	t.Run("NextBackOff during a restart", func(t *testing.T) {
@@ -256,11 +252,7 @@ func TestPanickingPolicyFailsTheParentNotTheProcess(t *testing.T) {
 			if err := api.Err(); err == nil || !strings.Contains(err.Error(), "next exploded") || !strings.Contains(err.Error(), "requirement db") {
 				t.Fatalf("parent's Err: got %v, want the panic, naming requirement db", err)
 			}
-			for _, inst := range f.Built() {
-				if !isFinal(inst.State()) {
-					t.Fatalf("%s: got %v, want it stopped", inst.Name(), inst.State())
-				}
-			}
+			wantAllStopped(t, f.Built(), "at the end")
 		})
 	})
 }
@@ -334,11 +326,7 @@ func TestFactoryIgnoringItsContextDoesNotHangTheParentsStop(t *testing.T) {
 		if err == nil {
 			t.Errorf("Stop with a factory still running: got nil, want an error saying what did not stop")
 		}
-		for _, inst := range f.Built() {
-			if st := inst.State(); st != core.StateNew && !isFinal(st) {
-				t.Errorf("%s once the factory returned: got %v, want it never started or stopped", inst.Name(), st)
-			}
-		}
+		wantNoneRunning(t, f.Built(), "once the factory returned")
 	})
 }
 
@@ -358,11 +346,7 @@ func TestFactoryIgnoringItsContextIsBoundedByTheParentsStart(t *testing.T) {
 		if err == nil || took > 2*core.DefaultStartTimeout {
 			t.Fatalf("Start with a factory that blocks: got %v after %v, want an error within the start timeouts", err, took)
 		}
-		for _, inst := range f.Built() {
-			if st := inst.State(); st != core.StateNew && !isFinal(st) {
-				t.Errorf("%s once the factory returned: got %v, want it never started or stopped", inst.Name(), st)
-			}
-		}
+		wantNoneRunning(t, f.Built(), "once the factory returned")
 	})
 }
 
@@ -550,11 +534,7 @@ func TestStopFromInsideTheFactoryEndsTheParent(t *testing.T) {
 		default:
 			t.Fatal("Stop called from the factory still blocked an hour later")
 		}
-		for _, inst := range f.Built() {
-			if st := inst.State(); st != core.StateNew && !isFinal(st) {
-				t.Fatalf("%s: got %v, want it never started or stopped", inst.Name(), st)
-			}
-		}
+		wantNoneRunning(t, f.Built(), "at the end")
 	})
 }
 
@@ -731,11 +711,7 @@ func TestParentStopRacingTheRestartLeavesNoInstanceRunning(t *testing.T) {
 					t.Fatalf("Stop: got %v, want nil", err)
 				}
 				synctest.Wait()
-				for _, inst := range f.Built() {
-					if st := inst.State(); st != core.StateNew && !isFinal(st) {
-						t.Fatalf("%s once the parent stopped: got %v, want it never started or stopped", inst.Name(), st)
-					}
-				}
+				wantNoneRunning(t, f.Built(), "once the parent stopped")
 			})
 		})
 	}
@@ -1008,11 +984,7 @@ func TestStopFromAnEventHookEndsTheParent(t *testing.T) {
 		default:
 			t.Fatalf("Stop called from an OnEvent hook still blocked an hour later (parent %v)", api.State())
 		}
-		for _, inst := range f.Built() {
-			if st := inst.State(); st != core.StateNew && !isFinal(st) {
-				t.Fatalf("%s: got %v, want it never started or stopped", inst.Name(), st)
-			}
-		}
+		wantNoneRunning(t, f.Built(), "at the end")
 	})
 }
 
@@ -1128,11 +1100,7 @@ func TestFailureRacingTheParentsStopLeavesNoInstanceRunning(t *testing.T) {
 		if err := <-stopped; err != nil && !strings.Contains(err.Error(), "disk full") {
 			t.Fatalf("round %d: Stop: got %v, want nil or the instance's failure", i, err)
 		}
-		for _, inst := range f.Built() {
-			if st := inst.State(); st != core.StateNew && !isFinal(st) {
-				t.Fatalf("round %d: %s once the parent stopped: got %v, want it never started or stopped", i, inst.Name(), st)
-			}
-		}
+		wantNoneRunning(t, f.Built(), fmt.Sprintf("in round %d, once the parent stopped", i))
 	}
 }
 
@@ -1223,10 +1191,6 @@ func TestStopFromInsideTheFirstFactoryCallEndsTheStart(t *testing.T) {
 		case <-time.After(time.Hour):
 			t.Fatal("Stop called from the factory still blocked an hour later")
 		}
-		for _, inst := range f.Built() {
-			if st := inst.State(); st != core.StateNew && !isFinal(st) {
-				t.Fatalf("%s: got %v, want it never started or stopped", inst.Name(), st)
-			}
-		}
+		wantNoneRunning(t, f.Built(), "at the end")
 	})
 }

@@ -100,11 +100,7 @@ func TestSupervisedInstanceIsRestartedAfterExactlyThePolicysDelays(t *testing.T)
 		if n := db.Restarts(); n != 1 {
 			t.Fatalf("Restarts: got %d, want 1", n)
 		}
-		for _, inst := range f.Built()[:2] {
-			if !isFinal(inst.State()) {
-				t.Fatalf("%s: got %v, want it stopped once replaced", inst.Name(), inst.State())
-			}
-		}
+		wantAllStopped(t, f.Built()[:2], "at the end")
 	})
 }
 
@@ -169,11 +165,7 @@ func TestGivingUpFailsTheParentWithTheLastCause(t *testing.T) {
 		if len(got) != 3 || !strings.HasPrefix(got[2], "gave up after 2: ") || !strings.Contains(got[2], "connection refused") {
 			t.Fatalf("events: got %q, want two scheduled restarts then gave up after 2", got)
 		}
-		for _, inst := range f.Built() {
-			if !isFinal(inst.State()) {
-				t.Fatalf("%s: got %v, want every instance stopped", inst.Name(), inst.State())
-			}
-		}
+		wantAllStopped(t, f.Built(), "at the end")
 	})
 }
 
@@ -236,11 +228,7 @@ func TestParentStopDuringARestartLeavesNoInstanceRunning(t *testing.T) {
 				if err := api.Stop(context.Background()); err != nil {
 					t.Fatalf("Stop: got %v, want nil", err)
 				}
-				for _, inst := range f.Built() {
-					if st := inst.State(); st != core.StateNew && !isFinal(st) {
-						t.Fatalf("%s once the parent stopped: got %v, want it never started or stopped", inst.Name(), st)
-					}
-				}
+				wantNoneRunning(t, f.Built(), "once the parent stopped")
 				if api.Err() != nil {
 					t.Fatalf("parent's Err: got %v, want nil (a clean stop)", api.Err())
 				}
