@@ -66,6 +66,18 @@ func (e *oddElector) Campaign(ctx context.Context) (leader.Leadership, error) {
 	return t, nil
 }
 
+// firstLostThenWait is a campaign function: the first term is lost before
+// Campaign returns; later campaigns wait for their context.
+func (e *oddElector) firstLostThenWait(ctx context.Context, n int) (leader.Leadership, error) {
+	if n > 1 {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	tm := e.newTerm()
+	tm.lose(errors.New("session ended before the campaign returned"))
+	return tm, nil
+}
+
 func (e *oddElector) count() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -246,15 +258,7 @@ func TestLeadCampaignWithNeitherLeadershipNorErrorStandsBy(t *testing.T) {
 func TestLeadTermOfALeadershipLostAtOnceStartsCancelled(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := &oddElector{}
-		e.campaign = func(ctx context.Context, n int) (leader.Leadership, error) {
-			if n > 1 {
-				<-ctx.Done()
-				return nil, ctx.Err()
-			}
-			tm := e.newTerm()
-			tm.lose(errors.New("session ended before the campaign returned"))
-			return tm, nil
-		}
+		e.campaign = e.firstLostThenWait
 		var live, calls atomic.Int32
 		svc := newService("svc", e, func(ctx context.Context) error {
 			calls.Add(1)

@@ -272,22 +272,12 @@ func TestServiceParentStopDuringTheServiceStartStopsItAndResigns(t *testing.T) {
 	})
 }
 
-var _ = leader.RoleStatus
-
 // A leadership already lost when Campaign returns starts no service: the
 // service runs only while this replica leads.
 func TestServiceNotStartedOnALeadershipAlreadyLost(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := &oddElector{}
-		e.campaign = func(ctx context.Context, n int) (leader.Leadership, error) {
-			if n > 1 {
-				<-ctx.Done()
-				return nil, ctx.Err()
-			}
-			tm := e.newTerm()
-			tm.lose(errors.New("session ended before the campaign returned"))
-			return tm, nil
-		}
+		e.campaign = e.firstLostThenWait
 		m := &mailers{}
 		a, _ := replica("a", e, m.build("a"))
 		coretest.MustStart(t, a)

@@ -45,13 +45,8 @@ func checkOutageStop(t *testing.T, svc *core.Base) {
 // The leader's service stops while etcd is down (a shutdown during an
 // outage): Stop returns within its StopTimeout, with the resign's error or
 // nil, not a StopTimeoutError with the campaign loop abandoned.
-//
-// Fails today: leader.Lead bounds the resign by h.StopTimeout(), the very
-// bound the service's Stop gives its units, and the etcd Resign's delete
-// waits for etcd until its ctx ends; so Stop always takes the whole
-// StopTimeout, and returns either the resign's error or a
-// *core.StopTimeoutError naming "task tick" (left running), whichever wins
-// the race (with the default 15 s, the timeout).
+// (leader.Lead resigns within half the StopTimeout, and the etcd Resign
+// gives up after TTL/2, when the lease expires by itself.)
 func TestLeaderTaskStopDuringEtcdOutageReturnsWithinStopTimeout(t *testing.T) {
 	t.Parallel()
 	srv := etcdtest.Start(t)
@@ -61,7 +56,7 @@ func TestLeaderTaskStopDuringEtcdOutageReturnsWithinStopTimeout(t *testing.T) {
 	svc := core.NewService(core.Name("r0"), core.Logger(coretest.Quiet()), core.StopTimeout(outageStopTimeout),
 		task.Func("tick", runs.fn("r0", time.Hour), task.Every(taskCadence), task.Leader(e)))
 	coretest.MustStart(t, svc)
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	ctx, cancel := boundedCtx(t)
 	defer cancel()
 	runs.wait(t, ctx, "first run", func(taskRun) bool { return true })
 	srv.Stop()
@@ -70,12 +65,8 @@ func TestLeaderTaskStopDuringEtcdOutageReturnsWithinStopTimeout(t *testing.T) {
 
 // The same with leader.Service: the parent's Stop during an outage returns
 // within its StopTimeout, not with the campaigning service timed out.
-//
-// Fails today: besides the resign's bound (above), the campaigning service
-// that leader.Service builds (adapter.Resolve) has core.DefaultStopTimeout,
-// not the parent's, and no option sets it: the parent's Stop takes 15 s
-// and fails with "requirement mailer: stop mailer: campaign still running
-// after StopTimeout 15s".
+// (The campaigning service that leader.Service builds has the parent's
+// StopTimeout, not core.DefaultStopTimeout.)
 func TestLeaderServiceStopDuringEtcdOutageReturnsWithinStopTimeout(t *testing.T) {
 	t.Parallel()
 	srv := etcdtest.Start(t)
@@ -85,7 +76,7 @@ func TestLeaderServiceStopDuringEtcdOutageReturnsWithinStopTimeout(t *testing.T)
 	svc := core.NewService(core.Name("r0"), core.Logger(coretest.Quiet()), core.StopTimeout(outageStopTimeout),
 		leader.Service(e, m.build("r0"), leader.Name("mailer")))
 	coretest.MustStart(t, svc)
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	ctx, cancel := boundedCtx(t)
 	defer cancel()
 	m.waitStarts(t, ctx, 1)
 	srv.Stop()

@@ -169,11 +169,7 @@ func startTaskNode(t *testing.T, endpoints []string, name string, runs *runLog, 
 	n := &node{name: name, client: c, elector: e, logs: coretest.NewLogs()}
 	n.svc = core.NewService(core.Name(name), core.Logger(n.logs.Logger()),
 		task.Func("tick", runs.fn(name, runFor), task.Every(taskCadence), task.Leader(el)))
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	if err := n.svc.Start(ctx); err != nil {
-		t.Fatalf("%s: Start: got %v, want nil", name, err)
-	}
+	startBounded(t, n.svc)
 	t.Cleanup(func() { n.stop(t) })
 	return n
 }
@@ -181,11 +177,7 @@ func startTaskNode(t *testing.T, endpoints []string, name string, runs *runLog, 
 // stop stops n's service, bounded, and fails t on an error.
 func (n *node) stop(t *testing.T) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := n.svc.Stop(ctx); err != nil {
-		t.Errorf("%s: Stop: got %v, want nil", n.name, err)
-	}
+	stopBounded(t, n.svc)
 }
 
 // status returns the text of n's status name, or "".
@@ -554,4 +546,30 @@ func TestLeaderTaskPartitionedLeaderStopsBeforeAnotherRuns(t *testing.T) {
 		t.Errorf("partitioned leader's run ended by: got %v, want leader.ErrLost and etcd.ErrNotRenewed", oldRun.cause)
 	}
 	checkOneAtATime(t, all)
+}
+
+// boundedCtx is the bound of a test's waits on etcd: 10 s.
+func boundedCtx(t *testing.T) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(t.Context(), 10*time.Second)
+}
+
+// startBounded starts svc, bounded, and fails t on an error.
+func startBounded(t *testing.T, svc *core.Base) {
+	t.Helper()
+	ctx, cancel := boundedCtx(t)
+	defer cancel()
+	if err := svc.Start(ctx); err != nil {
+		t.Fatalf("%s: Start: got %v, want nil", svc.Name(), err)
+	}
+}
+
+// stopBounded stops svc, bounded (also once the test's context is done),
+// and fails t on an error.
+func stopBounded(t *testing.T, svc *core.Base) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := svc.Stop(ctx); err != nil {
+		t.Errorf("%s: Stop: got %v, want nil", svc.Name(), err)
+	}
 }

@@ -103,22 +103,14 @@ func startParent(t *testing.T, srv *etcdtest.Server, name string, m *mailers) *p
 	e := etcd.NewElector(c, key, etcd.TTL(ttl), etcd.Value(name))
 	p := &parent{name: name, client: c, svc: core.NewService(core.Name(name), core.Logger(coretest.Quiet()),
 		leader.Service(e, m.build(name), leader.Name("mailer")))}
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
-	if err := p.svc.Start(ctx); err != nil {
-		t.Fatalf("%s: Start: got %v, want nil", name, err)
-	}
+	startBounded(t, p.svc)
 	t.Cleanup(func() { p.stop(t) })
 	return p
 }
 
 func (p *parent) stop(t *testing.T) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := p.svc.Stop(ctx); err != nil {
-		t.Errorf("%s: Stop: got %v, want nil", p.name, err)
-	}
+	stopBounded(t, p.svc)
 }
 
 // role is the status leader.RoleStatus of p's requirement's service, as
