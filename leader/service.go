@@ -28,18 +28,35 @@ const RoleStatus = "leader"
 type Requirement[S core.Service] struct {
 	e       Elector
 	build   func(context.Context) (S, error)
-	name    string
-	hooks   []func(core.Event)
-	errs    []error
+	cfg     config
 	applied atomic.Bool
 
 	mu   sync.Mutex
 	inst S // the instance running while this replica leads; zero otherwise
 }
 
+// config is the settings of a Service requirement, built by newConfig.
+type config struct {
+	name  string
+	hooks []func(core.Event)
+	errs  []error
+}
+
+func newConfig(opts []Option) config {
+	var c config
+	for i, o := range opts {
+		if o == nil {
+			c.errs = append(c.errs, fmt.Errorf("option %d is nil", i))
+			continue
+		}
+		o.apply(&c)
+	}
+	return c
+}
+
 // Option configures a Service requirement.
 type Option interface {
-	apply(*Requirement[core.Service]) // never called: the options are read by type
+	apply(*config)
 	fmt.Stringer
 }
 
@@ -51,8 +68,15 @@ func Name(name string) Option { return nameOption(name) }
 
 type nameOption string
 
-func (nameOption) apply(*Requirement[core.Service]) {}
-func (o nameOption) String() string                 { return fmt.Sprintf("leader.Name(%q)", string(o)) }
+func (o nameOption) apply(c *config) {
+	if err := names.Check(string(o)); err != nil {
+		c.errs = append(c.errs, fmt.Errorf("%v: %w", o, err))
+		return
+	}
+	c.name = string(o)
+}
+
+func (o nameOption) String() string { return fmt.Sprintf("leader.Name(%q)", string(o)) }
 
 // OnEvent adds fn to the OnEvent hooks of the service that campaigns
 // (core.OnEvent): it receives core.LeadershipWon, core.LeadershipLost and
@@ -62,8 +86,15 @@ func OnEvent(fn func(core.Event)) Option { return &onEventOption{fn} }
 
 type onEventOption struct{ fn func(core.Event) }
 
-func (*onEventOption) apply(*Requirement[core.Service]) {}
-func (*onEventOption) String() string                   { return "leader.OnEvent(func)" }
+func (o *onEventOption) apply(c *config) {
+	if o.fn == nil {
+		c.errs = append(c.errs, errors.New("leader.OnEvent: nil function"))
+		return
+	}
+	c.hooks = append(c.hooks, o.fn)
+}
+
+func (*onEventOption) String() string { return "leader.OnEvent(func)" }
 
 // Service returns a requirement on the service that build returns, run
 // only while this replica leads the election of e: the parent starts a
@@ -99,26 +130,7 @@ func (*onEventOption) String() string                   { return "leader.OnEvent
 // elector (also a typed nil) or build, an elector whose Validate fails
 // (see Validator), options that are invalid.
 func Service[S core.Service](e Elector, build func(context.Context) (S, error), opts ...Option) *Requirement[S] {
-	r := &Requirement[S]{e: e, build: build}
-	for i, o := range opts {
-		switch o := o.(type) {
-		case nil:
-			r.errs = append(r.errs, fmt.Errorf("option %d is nil", i))
-		case nameOption:
-			if err := names.Check(string(o)); err != nil {
-				r.errs = append(r.errs, fmt.Errorf("%v: %w", o, err))
-				continue
-			}
-			r.name = string(o)
-		case *onEventOption:
-			if o == nil || o.fn == nil {
-				r.errs = append(r.errs, errors.New("leader.OnEvent: nil function"))
-				continue
-			}
-			r.hooks = append(r.hooks, o.fn)
-		}
-	}
-	return r
+	return &Requirement[S]{e: e, build: build, cfg: newConfig(opts)}
 }
 
 // Get returns the service this replica runs as leader, or the zero S on a
@@ -136,8 +148,8 @@ func (r *Requirement[S]) String() string { return "leader.Service(" + r.Name() +
 // Name names the requirement: its Name option, else "leader " and the
 // service type.
 func (r *Requirement[S]) Name() string {
-	if r.name != "" {
-		return r.name
+	if r.cfg.name != "" {
+		return r.cfg.name
 	}
 	return "leader " + reflect.TypeFor[S]().String()
 }
@@ -157,7 +169,7 @@ func (r *Requirement[S]) ApplyTo(c *core.Config) {
 		c.AddError(fmt.Errorf("%s: %w", r, err))
 		return
 	}
-	for _, err := range r.errs {
+	for _, err := range r.cfg.errs {
 		c.AddError(fmt.Errorf("%s: %w", r, err))
 	}
 	c.AddRequirement((*adapter[S])(r))
@@ -180,7 +192,7 @@ func (a *adapter[S]) Resolve(context.Context) (core.Service, error) {
 	r := (*Requirement[S])(a)
 	u := &leaderUnit[S]{r: r}
 	opts := []core.Option{core.Name(r.Name()), u}
-	for _, fn := range r.hooks {
+	for _, fn := range r.cfg.hooks {
 		opts = append(opts, core.OnEvent(fn))
 	}
 	return core.NewService(opts...), nil
